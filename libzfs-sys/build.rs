@@ -1,0 +1,117 @@
+//! Finds libzfs_core with pkg-config, emits one cfg per OpenZFS feature level and
+//! generates the bindings with bindgen.
+//!
+//! Overrides (for FreeBSD's base system or headers unpacked into a folder):
+//! - `LIBZFS_CORE_INCLUDE_DIRS`: colon-separated include directories; skips pkg-config.
+//! - `LIBZFS_CORE_LIB_DIR`: where libzfs_core.so and libnvpair.so live.
+//! - `LIBZFS_CORE_VERSION`: the OpenZFS version those headers belong to (e.g. 2.1.11).
+//! - `PKG_CONFIG_PATH` / `PKG_CONFIG_SYSROOT_DIR` work as usual for pkg-config.
+use std::env;
+use std::path::PathBuf;
+
+/// Feature levels the code may test with `#[cfg(openzfs_X_Y)]`: each is set when the
+/// headers are at least that version.
+const LEVELS: &[(u32, u32)] = &[(2, 0), (2, 1), (2, 2), (2, 3)];
+
+fn main() {
+    for var in [
+        "LIBZFS_CORE_INCLUDE_DIRS",
+        "LIBZFS_CORE_LIB_DIR",
+        "LIBZFS_CORE_VERSION",
+        "PKG_CONFIG_PATH",
+    ] {
+        println!("cargo:rerun-if-env-changed={var}");
+    }
+    println!("cargo:rerun-if-changed=wrapper.h");
+    for (maj, min) in LEVELS {
+        println!("cargo:rustc-check-cfg=cfg(openzfs_{maj}_{min})");
+    }
+
+    let (includes, version) = probe();
+    let (maj, min) = parse_version(&version);
+    for &(lmaj, lmin) in LEVELS {
+        if (maj, min) >= (lmaj, lmin) {
+            println!("cargo:rustc-cfg=openzfs_{lmaj}_{lmin}");
+        }
+    }
+    // Exposed to dependents as DEP_ZFS_CORE_VERSION (libzfs emits the same cfgs).
+    println!("cargo:version={version}");
+    println!("cargo:rustc-env=LIBZFS_SYS_OPENZFS_VERSION={version}");
+
+    let mut builder = bindgen::Builder::default()
+        .header("wrapper.h")
+        .parse_callbacks(Box::new(bindgen::CargoCallbacks::new()))
+        .allowlist_function("lzc_.*")
+        .allowlist_function("libzfs_core_(init|fini)")
+        .allowlist_type("lzc_.*")
+        .allowlist_type("zfs_errno_t|zfs_errno")
+        .allowlist_type("pool_initialize_func(_t)?|pool_trim_func(_t)?")
+        .allowlist_type("zpool_wait_activity(_t)?|zfs_wait_activity(_t)?")
+        .allowlist_type("dmu_objset_type(_t)?")
+        .allowlist_var("ZFS_MAX_DATASET_NAME_LEN|ZCP_.*|ZFS_IMPORTED|LZC_.*")
+        // nvlists come from nvpair-sys, so one *mut nvlist_t flows between the crates.
+        .blocklist_type("nvlist|nvlist_t|nvpair|nvpair_t")
+        .raw_line("pub use nvpair_sys::{nvlist_t, nvpair_t};")
+        // lzc_send_progress is declared but not implemented (2.0-2.4): never bind it.
+        .blocklist_function("lzc_send_progress")
+        .constified_enum_module("boolean_t")
+        .default_enum_style(bindgen::EnumVariation::Consts)
+        .prepend_enum_name(false)
+        .derive_default(true)
+        .layout_tests(true);
+    for inc in &includes {
+        builder = builder.clang_arg(format!("-I{}", inc.display()));
+    }
+    let bindings = builder.generate().unwrap_or_else(|e| {
+        panic!(
+            "bindgen failed on libzfs_core.h ({e}). Is libclang installed? \
+             On Debian: apt-get install libclang-dev"
+        )
+    });
+    let out = PathBuf::from(env::var_os("OUT_DIR").unwrap()).join("bindings.rs");
+    bindings.write_to_file(&out).expect("write bindings.rs");
+}
+
+/// Returns the include directories and the OpenZFS version, and emits the link flags.
+fn probe() -> (Vec<PathBuf>, String) {
+    if let Some(dirs) = env::var_os("LIBZFS_CORE_INCLUDE_DIRS") {
+        let includes = env::split_paths(&dirs).collect();
+        let version = env::var("LIBZFS_CORE_VERSION").unwrap_or_else(|_| {
+            panic!("LIBZFS_CORE_INCLUDE_DIRS is set: also set LIBZFS_CORE_VERSION (e.g. 2.2.0)")
+        });
+        if let Ok(dir) = env::var("LIBZFS_CORE_LIB_DIR") {
+            println!("cargo:rustc-link-search=native={dir}");
+        }
+        println!("cargo:rustc-link-lib=zfs_core");
+        println!("cargo:rustc-link-lib=nvpair");
+        return (includes, version);
+    }
+    match pkg_config::Config::new()
+        .atleast_version("2.0")
+        .probe("libzfs_core")
+    {
+        Ok(lib) => {
+            if let Ok(dir) = env::var("LIBZFS_CORE_LIB_DIR") {
+                println!("cargo:rustc-link-search=native={dir}");
+            }
+            (lib.include_paths, lib.version)
+        }
+        Err(e) => panic!(
+            "\n\nlibzfs-sys: libzfs_core (OpenZFS >= 2.0) was not found by pkg-config:\n{e}\n\
+             On Debian/Ubuntu install the headers: apt-get install libzfslinux-dev pkg-config\n\
+             (OpenZFS 2.3 is in bookworm-backports; scripts/setup does all of it).\n\
+             On FreeBSD, point LIBZFS_CORE_INCLUDE_DIRS at sys/contrib/openzfs/include and \
+             .../lib/libspl/include, and set LIBZFS_CORE_VERSION.\n"
+        ),
+    }
+}
+
+fn parse_version(v: &str) -> (u32, u32) {
+    let mut it = v.split(|c: char| !c.is_ascii_digit()).filter(|s| !s.is_empty());
+    let maj = it.next().and_then(|s| s.parse().ok());
+    let min = it.next().and_then(|s| s.parse().ok());
+    match (maj, min) {
+        (Some(a), Some(b)) => (a, b),
+        _ => panic!("libzfs-sys: cannot read an OpenZFS version from {v:?}"),
+    }
+}

@@ -1,0 +1,278 @@
+//! Listing datasets and snapshots without the CLI.
+//!
+//! libzfs_core has no list call (OpenZFS issue 9008). We list with a read-only channel
+//! program (`lzc_channel_program_nosync` running `zfs.list.children`,
+//! `zfs.list.snapshots` and `zfs.get_prop`):
+//!
+//! - it works on every OpenZFS we support (channel programs exist since 0.8), while
+//!   `lzc_get_props` only arrived in 2.3 and reads one dataset per call;
+//! - one ioctl returns a whole tree with the properties replication needs, instead of
+//!   one call per dataset and per snapshot;
+//! - "nosync" programs run in open context, read-only: they cannot change the pool
+//!   and do not wait for a transaction group.
+//!
+//! The cost: channel programs need root (or the `program` permission is not
+//! delegable), and a program has instruction and memory limits. We run with the
+//! kernel's maximum limits and fall back to listing dataset by dataset when a tree
+//! is too large for one program.
+
+use crate::error::{Error, Op, Result};
+use crate::name::{DatasetName, SnapshotName};
+use crate::nvlist::{NvList, NvListRef};
+use crate::zfs::{ProgramLimits, Zfs};
+
+/// The type of a dataset.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Kind {
+    /// A filesystem.
+    Filesystem,
+    /// A volume.
+    Volume,
+    /// A snapshot.
+    Snapshot,
+    /// A bookmark.
+    Bookmark,
+}
+
+/// A dataset (filesystem or volume) with the properties replication needs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DatasetInfo {
+    /// Its name.
+    pub name: DatasetName,
+    /// Filesystem or volume.
+    pub kind: Kind,
+    /// `guid`.
+    pub guid: u64,
+    /// `createtxg`.
+    pub createtxg: u64,
+    /// `creation` (seconds).
+    pub creation: u64,
+    /// `used` bytes.
+    pub used: u64,
+    /// `referenced` bytes.
+    pub referenced: u64,
+    /// `available` bytes.
+    pub available: u64,
+    /// `written`: bytes written since the most recent snapshot.
+    pub written: u64,
+    /// `receive_resume_token`, when an interrupted resumable receive left one.
+    pub receive_resume_token: Option<String>,
+    /// `encryption` (`off`, `aes-256-gcm`, ...).
+    pub encryption: String,
+    /// `encryptionroot`, when encrypted.
+    pub encryption_root: Option<String>,
+    /// `keystatus` (`available`, `unavailable`), when encrypted.
+    pub key_status: Option<String>,
+    /// `origin`, for a clone.
+    pub origin: Option<String>,
+}
+
+/// A snapshot with the properties replication needs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SnapshotInfo {
+    /// Its name.
+    pub name: SnapshotName,
+    /// `guid`.
+    pub guid: u64,
+    /// `createtxg`.
+    pub createtxg: u64,
+    /// `creation` (seconds).
+    pub creation: u64,
+    /// `used` bytes.
+    pub used: u64,
+    /// `referenced` bytes.
+    pub referenced: u64,
+    /// `written`: bytes written between the previous snapshot and this one.
+    pub written: u64,
+    /// `userrefs`: the number of holds.
+    pub userrefs: u64,
+}
+
+const LIST_PROGRAM: &str = r#"
+local args = ...
+local root = args["root"]
+local recursive = args["recursive"]
+local snaps = args["snapshots"]
+local out = {}
+local n = 0
+local function props(ds, names)
+    local t = {}
+    for _, p in ipairs(names) do
+        local ok, v = pcall(zfs.get_prop, ds, p)
+        if ok and v ~= nil then t[p] = v end
+    end
+    return t
+end
+local dsprops = {"type", "guid", "createtxg", "creation", "used", "referenced",
+    "available", "written", "receive_resume_token", "encryption", "encryptionroot",
+    "keystatus", "origin"}
+local snapprops = {"guid", "createtxg", "creation", "used", "referenced", "written",
+    "userrefs"}
+local function visit(ds)
+    n = n + 1
+    local t = props(ds, dsprops)
+    if snaps then
+        local s = {}
+        for snap in zfs.list.snapshots(ds) do
+            s[snap] = props(snap, snapprops)
+        end
+        t["snapshots"] = s
+    end
+    out[ds] = t
+    if recursive then
+        for child in zfs.list.children(ds) do
+            visit(child)
+        end
+    end
+end
+if not zfs.exists(root) then
+    return {missing = root}
+end
+visit(root)
+return {datasets = out, count = n}
+"#;
+
+/// One dataset of a listing, with its snapshots when they were asked for.
+#[derive(Clone, Debug)]
+pub struct Listed {
+    /// The dataset.
+    pub dataset: DatasetInfo,
+    /// Its snapshots in creation order (empty unless asked for).
+    pub snapshots: Vec<SnapshotInfo>,
+}
+
+impl Zfs {
+    /// Lists `root` (and its descendants with `recursive`), parents before children,
+    /// with their snapshots when `snapshots` is true. Returns `Ok(None)` when `root`
+    /// does not exist.
+    pub fn list(
+        &self,
+        root: &DatasetName,
+        recursive: bool,
+        snapshots: bool,
+    ) -> Result<Option<Vec<Listed>>> {
+        let mut args = NvList::new();
+        args.insert("root", root.as_str())?;
+        args.insert("recursive", &recursive)?;
+        args.insert("snapshots", &snapshots)?;
+        let out = self
+            .channel_program(root.pool(), LIST_PROGRAM, &args, ProgramLimits::MAX, false)
+            .map_err(|e| relabel(e, root))?;
+        let ret = out.get_nvlist("return").ok_or_else(|| Error::Protocol {
+            op: Op::List,
+            detail: "channel program returned nothing".into(),
+        })?;
+        if ret.contains("missing") {
+            return Ok(None);
+        }
+        let datasets = ret.get_nvlist("datasets").ok_or_else(|| Error::Protocol {
+            op: Op::List,
+            detail: "no datasets in the result".into(),
+        })?;
+        let mut v = Vec::new();
+        for (name, value) in datasets.iter() {
+            let Some(p) = value.as_nvlist() else { continue };
+            let mut snaps = Vec::new();
+            if let Some(s) = p.get_nvlist("snapshots") {
+                for (sname, sv) in s.iter() {
+                    if let Some(sp) = sv.as_nvlist() {
+                        snaps.push(snapshot_info(sname, sp)?);
+                    }
+                }
+            }
+            snaps.sort_by_key(|s| s.createtxg);
+            v.push(Listed {
+                dataset: dataset_info(name, p)?,
+                snapshots: snaps,
+            });
+        }
+        // Parents before children; siblings by name.
+        v.sort_by(|a, b| {
+            let (a, b) = (a.dataset.name.as_str(), b.dataset.name.as_str());
+            a.split('/').cmp(b.split('/'))
+        });
+        Ok(Some(v))
+    }
+
+    /// One dataset's properties, or `None` when it does not exist.
+    pub fn dataset(&self, name: &DatasetName) -> Result<Option<DatasetInfo>> {
+        Ok(self
+            .list(name, false, false)?
+            .and_then(|mut v| v.pop())
+            .map(|l| l.dataset))
+    }
+
+    /// The snapshots of one dataset in creation order, or `None` when it does not
+    /// exist.
+    pub fn snapshots(&self, name: &DatasetName) -> Result<Option<Vec<SnapshotInfo>>> {
+        Ok(self
+            .list(name, false, true)?
+            .and_then(|mut v| v.pop())
+            .map(|l| l.snapshots))
+    }
+}
+
+fn relabel(e: Error, root: &DatasetName) -> Error {
+    match e {
+        Error::Zfs(mut z) => {
+            z.op = Op::List;
+            z.name = root.to_string();
+            Error::Zfs(z)
+        }
+        other => other,
+    }
+}
+
+fn num(p: &NvListRef, k: &str) -> u64 {
+    match p.get(k) {
+        Some(v) => v
+            .as_u64()
+            .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
+            .unwrap_or(0),
+        None => 0,
+    }
+}
+
+fn text(p: &NvListRef, k: &str) -> Option<String> {
+    p.get_str(k)
+        .filter(|s| !s.is_empty() && *s != "-")
+        .map(str::to_owned)
+}
+
+fn dataset_info(name: &str, p: &NvListRef) -> Result<DatasetInfo> {
+    let kind = match p.get_str("type") {
+        Some("volume") => Kind::Volume,
+        _ => Kind::Filesystem,
+    };
+    let encryption = text(p, "encryption").unwrap_or_else(|| "off".into());
+    let encrypted = encryption != "off";
+    Ok(DatasetInfo {
+        name: DatasetName::new(name)?,
+        kind,
+        guid: num(p, "guid"),
+        createtxg: num(p, "createtxg"),
+        creation: num(p, "creation"),
+        used: num(p, "used"),
+        referenced: num(p, "referenced"),
+        available: num(p, "available"),
+        written: num(p, "written"),
+        receive_resume_token: text(p, "receive_resume_token"),
+        encryption_root: text(p, "encryptionroot").filter(|_| encrypted),
+        key_status: text(p, "keystatus").filter(|_| encrypted),
+        encryption,
+        origin: text(p, "origin"),
+    })
+}
+
+fn snapshot_info(name: &str, p: &NvListRef) -> Result<SnapshotInfo> {
+    Ok(SnapshotInfo {
+        name: SnapshotName::new(name)?,
+        guid: num(p, "guid"),
+        createtxg: num(p, "createtxg"),
+        creation: num(p, "creation"),
+        used: num(p, "used"),
+        referenced: num(p, "referenced"),
+        written: num(p, "written"),
+        userrefs: num(p, "userrefs"),
+    })
+}

@@ -1,0 +1,606 @@
+//! Send and receive: streams on file descriptors, size estimates, resume tokens.
+
+use std::ffi::CString;
+use std::io::Read;
+use std::os::fd::AsFd;
+use std::ptr;
+
+use libzfs_sys as sys;
+
+use crate::error::{check, zfs_error, Error, Op, Result};
+use crate::name::{DatasetName, SendSource, SnapshotName};
+use crate::nvlist::{NvList, NvListRef};
+use crate::zfs::{cbool, take_list, Zfs};
+
+/// Flags of a send stream (`zfs send -L -e -c -w`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SendFlags {
+    /// `-L`: blocks larger than 128 KiB stay large.
+    pub large_blocks: bool,
+    /// `-e`: embedded-data blocks stay embedded.
+    pub embedded: bool,
+    /// `-c`: blocks stay compressed as on disk.
+    pub compressed: bool,
+    /// `-w`: raw: encrypted data is sent as is (no key needed).
+    pub raw: bool,
+    /// `-S`: send the saved partial state of an interrupted receive (2.0+).
+    pub saved: bool,
+}
+
+impl SendFlags {
+    /// The `lzc_send_flags` bits.
+    pub fn bits(self) -> sys::lzc_send_flags {
+        let mut b = 0;
+        if self.large_blocks {
+            b |= sys::LZC_SEND_FLAG_LARGE_BLOCK;
+        }
+        if self.embedded {
+            b |= sys::LZC_SEND_FLAG_EMBED_DATA;
+        }
+        if self.compressed {
+            b |= sys::LZC_SEND_FLAG_COMPRESS;
+        }
+        if self.raw {
+            b |= sys::LZC_SEND_FLAG_RAW;
+        }
+        if self.saved {
+            b |= sys::LZC_SEND_FLAG_SAVED;
+        }
+        b
+    }
+}
+
+fn from_cstring(from: Option<&SendSource>) -> Option<CString> {
+    from.map(|f| CString::new(f.as_str()).expect("names have no NUL"))
+}
+
+impl Zfs {
+    /// Writes the send stream of `snap` to `out`: full, or incremental from `from`
+    /// (a snapshot or bookmark of the same dataset's history).
+    ///
+    /// `out` must be open for writing (a pipe is fastest; other descriptors go through
+    /// an internal pipe since OpenZFS 2.2). A reader that goes away gives an
+    /// [`ErrorKind::Io`](crate::ErrorKind::Io) error (EPIPE).
+    #[doc(alias = "lzc_send")]
+    pub fn send(
+        &self,
+        snap: &SnapshotName,
+        from: Option<&SendSource>,
+        out: impl AsFd,
+        flags: SendFlags,
+    ) -> Result<()> {
+        let s = snap.to_cstring();
+        let f = from_cstring(from);
+        let fd = Zfs::raw_fd(&out);
+        // SAFETY: valid C strings (from may be NULL); fd is borrowed for the call.
+        let rc = unsafe {
+            sys::lzc_send(
+                s.as_ptr(),
+                f.as_ref().map_or(ptr::null(), |c| c.as_ptr()),
+                fd,
+                flags.bits(),
+            )
+        };
+        check(rc, Op::Send, snap.as_str())
+    }
+
+    /// Resumes a send at (`object`, `offset`), as recorded in a resume token.
+    #[doc(alias = "lzc_send_resume")]
+    pub fn send_resume(
+        &self,
+        snap: &SnapshotName,
+        from: Option<&SendSource>,
+        out: impl AsFd,
+        flags: SendFlags,
+        object: u64,
+        offset: u64,
+    ) -> Result<()> {
+        let s = snap.to_cstring();
+        let f = from_cstring(from);
+        let fd = Zfs::raw_fd(&out);
+        // SAFETY: as in send.
+        let rc = unsafe {
+            sys::lzc_send_resume(
+                s.as_ptr(),
+                f.as_ref().map_or(ptr::null(), |c| c.as_ptr()),
+                fd,
+                flags.bits(),
+                object,
+                offset,
+            )
+        };
+        check(rc, Op::SendResume, snap.as_str())
+    }
+
+    /// Sends what is left of an interrupted stream, described by the target's
+    /// `receive_resume_token`. The token's own flags are used.
+    pub fn send_from_token(&self, token: &ResumeToken, out: impl AsFd) -> Result<()> {
+        let from = token.from.as_ref();
+        self.send_resume(
+            &token.to,
+            from,
+            out,
+            token.flags,
+            token.object,
+            token.offset,
+        )
+    }
+
+    /// Estimates the size of the send stream in bytes.
+    #[doc(alias = "lzc_send_space")]
+    pub fn send_space(
+        &self,
+        snap: &SnapshotName,
+        from: Option<&SendSource>,
+        flags: SendFlags,
+    ) -> Result<u64> {
+        let s = snap.to_cstring();
+        let f = from_cstring(from);
+        let mut space = 0u64;
+        // SAFETY: valid C strings (from may be NULL); space is a valid out pointer.
+        let rc = unsafe {
+            sys::lzc_send_space(
+                s.as_ptr(),
+                f.as_ref().map_or(ptr::null(), |c| c.as_ptr()),
+                flags.bits(),
+                &mut space,
+            )
+        };
+        check(rc, Op::SendSpace, snap.as_str())?;
+        Ok(space)
+    }
+
+    /// Estimates what is left to send of an interrupted stream.
+    #[doc(alias = "lzc_send_space_resume_redacted")]
+    pub fn send_space_from_token(&self, token: &ResumeToken) -> Result<u64> {
+        #[cfg(openzfs_2_0)]
+        {
+            let s = token.to.to_cstring();
+            let f = from_cstring(token.from.as_ref());
+            let mut space = 0u64;
+            // SAFETY: valid C strings (from and redactbook may be NULL); fd -1 is
+            // accepted for an estimate; space is a valid out pointer.
+            let rc = unsafe {
+                sys::lzc_send_space_resume_redacted(
+                    s.as_ptr(),
+                    f.as_ref().map_or(ptr::null(), |c| c.as_ptr()),
+                    token.flags.bits(),
+                    token.object,
+                    token.offset,
+                    token.bytes,
+                    ptr::null(),
+                    -1,
+                    &mut space,
+                )
+            };
+            check(rc, Op::SendSpace, token.to.as_str())?;
+            Ok(space)
+        }
+        #[cfg(not(openzfs_2_0))]
+        {
+            let _ = token;
+            Err(Error::Unsupported {
+                op: Op::SendSpace,
+                needs: "2.0",
+            })
+        }
+    }
+
+    /// Receives one stream from `input` into `target`, which is either a dataset (the
+    /// snapshot takes the stream's own snapshot name) or a full snapshot name.
+    ///
+    /// The stream's BEGIN record is read first and returned in the result, so the
+    /// caller learns what was received. The descriptor is left just past the stream's
+    /// END record: several streams can follow each other on one descriptor.
+    #[doc(alias = "lzc_receive")]
+    #[doc(alias = "lzc_receive_with_cmdprops")]
+    pub fn receive(
+        &self,
+        target: &str,
+        input: impl AsFd,
+        opts: &ReceiveOptions,
+    ) -> Result<Received> {
+        let (header, raw) = StreamHeader::read_from(&input)?;
+        self.receive_with_header(target, input, opts, header, &raw)
+    }
+
+    /// Like [`Zfs::receive`], with a BEGIN record the caller already read from `input`
+    /// (see [`StreamHeader::read_from`]).
+    pub fn receive_with_header(
+        &self,
+        target: &str,
+        input: impl AsFd,
+        opts: &ReceiveOptions,
+        header: StreamHeader,
+        raw_begin: &RawBeginRecord,
+    ) -> Result<Received> {
+        let snapshot = if target.contains('@') {
+            SnapshotName::new(target)?
+        } else {
+            let ds = DatasetName::new(target)?;
+            ds.snapshot(header.snapshot_short_name().ok_or_else(|| {
+                Error::Stream(format!(
+                    "stream for {:?} has no snapshot name; give a full target snapshot",
+                    header.toname
+                ))
+            })?)?
+        };
+        if header.is_compound() {
+            return Err(Error::Stream(
+                "this is a replication package (zfs send -R); receive its streams \
+                 one by one or use `zrep replicate -r`"
+                    .into(),
+            ));
+        }
+        let s = snapshot.to_cstring();
+        let origin = opts
+            .origin
+            .as_ref()
+            .map(|o| o.to_cstring());
+        let mut cmdprops = NvList::new();
+        if let Some(p) = &opts.props {
+            for (k, v) in p.iter() {
+                cmdprops.insert_value(k, &v)?;
+            }
+        }
+        for k in &opts.exclude {
+            cmdprops.insert_flag(k)?;
+        }
+        let fd = Zfs::raw_fd(&input);
+        let mut read_bytes = 0u64;
+        let mut errflags = 0u64;
+        let mut action_handle = 0u64;
+        let mut errs = ptr::null_mut();
+        let resumable = opts.resumable;
+        // SAFETY: valid C strings (origin may be NULL); the property lists are live
+        // nvlists we lend (NULL when empty); raw_begin is the 312-byte BEGIN record
+        // read from this fd, 8-aligned, as `dmu_replay_record_t` expects; the output
+        // pointers are valid; errs becomes ours.
+        let rc = unsafe {
+            sys::lzc_receive_with_cmdprops(
+                s.as_ptr(),
+                ptr::null_mut(),
+                if cmdprops.is_empty() {
+                    ptr::null_mut()
+                } else {
+                    cmdprops.as_ptr()
+                },
+                ptr::null_mut(),
+                0,
+                origin.as_ref().map_or(ptr::null(), |c| c.as_ptr()),
+                cbool(opts.force),
+                cbool(resumable),
+                cbool(header.is_raw()),
+                fd,
+                raw_begin.as_ptr(),
+                -1,
+                &mut read_bytes,
+                &mut errflags,
+                &mut action_handle,
+                &mut errs,
+            )
+        };
+        let errs = take_list(errs);
+        if rc != 0 {
+            return Err(zfs_error(rc, Op::Receive, snapshot.as_str(), None));
+        }
+        let mut property_errors = Vec::new();
+        if let Some(errs) = errs {
+            for (k, v) in errs.iter() {
+                property_errors.push((k.to_string(), v.as_u64().unwrap_or(0) as i32));
+            }
+        }
+        Ok(Received {
+            snapshot,
+            header,
+            bytes: read_bytes + RawBeginRecord::LEN as u64,
+            property_errors,
+        })
+    }
+}
+
+/// Options of [`Zfs::receive`].
+#[derive(Debug, Default)]
+pub struct ReceiveOptions {
+    /// `-F`: roll back the destination to its most recent snapshot first (and, for
+    /// a full stream, overwrite an existing dataset that has no snapshots).
+    pub force: bool,
+    /// `-s`: an interrupted receive keeps its partial state and sets
+    /// `receive_resume_token` on the destination.
+    pub resumable: bool,
+    /// `-o`: properties to set on the received dataset, overriding the stream's.
+    pub props: Option<NvList>,
+    /// `-x`: properties to exclude (inherit) rather than take from the stream.
+    pub exclude: Vec<String>,
+    /// `-o origin=`: the clone origin for an incremental stream received as a clone.
+    pub origin: Option<SnapshotName>,
+}
+
+/// What [`Zfs::receive`] received.
+#[derive(Debug, Clone)]
+pub struct Received {
+    /// The snapshot created.
+    pub snapshot: SnapshotName,
+    /// The stream's BEGIN record.
+    pub header: StreamHeader,
+    /// Bytes read from the descriptor, the BEGIN record included.
+    pub bytes: u64,
+    /// Properties that could not be set: (name, errno).
+    pub property_errors: Vec<(String, i32)>,
+}
+
+/// The BEGIN record of a stream, as read from the descriptor (312 bytes, the size of
+/// `dmu_replay_record_t`), aligned as libzfs_core expects.
+#[derive(Clone)]
+#[repr(C, align(8))]
+pub struct RawBeginRecord([u8; RawBeginRecord::LEN]);
+
+impl RawBeginRecord {
+    /// `sizeof (dmu_replay_record_t)`.
+    pub const LEN: usize = 312;
+
+    fn as_ptr(&self) -> *const sys::dmu_replay_record {
+        self.0.as_ptr().cast()
+    }
+}
+
+impl std::fmt::Debug for RawBeginRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("RawBeginRecord(312 bytes)")
+    }
+}
+
+const DMU_BACKUP_MAGIC: u64 = 0x2F5b_acba_c;
+const DRR_BEGIN: u32 = 0;
+const DRR_FLAG_CLONE: u32 = 1 << 0;
+const DMU_COMPOUNDSTREAM: u64 = 2;
+const DMU_BACKUP_FEATURE_RAW: u64 = 1 << 24;
+
+/// The fields of a stream's BEGIN record (`struct drr_begin`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StreamHeader {
+    /// GUID of the snapshot the stream creates.
+    pub toguid: u64,
+    /// GUID of the incremental source, 0 for a full stream.
+    pub fromguid: u64,
+    /// Full name of the sent snapshot, as it was on the sender.
+    pub toname: String,
+    /// Creation time of the snapshot (seconds).
+    pub creation_time: u64,
+    /// `drr_versioninfo`: header type and feature flags.
+    pub versioninfo: u64,
+    /// `drr_flags`.
+    pub flags: u32,
+    /// Whether the stream's integers are in the other byte order.
+    pub byteswapped: bool,
+}
+
+impl StreamHeader {
+    /// Reads exactly the BEGIN record from `input` and parses it.
+    pub fn read_from(input: &impl AsFd) -> Result<(StreamHeader, RawBeginRecord)> {
+        let mut raw = RawBeginRecord([0; RawBeginRecord::LEN]);
+        let mut file = std::fs::File::from(
+            input
+                .as_fd()
+                .try_clone_to_owned()
+                .map_err(|e| Error::io("cannot duplicate the stream descriptor", e))?,
+        );
+        let mut got = 0;
+        while got < raw.0.len() {
+            match file.read(&mut raw.0[got..]) {
+                Ok(0) => break,
+                Ok(n) => got += n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(Error::io("cannot read the send stream", e)),
+            }
+        }
+        if got == 0 {
+            return Err(Error::Stream("no send stream on input (empty)".into()));
+        }
+        if got < raw.0.len() {
+            return Err(Error::Stream(format!(
+                "send stream is truncated: {got} bytes, shorter than its BEGIN record"
+            )));
+        }
+        Ok((StreamHeader::parse(&raw.0)?, raw))
+    }
+
+    /// Parses a 312-byte BEGIN record.
+    pub fn parse(b: &[u8]) -> Result<StreamHeader> {
+        if b.len() < RawBeginRecord::LEN {
+            return Err(Error::Stream("BEGIN record too short".into()));
+        }
+        let le64 = |o: usize| u64::from_le_bytes(b[o..o + 8].try_into().unwrap());
+        let le32 = |o: usize| u32::from_le_bytes(b[o..o + 4].try_into().unwrap());
+        let magic = le64(8);
+        let byteswapped = if magic == DMU_BACKUP_MAGIC {
+            false
+        } else if magic.swap_bytes() == DMU_BACKUP_MAGIC {
+            true
+        } else {
+            return Err(Error::Stream(
+                "input is not a ZFS send stream (bad magic in its first record)".into(),
+            ));
+        };
+        let fix64 = |v: u64| if byteswapped { v.swap_bytes() } else { v };
+        let fix32 = |v: u32| if byteswapped { v.swap_bytes() } else { v };
+        if fix32(le32(0)) != DRR_BEGIN {
+            return Err(Error::Stream("send stream does not start with a BEGIN record".into()));
+        }
+        let name = &b[56..56 + 256];
+        let end = name.iter().position(|&c| c == 0).unwrap_or(name.len());
+        Ok(StreamHeader {
+            versioninfo: fix64(le64(16)),
+            creation_time: fix64(le64(24)),
+            flags: fix32(le32(36)),
+            toguid: fix64(le64(40)),
+            fromguid: fix64(le64(48)),
+            toname: String::from_utf8_lossy(&name[..end]).into_owned(),
+            byteswapped,
+        })
+    }
+
+    /// Whether the stream is incremental.
+    pub fn is_incremental(&self) -> bool {
+        self.fromguid != 0
+    }
+
+    /// Whether it is a replication package (`zfs send -R`), not a single stream.
+    pub fn is_compound(&self) -> bool {
+        self.versioninfo & 0x3 == DMU_COMPOUNDSTREAM
+    }
+
+    /// Whether it is a raw (encrypted, `-w`) stream.
+    pub fn is_raw(&self) -> bool {
+        (self.versioninfo >> 2) & DMU_BACKUP_FEATURE_RAW != 0
+    }
+
+    /// Whether it is a clone stream.
+    pub fn is_clone(&self) -> bool {
+        self.flags & DRR_FLAG_CLONE != 0
+    }
+
+    /// The part of `toname` after `@`.
+    pub fn snapshot_short_name(&self) -> Option<&str> {
+        self.toname.split_once('@').map(|(_, s)| s)
+    }
+}
+
+/// A decoded `receive_resume_token`: what to send to finish an interrupted receive.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ResumeToken {
+    /// The snapshot being sent.
+    pub to: SnapshotName,
+    /// Its GUID.
+    pub toguid: u64,
+    /// The incremental source (snapshot or bookmark), if any.
+    pub from: Option<SendSource>,
+    /// Its GUID (0 for a full stream).
+    pub fromguid: u64,
+    /// Object to resume at.
+    pub object: u64,
+    /// Offset in that object.
+    pub offset: u64,
+    /// Bytes already received.
+    pub bytes: u64,
+    /// The flags of the interrupted stream.
+    pub flags: SendFlags,
+}
+
+impl ResumeToken {
+    /// Decodes a token (`1-<checksum>-<packed length>-<hex of zlib(packed nvlist)>`).
+    pub fn parse(token: &str) -> Result<ResumeToken> {
+        let bad = |why: &str| Error::Stream(format!("invalid resume token: {why}"));
+        let mut parts = token.trim().splitn(4, '-');
+        let version = parts.next().ok_or_else(|| bad("empty"))?;
+        if version != "1" {
+            return Err(bad(&format!("unsupported version {version:?}")));
+        }
+        let _checksum = parts.next().ok_or_else(|| bad("no checksum"))?;
+        let len = parts.next().ok_or_else(|| bad("no length"))?;
+        let len = usize::from_str_radix(len, 16).map_err(|_| bad("length is not hex"))?;
+        let hex = parts.next().ok_or_else(|| bad("no payload"))?;
+        if hex.len() % 2 != 0 {
+            return Err(bad("odd payload length"));
+        }
+        let compressed: Vec<u8> = (0..hex.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&hex[i..i + 2], 16))
+            .collect::<std::result::Result<_, _>>()
+            .map_err(|_| bad("payload is not hex"))?;
+        let mut packed = Vec::with_capacity(len);
+        flate2::read::ZlibDecoder::new(&compressed[..])
+            .take(len as u64 + 1)
+            .read_to_end(&mut packed)
+            .map_err(|e| bad(&format!("cannot decompress: {e}")))?;
+        if packed.len() != len {
+            return Err(bad("payload length mismatch"));
+        }
+        let nvl = NvList::unpack(&packed).map_err(|e| bad(&e.to_string()))?;
+        Self::from_nvlist(&nvl).ok_or_else(|| bad("missing fields"))
+    }
+
+    fn from_nvlist(n: &NvListRef) -> Option<ResumeToken> {
+        let to = SnapshotName::new(n.get_str("toname")?).ok()?;
+        let from = match n.get_str("fromname") {
+            Some(f) => Some(f.parse::<SendSource>().ok()?),
+            None => None,
+        };
+        Some(ResumeToken {
+            to,
+            toguid: n.get_u64("toguid")?,
+            from,
+            fromguid: n.get_u64("fromguid").unwrap_or(0),
+            object: n.get_u64("object")?,
+            offset: n.get_u64("offset")?,
+            bytes: n.get_u64("bytes").unwrap_or(0),
+            flags: SendFlags {
+                large_blocks: n.contains("largeblockok"),
+                embedded: n.contains("embedok"),
+                compressed: n.contains("compressok"),
+                raw: n.contains("rawok"),
+                saved: n.contains("savedok"),
+            },
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_a_begin_record() {
+        let mut b = [0u8; RawBeginRecord::LEN];
+        b[8..16].copy_from_slice(&DMU_BACKUP_MAGIC.to_le_bytes());
+        b[16..24].copy_from_slice(&(1u64 | (DMU_BACKUP_FEATURE_RAW << 2)).to_le_bytes());
+        b[40..48].copy_from_slice(&42u64.to_le_bytes());
+        b[48..56].copy_from_slice(&7u64.to_le_bytes());
+        b[56..56 + 8].copy_from_slice(b"p/fs@s1\0");
+        let h = StreamHeader::parse(&b).unwrap();
+        assert_eq!(h.toguid, 42);
+        assert!(h.is_incremental() && h.is_raw() && !h.is_compound());
+        assert_eq!(h.snapshot_short_name(), Some("s1"));
+        // Same record from a big-endian sender.
+        let mut s = b;
+        s[8..16].copy_from_slice(&DMU_BACKUP_MAGIC.to_be_bytes());
+        s[40..48].copy_from_slice(&42u64.to_be_bytes());
+        s[16..24].copy_from_slice(&1u64.to_be_bytes());
+        assert_eq!(StreamHeader::parse(&s).unwrap().toguid, 42);
+    }
+
+    #[test]
+    fn rejects_garbage() {
+        let b = [0x55u8; RawBeginRecord::LEN];
+        let e = StreamHeader::parse(&b).unwrap_err();
+        assert!(e.to_string().contains("not a ZFS send stream"), "{e}");
+        assert!(ResumeToken::parse("2-aa-10-00").is_err());
+        assert!(ResumeToken::parse("1-aa-zz-00").is_err());
+        assert!(ResumeToken::parse("1-aa-10-0g").is_err());
+        assert!(ResumeToken::parse("").is_err());
+    }
+
+    #[test]
+    fn decodes_a_token_we_encode() {
+        use std::io::Write;
+        let mut n = NvList::new();
+        n.insert("object", &5u64).unwrap();
+        n.insert("offset", &4096u64).unwrap();
+        n.insert("bytes", &10000u64).unwrap();
+        n.insert("toguid", &99u64).unwrap();
+        n.insert("toname", "p/fs@b").unwrap();
+        n.insert("fromguid", &98u64).unwrap();
+        n.insert("fromname", "p/fs@a").unwrap();
+        n.insert_flag("compressok").unwrap();
+        let packed = n.pack().unwrap();
+        let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
+        z.write_all(&packed).unwrap();
+        let hex: String = z.finish().unwrap().iter().map(|b| format!("{b:02x}")).collect();
+        let tok = format!("1-abc-{:x}-{hex}", packed.len());
+        let t = ResumeToken::parse(&tok).unwrap();
+        assert_eq!(t.to.as_str(), "p/fs@b");
+        assert_eq!(t.from.unwrap().as_str(), "p/fs@a");
+        assert_eq!((t.object, t.offset, t.toguid), (5, 4096, 99));
+        assert!(t.flags.compressed && !t.flags.raw);
+    }
+}

@@ -1,0 +1,660 @@
+//! The library handle and the dataset operations of libzfs_core.
+
+use std::ffi::{CStr, CString};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::ptr;
+use std::sync::OnceLock;
+
+use libzfs_sys as sys;
+use nvpair_sys::boolean_t;
+
+use crate::error::{check, zfs_error, Errno, Error, Op, Result};
+use crate::name::{BookmarkName, DatasetName, SendSource, SnapshotName};
+use crate::nvlist::{NvList, NvListRef};
+
+/// A handle proving that libzfs_core is initialised.
+///
+/// [`Zfs::open`] calls `libzfs_core_init` once per process; the library is never torn
+/// down behind the user's back (no `libzfs_core_fini` on drop), because lzc aborts the
+/// process when called uninitialised. The handle is a zero-sized `Copy` token.
+///
+/// `Zfs` is `Send` and `Sync`: every `lzc_*` call is an ioctl on one shared `/dev/zfs`
+/// descriptor, and libzfs_core keeps no other mutable state between calls.
+#[derive(Clone, Copy, Debug)]
+pub struct Zfs {
+    _private: (),
+}
+
+static INIT: OnceLock<i32> = OnceLock::new();
+
+/// Converts a Rust bool to the C `boolean_t`.
+pub(crate) fn cbool(b: bool) -> boolean_t::Type {
+    if b {
+        boolean_t::B_TRUE
+    } else {
+        boolean_t::B_FALSE
+    }
+}
+
+/// Takes ownership of an output nvlist that libzfs_core may have left NULL.
+pub(crate) fn take_list(ptr: *mut nvpair_sys::nvlist_t) -> Option<NvList> {
+    // SAFETY: libzfs_core hands the caller ownership of every output nvlist it
+    // allocates; NULL (nothing allocated) becomes None.
+    unsafe { NvList::from_raw(ptr) }
+}
+
+/// The kind of dataset [`Zfs::create`] makes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DatasetType {
+    /// A filesystem.
+    Filesystem,
+    /// A volume (`volsize` must be among the properties).
+    Volume,
+}
+
+/// A snapshot hold: the snapshot and the tag.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Hold {
+    /// The held snapshot.
+    pub snapshot: SnapshotName,
+    /// The hold's tag.
+    pub tag: String,
+}
+
+/// A bookmark and the properties [`Zfs::bookmarks`] returns for it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BookmarkInfo {
+    /// The bookmark.
+    pub name: BookmarkName,
+    /// GUID of the snapshot it was created from.
+    pub guid: u64,
+    /// Transaction group of that snapshot.
+    pub createtxg: u64,
+    /// Creation time of that snapshot (seconds since the epoch).
+    pub creation: u64,
+}
+
+impl Zfs {
+    /// Initialises libzfs_core (once per process) and returns the handle.
+    ///
+    /// Fails when `/dev/zfs` cannot be opened (module not loaded, or no permission).
+    #[doc(alias = "libzfs_core_init")]
+    pub fn open() -> Result<Zfs> {
+        // SAFETY: libzfs_core_init has no preconditions; it opens /dev/zfs and is
+        // reference counted. We call it at most once and never call fini.
+        let rc = *INIT.get_or_init(|| unsafe { sys::libzfs_core_init() });
+        if rc != 0 {
+            return Err(Error::io(
+                "cannot open /dev/zfs (is the zfs kernel module loaded?)",
+                std::io::Error::from_raw_os_error(rc),
+            ));
+        }
+        Ok(Zfs { _private: () })
+    }
+
+    /// Whether a dataset, snapshot or bookmark of this name exists.
+    #[doc(alias = "lzc_exists")]
+    pub fn exists(&self, name: &str) -> bool {
+        let Ok(c) = CString::new(name) else {
+            return false;
+        };
+        // SAFETY: c is a valid NUL-terminated string for the duration of the call.
+        unsafe { sys::lzc_exists(c.as_ptr()) == boolean_t::B_TRUE }
+    }
+
+    /// Creates a filesystem or volume with the given properties.
+    #[doc(alias = "lzc_create")]
+    pub fn create(
+        &self,
+        name: &DatasetName,
+        kind: DatasetType,
+        props: Option<&NvListRef>,
+    ) -> Result<()> {
+        let c = name.to_cstring();
+        let t = match kind {
+            DatasetType::Filesystem => sys::LZC_DATSET_TYPE_ZFS,
+            DatasetType::Volume => sys::LZC_DATSET_TYPE_ZVOL,
+        };
+        let props = props.map_or(ptr::null_mut(), |p| p.as_ptr());
+        // SAFETY: valid C string; props is NULL or a live nvlist we only lend;
+        // no wrapping key (NULL, 0).
+        let rc = unsafe { sys::lzc_create(c.as_ptr(), t, props, ptr::null_mut(), 0) };
+        check(rc, Op::Create, name.as_str())
+    }
+
+    /// Creates an encrypted filesystem whose wrapping key is `key` (raw 32 bytes for
+    /// `keyformat=raw`, or the passphrase): `props` must set `encryption`,
+    /// `keyformat` and `keylocation`.
+    #[doc(alias = "lzc_create")]
+    pub fn create_encrypted(
+        &self,
+        name: &DatasetName,
+        props: &NvListRef,
+        key: &[u8],
+    ) -> Result<()> {
+        let c = name.to_cstring();
+        let mut key = key.to_vec();
+        // SAFETY: valid C string and nvlist; lzc only reads key[..len] during the call.
+        let rc = unsafe {
+            sys::lzc_create(
+                c.as_ptr(),
+                sys::LZC_DATSET_TYPE_ZFS,
+                props.as_ptr(),
+                key.as_mut_ptr(),
+                key.len() as _,
+            )
+        };
+        key.fill(0);
+        check(rc, Op::Create, name.as_str())
+    }
+
+    /// Destroys a dataset (not recursively; it must have no children or snapshots).
+    #[doc(alias = "lzc_destroy")]
+    pub fn destroy(&self, name: &DatasetName) -> Result<()> {
+        let c = name.to_cstring();
+        // SAFETY: valid C string.
+        let rc = unsafe { sys::lzc_destroy(c.as_ptr()) };
+        check(rc, Op::Destroy, name.as_str())
+    }
+
+    /// Takes the snapshots atomically: all of them or none. They must all be in one
+    /// pool. `props` are user properties set on every new snapshot.
+    ///
+    /// On failure the error lists every snapshot that failed and why.
+    #[doc(alias = "lzc_snapshot")]
+    pub fn snapshot(&self, snaps: &[SnapshotName], props: Option<&NvListRef>) -> Result<()> {
+        let Some(first) = snaps.first() else {
+            return Ok(());
+        };
+        let mut list = NvList::new();
+        for s in snaps {
+            list.insert_flag(s.as_str())?;
+        }
+        let props = props.map_or(ptr::null_mut(), |p| p.as_ptr());
+        let mut errs = ptr::null_mut();
+        // SAFETY: list and props are live nvlists lent for the call; errs receives an
+        // nvlist we then own (or stays NULL).
+        let rc = unsafe { sys::lzc_snapshot(list.as_ptr(), props, &mut errs) };
+        let errs = take_list(errs);
+        if rc == 0 {
+            return Ok(());
+        }
+        Err(zfs_error(rc, Op::Snapshot, first.as_str(), errs.as_deref()))
+    }
+
+    /// Destroys snapshots (of one pool). With `defer`, held snapshots or snapshots
+    /// with clones are marked for destruction when the last hold or clone goes.
+    #[doc(alias = "lzc_destroy_snaps")]
+    pub fn destroy_snapshots(&self, snaps: &[SnapshotName], defer: bool) -> Result<()> {
+        let Some(first) = snaps.first() else {
+            return Ok(());
+        };
+        let mut list = NvList::new();
+        for s in snaps {
+            list.insert_flag(s.as_str())?;
+        }
+        let mut errs = ptr::null_mut();
+        // SAFETY: live nvlist lent for the call; errs becomes ours.
+        let rc = unsafe { sys::lzc_destroy_snaps(list.as_ptr(), cbool(defer), &mut errs) };
+        let errs = take_list(errs);
+        if rc == 0 {
+            return Ok(());
+        }
+        Err(zfs_error(rc, Op::DestroySnapshots, first.as_str(), errs.as_deref()))
+    }
+
+    /// Rolls a filesystem back to its most recent snapshot, which is returned.
+    #[doc(alias = "lzc_rollback")]
+    pub fn rollback(&self, fs: &DatasetName) -> Result<SnapshotName> {
+        let c = fs.to_cstring();
+        let mut buf = vec![0 as libc::c_char; sys::ZFS_MAX_DATASET_NAME_LEN as usize];
+        // SAFETY: valid C string; buf has the length we pass.
+        let rc = unsafe { sys::lzc_rollback(c.as_ptr(), buf.as_mut_ptr(), buf.len() as _) };
+        check(rc, Op::Rollback, fs.as_str())?;
+        // SAFETY: on success lzc wrote a NUL-terminated name into buf.
+        let s = unsafe { CStr::from_ptr(buf.as_ptr()) };
+        Ok(SnapshotName::new(s.to_string_lossy().into_owned())?)
+    }
+
+    /// Rolls a filesystem back to `snap`, which must be its most recent snapshot
+    /// ([`ErrorKind::NotLatestSnapshot`](crate::ErrorKind::NotLatestSnapshot) otherwise).
+    #[doc(alias = "lzc_rollback_to")]
+    pub fn rollback_to(&self, snap: &SnapshotName) -> Result<()> {
+        let fs = CString::new(snap.dataset_str()).expect("names have no NUL");
+        let s = snap.to_cstring();
+        // SAFETY: valid C strings.
+        let rc = unsafe { sys::lzc_rollback_to(fs.as_ptr(), s.as_ptr()) };
+        check(rc, Op::Rollback, snap.as_str())
+    }
+
+    /// Creates a clone of `origin` named `name`.
+    #[doc(alias = "lzc_clone")]
+    pub fn clone_snapshot(
+        &self,
+        name: &DatasetName,
+        origin: &SnapshotName,
+        props: Option<&NvListRef>,
+    ) -> Result<()> {
+        let c = name.to_cstring();
+        let o = origin.to_cstring();
+        let props = props.map_or(ptr::null_mut(), |p| p.as_ptr());
+        // SAFETY: valid C strings; props NULL or live.
+        let rc = unsafe { sys::lzc_clone(c.as_ptr(), o.as_ptr(), props) };
+        check(rc, Op::Clone, name.as_str())
+    }
+
+    /// Promotes a clone. On a snapshot-name conflict the error's item names it.
+    #[doc(alias = "lzc_promote")]
+    pub fn promote(&self, clone: &DatasetName) -> Result<()> {
+        let c = clone.to_cstring();
+        let mut buf = vec![0 as libc::c_char; sys::ZFS_MAX_DATASET_NAME_LEN as usize];
+        // SAFETY: valid C string; buf has the length we pass.
+        let rc = unsafe { sys::lzc_promote(c.as_ptr(), buf.as_mut_ptr(), buf.len() as _) };
+        if rc == 0 {
+            return Ok(());
+        }
+        let mut err = zfs_error(rc, Op::Promote, clone.as_str(), None);
+        if let Error::Zfs(z) = &mut err {
+            // SAFETY: buf is zero-initialised and lzc writes a NUL-terminated name.
+            let conflict = unsafe { CStr::from_ptr(buf.as_ptr()) };
+            if !conflict.to_bytes().is_empty() {
+                z.items.push(crate::error::ItemError {
+                    name: conflict.to_string_lossy().into_owned(),
+                    errno: Errno(rc),
+                });
+            }
+        }
+        Err(err)
+    }
+
+    /// Renames a dataset (within its pool).
+    #[doc(alias = "lzc_rename")]
+    pub fn rename(&self, from: &DatasetName, to: &DatasetName) -> Result<()> {
+        let f = from.to_cstring();
+        let t = to.to_cstring();
+        // SAFETY: valid C strings.
+        let rc = unsafe { sys::lzc_rename(f.as_ptr(), t.as_ptr()) };
+        check(rc, Op::Rename, from.as_str())
+    }
+
+    /// Creates bookmarks atomically, each from a snapshot or another bookmark.
+    #[doc(alias = "lzc_bookmark")]
+    pub fn bookmark(&self, pairs: &[(BookmarkName, SendSource)]) -> Result<()> {
+        let Some((first, _)) = pairs.first() else {
+            return Ok(());
+        };
+        let mut list = NvList::new();
+        for (b, src) in pairs {
+            list.insert(b.as_str(), src.as_str())?;
+        }
+        let mut errs = ptr::null_mut();
+        // SAFETY: live nvlist; errs becomes ours.
+        let rc = unsafe { sys::lzc_bookmark(list.as_ptr(), &mut errs) };
+        let errs = take_list(errs);
+        if rc == 0 {
+            return Ok(());
+        }
+        Err(zfs_error(rc, Op::Bookmark, first.as_str(), errs.as_deref()))
+    }
+
+    /// Lists the bookmarks of a filesystem with their guid, createtxg and creation.
+    #[doc(alias = "lzc_get_bookmarks")]
+    pub fn bookmarks(&self, fs: &DatasetName) -> Result<Vec<BookmarkInfo>> {
+        let c = fs.to_cstring();
+        let mut props = NvList::new();
+        for p in ["guid", "createtxg", "creation"] {
+            props.insert_flag(p)?;
+        }
+        let mut out = ptr::null_mut();
+        // SAFETY: valid C string, live nvlist; out becomes ours.
+        let rc = unsafe { sys::lzc_get_bookmarks(c.as_ptr(), props.as_ptr(), &mut out) };
+        let out = take_list(out);
+        check(rc, Op::GetBookmarks, fs.as_str())?;
+        let mut v = Vec::new();
+        if let Some(out) = out {
+            for (short, value) in out.iter() {
+                let Some(p) = value.as_nvlist() else { continue };
+                let get = |k: &str| {
+                    p.get_nvlist(k)
+                        .and_then(|n| n.get_u64("value"))
+                        .unwrap_or(0)
+                };
+                v.push(BookmarkInfo {
+                    name: fs.bookmark(short)?,
+                    guid: get("guid"),
+                    createtxg: get("createtxg"),
+                    creation: get("creation"),
+                });
+            }
+        }
+        v.sort_by_key(|b| b.createtxg);
+        Ok(v)
+    }
+
+    /// Destroys bookmarks (of one pool).
+    #[doc(alias = "lzc_destroy_bookmarks")]
+    pub fn destroy_bookmarks(&self, bookmarks: &[BookmarkName]) -> Result<()> {
+        let Some(first) = bookmarks.first() else {
+            return Ok(());
+        };
+        let mut list = NvList::new();
+        for b in bookmarks {
+            list.insert_flag(b.as_str())?;
+        }
+        let mut errs = ptr::null_mut();
+        // SAFETY: live nvlist; errs becomes ours.
+        let rc = unsafe { sys::lzc_destroy_bookmarks(list.as_ptr(), &mut errs) };
+        let errs = take_list(errs);
+        if rc == 0 {
+            return Ok(());
+        }
+        Err(zfs_error(rc, Op::DestroyBookmarks, first.as_str(), errs.as_deref()))
+    }
+
+    /// Opens the cleanup descriptor for temporary holds: holds placed with it are
+    /// released when every copy of the descriptor is closed.
+    pub fn cleanup_fd(&self) -> Result<OwnedFd> {
+        std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open("/dev/zfs")
+            .map(OwnedFd::from)
+            .map_err(|e| Error::io("cannot open /dev/zfs for a hold cleanup fd", e))
+    }
+
+    /// Places holds atomically (within one pool). With `cleanup_fd` the holds are
+    /// temporary: they vanish when that descriptor closes.
+    ///
+    /// Returns the snapshots that did not exist (lzc skips them instead of failing).
+    #[doc(alias = "lzc_hold")]
+    pub fn hold(
+        &self,
+        holds: &[Hold],
+        cleanup_fd: Option<BorrowedFd<'_>>,
+    ) -> Result<Vec<SnapshotName>> {
+        let Some(first) = holds.first() else {
+            return Ok(Vec::new());
+        };
+        let mut list = NvList::new();
+        for h in holds {
+            list.insert(h.snapshot.as_str(), h.tag.as_str())?;
+        }
+        let fd = cleanup_fd.map_or(-1, |f| f.as_raw_fd());
+        let mut errs = ptr::null_mut();
+        // SAFETY: live nvlist; fd is -1 or a descriptor borrowed for the call; errs
+        // becomes ours.
+        let rc = unsafe { sys::lzc_hold(list.as_ptr(), fd, &mut errs) };
+        let errs = take_list(errs);
+        if rc != 0 {
+            return Err(zfs_error(rc, Op::Hold, first.snapshot.as_str(), errs.as_deref()));
+        }
+        // Success with entries in the error list: those snapshots did not exist.
+        let mut missing = Vec::new();
+        if let Some(errs) = errs {
+            for (name, _) in errs.iter() {
+                missing.push(SnapshotName::new(name)?);
+            }
+        }
+        Ok(missing)
+    }
+
+    /// Releases holds atomically.
+    #[doc(alias = "lzc_release")]
+    pub fn release(&self, holds: &[Hold]) -> Result<()> {
+        let Some(first) = holds.first() else {
+            return Ok(());
+        };
+        let mut list = NvList::new();
+        for h in holds {
+            let mut tags = match list.get_nvlist(h.snapshot.as_str()) {
+                Some(t) => t.to_owned(),
+                None => NvList::new(),
+            };
+            tags.insert_flag(&h.tag)?;
+            list.insert(h.snapshot.as_str(), &*tags)?;
+        }
+        let mut errs = ptr::null_mut();
+        // SAFETY: live nvlist; errs becomes ours.
+        let rc = unsafe { sys::lzc_release(list.as_ptr(), &mut errs) };
+        let errs = take_list(errs);
+        if rc == 0 {
+            return Ok(());
+        }
+        Err(zfs_error(rc, Op::Release, first.snapshot.as_str(), errs.as_deref()))
+    }
+
+    /// The holds on a snapshot: (tag, creation time in seconds).
+    #[doc(alias = "lzc_get_holds")]
+    pub fn holds(&self, snap: &SnapshotName) -> Result<Vec<(String, u64)>> {
+        let c = snap.to_cstring();
+        let mut out = ptr::null_mut();
+        // SAFETY: valid C string; out becomes ours.
+        let rc = unsafe { sys::lzc_get_holds(c.as_ptr(), &mut out) };
+        let out = take_list(out);
+        check(rc, Op::GetHolds, snap.as_str())?;
+        Ok(out
+            .map(|l| {
+                l.iter()
+                    .map(|(tag, v)| (tag.to_string(), v.as_u64().unwrap_or(0)))
+                    .collect()
+            })
+            .unwrap_or_default())
+    }
+
+    /// Waits for pending changes of a pool to reach disk (`force` also syncs when
+    /// nothing is dirty).
+    #[doc(alias = "lzc_sync")]
+    pub fn sync(&self, pool: &str, force: bool) -> Result<()> {
+        let c = CString::new(pool).map_err(|_| crate::name::NameError::Empty { kind: "pool" })?;
+        let mut args = NvList::new();
+        args.insert("force", &force)?;
+        // SAFETY: valid C string and nvlist; the out list is unused (NULL).
+        let rc = unsafe { sys::lzc_sync(c.as_ptr(), args.as_ptr(), ptr::null_mut()) };
+        check(rc, Op::Sync, pool)
+    }
+
+    /// Waits until the pool activity ends; returns whether it had to wait.
+    #[doc(alias = "lzc_wait")]
+    pub fn wait(&self, pool: &str, activity: WaitActivity) -> Result<bool> {
+        let c = CString::new(pool).map_err(|_| crate::name::NameError::Empty { kind: "pool" })?;
+        let mut waited = boolean_t::B_FALSE;
+        // SAFETY: valid C string; waited is a valid out pointer.
+        let rc = unsafe { sys::lzc_wait(c.as_ptr(), activity as _, &mut waited) };
+        check(rc, Op::Wait, pool)?;
+        Ok(waited == boolean_t::B_TRUE)
+    }
+
+    /// Waits until the filesystem's delete queue is empty; returns whether it waited.
+    #[doc(alias = "lzc_wait_fs")]
+    pub fn wait_fs_deleteq(&self, fs: &DatasetName) -> Result<bool> {
+        let c = fs.to_cstring();
+        let mut waited = boolean_t::B_FALSE;
+        // SAFETY: valid C string; waited is a valid out pointer.
+        let rc = unsafe { sys::lzc_wait_fs(c.as_ptr(), sys::ZFS_WAIT_DELETEQ, &mut waited) };
+        check(rc, Op::Wait, fs.as_str())?;
+        Ok(waited == boolean_t::B_TRUE)
+    }
+
+    /// Loads an encryption key (`noop` only checks it).
+    #[doc(alias = "lzc_load_key")]
+    pub fn load_key(&self, fs: &DatasetName, key: &[u8], noop: bool) -> Result<()> {
+        let c = fs.to_cstring();
+        let mut key = key.to_vec();
+        // SAFETY: valid C string; lzc reads key[..len] during the call.
+        let rc = unsafe {
+            sys::lzc_load_key(c.as_ptr(), cbool(noop), key.as_mut_ptr(), key.len() as _)
+        };
+        key.fill(0);
+        check(rc, Op::LoadKey, fs.as_str())
+    }
+
+    /// Unloads an encryption key.
+    #[doc(alias = "lzc_unload_key")]
+    pub fn unload_key(&self, fs: &DatasetName) -> Result<()> {
+        let c = fs.to_cstring();
+        // SAFETY: valid C string.
+        let rc = unsafe { sys::lzc_unload_key(c.as_ptr()) };
+        check(rc, Op::UnloadKey, fs.as_str())
+    }
+
+    /// Changes the wrapping key of an encryption root to `key` (with `props` such
+    /// as `keyformat`/`keylocation`).
+    #[doc(alias = "lzc_change_key")]
+    pub fn change_key(&self, fs: &DatasetName, props: Option<&NvListRef>, key: &[u8]) -> Result<()> {
+        // DCP_CMD_NEW_KEY from sys/fs/zfs.h (dcp_cmd_t); stable since 0.8.
+        const DCP_CMD_NEW_KEY: u64 = 1;
+        let c = fs.to_cstring();
+        let mut key = key.to_vec();
+        let props = props.map_or(ptr::null_mut(), |p| p.as_ptr());
+        // SAFETY: valid C string; props NULL or live; lzc reads key[..len].
+        let rc = unsafe {
+            sys::lzc_change_key(
+                c.as_ptr(),
+                DCP_CMD_NEW_KEY,
+                props,
+                key.as_mut_ptr(),
+                key.len() as _,
+            )
+        };
+        key.fill(0);
+        check(rc, Op::ChangeKey, fs.as_str())
+    }
+
+    /// Runs a ZFS channel program (Lua) on `pool` and returns its `return` value's
+    /// enclosing list (key `return`). With `sync == false` the program runs read-only
+    /// in open context (`lzc_channel_program_nosync`) and cannot change anything.
+    /// Root only.
+    #[doc(alias = "lzc_channel_program")]
+    #[doc(alias = "lzc_channel_program_nosync")]
+    pub fn channel_program(
+        &self,
+        pool: &str,
+        program: &str,
+        args: &NvListRef,
+        limits: ProgramLimits,
+        sync: bool,
+    ) -> Result<NvList> {
+        let p = CString::new(pool).map_err(|_| crate::name::NameError::Empty { kind: "pool" })?;
+        let prog = CString::new(program).map_err(|_| Error::Stream("channel program contains NUL".into()))?;
+        let mut out = ptr::null_mut();
+        // SAFETY: valid C strings and nvlist; out becomes ours.
+        let rc = unsafe {
+            if sync {
+                sys::lzc_channel_program(
+                    p.as_ptr(),
+                    prog.as_ptr(),
+                    limits.instructions,
+                    limits.memory,
+                    args.as_ptr(),
+                    &mut out,
+                )
+            } else {
+                sys::lzc_channel_program_nosync(
+                    p.as_ptr(),
+                    prog.as_ptr(),
+                    limits.instructions,
+                    limits.memory,
+                    args.as_ptr(),
+                    &mut out,
+                )
+            }
+        };
+        let out = take_list(out);
+        if rc != 0 {
+            let detail = out
+                .as_ref()
+                .and_then(|o| o.get_str("error").map(str::to_owned));
+            let mut err = zfs_error(rc, Op::ChannelProgram, pool, None);
+            if let (Some(d), Error::Zfs(z)) = (detail, &mut err) {
+                z.items.push(crate::error::ItemError {
+                    name: d,
+                    errno: Errno(rc),
+                });
+            }
+            return Err(err);
+        }
+        Ok(out.unwrap_or_default())
+    }
+
+    /// All properties of one dataset, as the kernel reports them (OpenZFS 2.3+).
+    #[doc(alias = "lzc_get_props")]
+    pub fn get_props(&self, name: &str) -> Result<NvList> {
+        #[cfg(openzfs_2_3)]
+        {
+            let c = CString::new(name).map_err(|_| crate::name::NameError::Empty { kind: "dataset" })?;
+            let mut out = ptr::null_mut();
+            // SAFETY: valid C string; out becomes ours.
+            let rc = unsafe { sys::lzc_get_props(c.as_ptr(), &mut out) };
+            let out = take_list(out);
+            check(rc, Op::GetProps, name)?;
+            Ok(out.unwrap_or_default())
+        }
+        #[cfg(not(openzfs_2_3))]
+        {
+            let _ = name;
+            Err(Error::Unsupported {
+                op: Op::GetProps,
+                needs: "2.3",
+            })
+        }
+    }
+
+    /// Space that would be freed by destroying the snapshots from `first` to `last`
+    /// (inclusive), in bytes.
+    #[doc(alias = "lzc_snaprange_space")]
+    pub fn snaprange_space(&self, first: &SnapshotName, last: &SnapshotName) -> Result<u64> {
+        let f = first.to_cstring();
+        let l = last.to_cstring();
+        let mut space = 0u64;
+        // SAFETY: valid C strings; space is a valid out pointer.
+        let rc = unsafe { sys::lzc_snaprange_space(f.as_ptr(), l.as_ptr(), &mut space) };
+        check(rc, Op::SnaprangeSpace, last.as_str())?;
+        Ok(space)
+    }
+
+    pub(crate) fn raw_fd<F: AsFd>(f: &F) -> i32 {
+        f.as_fd().as_raw_fd()
+    }
+}
+
+/// Instruction and memory limits of a channel program.
+#[derive(Clone, Copy, Debug)]
+pub struct ProgramLimits {
+    /// Lua instructions (the kernel's maximum is 100 million).
+    pub instructions: u64,
+    /// Bytes of memory (the kernel's maximum is 100 MiB).
+    pub memory: u64,
+}
+
+impl Default for ProgramLimits {
+    /// The `zfs program` defaults: 10 million instructions, 10 MiB.
+    fn default() -> Self {
+        ProgramLimits {
+            instructions: 10_000_000,
+            memory: 10 << 20,
+        }
+    }
+}
+
+impl ProgramLimits {
+    /// The largest limits the kernel accepts.
+    pub const MAX: ProgramLimits = ProgramLimits {
+        instructions: 100_000_000,
+        memory: 100 << 20,
+    };
+}
+
+/// Pool activities [`Zfs::wait`] can wait for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u32)]
+#[allow(missing_docs)]
+pub enum WaitActivity {
+    CheckpointDiscard = sys::ZPOOL_WAIT_CKPT_DISCARD,
+    Free = sys::ZPOOL_WAIT_FREE,
+    Initialize = sys::ZPOOL_WAIT_INITIALIZE,
+    Replace = sys::ZPOOL_WAIT_REPLACE,
+    Remove = sys::ZPOOL_WAIT_REMOVE,
+    Resilver = sys::ZPOOL_WAIT_RESILVER,
+    Scrub = sys::ZPOOL_WAIT_SCRUB,
+    Trim = sys::ZPOOL_WAIT_TRIM,
+}

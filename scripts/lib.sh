@@ -1,0 +1,61 @@
+# Shared by scripts/test and scripts/demo. Sourced, not run.
+ZREP_VENV=${ZREP_VENV:-/opt/zrep-dev/venv}
+# vng runs virtme-run and friends from its own bin directory.
+export PATH="$ZREP_VENV/bin:$PATH"
+
+step() { printf '\n==> %s\n' "$*" >&2; }
+
+guest_kernel() {
+    ls /boot/vmlinuz-6.1.*-amd64 2>/dev/null | sort -V | tail -1
+}
+
+new_run_dir() {
+    local d="$here/target/guest/run-$(date +%s)-$$"
+    mkdir -p "$d"
+    echo "$d"
+}
+
+# boot_guest RUN_DIR: boots Debian's kernel under qemu (software emulation) with the
+# host's root shared read-only and RUN_DIR writable, and runs scripts/guest-run in it.
+boot_guest() {
+    local run_dir=$1 kernel
+    kernel=$(guest_kernel)
+    [[ -n $kernel && -x $ZREP_VENV/bin/vng ]] || {
+        echo "the guest is not installed: run scripts/setup (as root) first" >&2
+        exit 1
+    }
+    step "booting $(basename "$kernel") in qemu (no KVM)"
+    local t0=$SECONDS
+    local tty_args=()
+    [[ $(cat "$run_dir/mode") == shell ]] && tty_args=(--interactive)
+    "$ZREP_VENV/bin/vng" --run "$kernel" --disable-kvm \
+        --cpus "${ZREP_GUEST_CPUS:-2}" --memory "${ZREP_GUEST_MEMORY:-6G}" \
+        --rwdir "$run_dir" --rwdir "$here/target/guest" \
+        "${tty_args[@]}" \
+        --exec "bash $here/scripts/guest-run $run_dir" </dev/null || true
+    echo "guest finished in $((SECONDS - t0)) s" >&2
+}
+
+# report RUN_DIR: prints the closing line and exits with the tests' status.
+report() {
+    local run_dir=$1 mode
+    mode=$(cat "$run_dir/mode")
+    if [[ $mode == shell || $mode == exec ]]; then
+        exit "$(cat "$run_dir/status" 2>/dev/null || echo 1)"
+    fi
+    if [[ ! -f $run_dir/summary ]]; then
+        echo "the guest produced no results (see $run_dir/console.log)" >&2
+        tail -40 "$run_dir/console.log" 2>/dev/null >&2 || true
+        echo "0 passed, 1 failed"
+        exit 1
+    fi
+    local passed failed
+    read -r passed failed <"$run_dir/summary"
+    echo "real-ZFS tests: $passed passed, $failed failed (log: $run_dir/tests.log)"
+    echo "$passed passed, $failed failed"
+    if ((passed + failed == 0)); then
+        echo "no real-ZFS test ran: that is a failure" >&2
+        exit 1
+    fi
+    ((failed == 0))
+}
