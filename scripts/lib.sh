@@ -28,11 +28,15 @@ boot_guest() {
     local t0=$SECONDS
     local tty_args=()
     [[ $(cat "$run_dir/mode") == shell ]] && tty_args=(--interactive)
+    # One guest at a time on this machine (2 cores): wait for the lock.
+    exec 9>/tmp/zrep-guest.lock
+    flock 9
     "$ZREP_VENV/bin/vng" --run "$kernel" --disable-kvm \
         --cpus "${ZREP_GUEST_CPUS:-2}" --memory "${ZREP_GUEST_MEMORY:-6G}" \
         --rwdir "$run_dir" --rwdir "$here/target/guest" \
         "${tty_args[@]}" \
         --exec "bash $here/scripts/guest-run $run_dir" </dev/null || true
+    flock -u 9
     echo "guest finished in $((SECONDS - t0)) s" >&2
 }
 

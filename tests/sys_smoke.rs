@@ -79,6 +79,7 @@ fn snapshot_send_receive_through_a_pipe() {
     assert_eq!(rc, 0, "lzc_receive failed: errno {rc}");
     assert_eq!(sender.join().unwrap(), 0);
     assert!(exists(&format!("{}@one", pool.ds("dst"))));
+    zrep_tests::mount(&pool.ds("dst"));
     assert_eq!(
         zrep_tests::tree_digest(&pool.path("src")),
         zrep_tests::tree_digest(&pool.path("dst"))

@@ -229,7 +229,13 @@ pub struct ZfsError {
 
 impl fmt::Display for ZfsError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "cannot {} {}: {}", self.op.verb(), self.name, self.reason())?;
+        write!(
+            f,
+            "cannot {} {}: {}",
+            self.op.verb(),
+            self.name,
+            self.reason()
+        )?;
         for item in &self.items {
             if item.name != self.name {
                 write!(f, "; {}: {}", item.name, item_reason(self.op, item.errno))?;
@@ -495,7 +501,10 @@ mod tests {
             classify(Op::DestroySnapshots, Errno(libc::EEXIST)),
             ErrorKind::HasClones
         );
-        assert_eq!(classify(Op::Create, Errno(libc::EEXIST)), ErrorKind::AlreadyExists);
+        assert_eq!(
+            classify(Op::Create, Errno(libc::EEXIST)),
+            ErrorKind::AlreadyExists
+        );
         assert_eq!(
             classify(Op::Receive, Errno::STREAM_TRUNCATED),
             ErrorKind::StreamTruncated
@@ -508,14 +517,20 @@ mod tests {
         let e = zfs_error(libc::ETXTBSY, Op::Receive, "tank/b@s", None);
         let msg = e.to_string();
         assert!(msg.contains("cannot receive into tank/b@s"), "{msg}");
-        assert!(msg.contains("modified since its most recent snapshot"), "{msg}");
+        assert!(
+            msg.contains("modified since its most recent snapshot"),
+            "{msg}"
+        );
         assert_eq!(e.kind(), ErrorKind::DestinationModified);
         assert_eq!(e.errno(), Some(Errno(libc::ETXTBSY)));
     }
 
     #[test]
     fn zfs_specific_codes_have_words() {
-        assert_eq!(Errno::STREAM_TRUNCATED.describe(), "send stream is truncated");
+        assert_eq!(
+            Errno::STREAM_TRUNCATED.describe(),
+            "send stream is truncated"
+        );
         let io: io::Error = zfs_error(libc::ENOENT, Op::Destroy, "p/x", None).into();
         assert_eq!(io.kind(), io::ErrorKind::NotFound);
     }

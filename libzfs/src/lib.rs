@@ -52,9 +52,7 @@ pub use error::{Errno, Error, ErrorKind, ItemError, Op, Result, ZfsError};
 pub use list::{DatasetInfo, Kind, Listed, SnapshotInfo};
 pub use name::{BookmarkName, DatasetName, NameError, SendSource, SnapshotName};
 pub use nvlist::{NvList, NvListError, NvListRef, Value};
-pub use stream::{
-    RawBeginRecord, ReceiveOptions, Received, ResumeToken, SendFlags, StreamHeader,
-};
+pub use stream::{RawBeginRecord, ReceiveOptions, Received, ResumeToken, SendFlags, StreamHeader};
 pub use zfs::{BookmarkInfo, DatasetType, Hold, ProgramLimits, WaitActivity, Zfs};
 
 /// The OpenZFS version of the headers this crate was built against.

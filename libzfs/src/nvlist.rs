@@ -402,38 +402,28 @@ impl NvListRef {
     /// Adds a presence-only flag (`DATA_TYPE_BOOLEAN`) named `name`, as ZFS uses for
     /// sets such as the snapshot list of `lzc_snapshot`.
     pub fn insert_flag(&mut self, name: &str) -> Result<(), NvListError> {
-        let cname = to_cstring(name, name)?;
-        // SAFETY: `self` is a valid list borrowed mutably; `cname` is a C string.
-        let rc = unsafe { sys::nvlist_add_boolean(self.as_ptr(), cname.as_ptr()) };
-        check(rc, "nvlist_add_boolean", &cname)
+        add_flag(self, &to_cstring(name, name)?)
     }
 
     /// Adds a `DATA_TYPE_BYTE` value (distinct from `u8`, which is `DATA_TYPE_UINT8`).
     pub fn insert_byte(&mut self, name: &str, value: u8) -> Result<(), NvListError> {
-        let cname = to_cstring(name, name)?;
-        // SAFETY: `self` is a valid list borrowed mutably; `cname` is a C string.
-        let rc = unsafe { sys::nvlist_add_byte(self.as_ptr(), cname.as_ptr(), value) };
-        check(rc, "nvlist_add_byte", &cname)
+        add_byte(self, &to_cstring(name, name)?, value)
     }
 
     /// Adds a `DATA_TYPE_BYTE_ARRAY` value (distinct from `[u8]`, a `DATA_TYPE_UINT8_ARRAY`).
     pub fn insert_byte_array(&mut self, name: &str, value: &[u8]) -> Result<(), NvListError> {
-        let cname = to_cstring(name, name)?;
-        let n = array_len(value.len(), "nvlist_add_byte_array", &cname)?;
-        // SAFETY: `self` is a valid list borrowed mutably; `cname` is a C string; the
-        // array pointer is valid for `n` elements and only read (copied) by libnvpair.
-        let rc = unsafe {
-            sys::nvlist_add_byte_array(self.as_ptr(), cname.as_ptr(), value.as_ptr().cast_mut(), n)
-        };
-        check(rc, "nvlist_add_byte_array", &cname)
+        add_byte_array(self, &to_cstring(name, name)?, value)
     }
 
     /// Adds a `DATA_TYPE_HRTIME` value (nanoseconds).
     pub fn insert_hrtime(&mut self, name: &str, value: i64) -> Result<(), NvListError> {
-        let cname = to_cstring(name, name)?;
-        // SAFETY: `self` is a valid list borrowed mutably; `cname` is a C string.
-        let rc = unsafe { sys::nvlist_add_hrtime(self.as_ptr(), cname.as_ptr(), value) };
-        check(rc, "nvlist_add_hrtime", &cname)
+        add_hrtime(self, &to_cstring(name, name)?, value)
+    }
+
+    /// Adds a [`Value`] (typically read from another list) with its exact data type,
+    /// e.g. to copy pairs between lists. [`Value::Unknown`] fails with `EINVAL`.
+    pub fn insert_value(&mut self, name: &str, value: &Value<'_>) -> Result<(), NvListError> {
+        self.insert(name, value)
     }
 
     /// Removes every pair named `name` (`nvlist_remove_all`); returns whether any was.
@@ -549,8 +539,15 @@ impl NvListRef {
 
     // --- packing -----------------------------------------------------------------------
 
-    /// Serializes the list (`nvlist_size` + `nvlist_pack` into a Rust buffer).
-    pub fn pack(&self, encoding: Encoding) -> Result<Vec<u8>, NvListError> {
+    /// Serializes the list in the native encoding, as the ZFS ioctls and resume tokens
+    /// use; see [`NvListRef::pack_with`].
+    pub fn pack(&self) -> Result<Vec<u8>, NvListError> {
+        self.pack_with(Encoding::Native)
+    }
+
+    /// Serializes the list in `encoding` (`nvlist_size` + `nvlist_pack` into a Rust
+    /// buffer, so no C-allocated memory is handed out).
+    pub fn pack_with(&self, encoding: Encoding) -> Result<Vec<u8>, NvListError> {
         let enc = encoding.as_raw();
         let mut size: sys::size_t = 0;
         // SAFETY: `self` is a valid list and `size` a valid out-pointer.
@@ -1142,6 +1139,74 @@ impl ToNvValue for String {
     }
 }
 
+fn add_flag(list: &mut NvListRef, name: &CStr) -> Result<(), NvListError> {
+    // SAFETY: `list` is a valid list borrowed mutably; `name` is a C string.
+    let rc = unsafe { sys::nvlist_add_boolean(list.as_ptr(), name.as_ptr()) };
+    check(rc, "nvlist_add_boolean", name)
+}
+
+fn add_byte(list: &mut NvListRef, name: &CStr, value: u8) -> Result<(), NvListError> {
+    // SAFETY: `list` is a valid list borrowed mutably; `name` is a C string.
+    let rc = unsafe { sys::nvlist_add_byte(list.as_ptr(), name.as_ptr(), value) };
+    check(rc, "nvlist_add_byte", name)
+}
+
+fn add_byte_array(list: &mut NvListRef, name: &CStr, value: &[u8]) -> Result<(), NvListError> {
+    let n = array_len(value.len(), "nvlist_add_byte_array", name)?;
+    // SAFETY: `list` is a valid list borrowed mutably; `name` is a C string; the array
+    // pointer is valid for `n` elements and only read (copied) by libnvpair.
+    let rc = unsafe {
+        sys::nvlist_add_byte_array(list.as_ptr(), name.as_ptr(), value.as_ptr().cast_mut(), n)
+    };
+    check(rc, "nvlist_add_byte_array", name)
+}
+
+fn add_hrtime(list: &mut NvListRef, name: &CStr, value: i64) -> Result<(), NvListError> {
+    // SAFETY: `list` is a valid list borrowed mutably; `name` is a C string.
+    let rc = unsafe { sys::nvlist_add_hrtime(list.as_ptr(), name.as_ptr(), value) };
+    check(rc, "nvlist_add_hrtime", name)
+}
+
+/// Re-adds a value with its exact data type.
+impl ToNvValue for Value<'_> {
+    fn add_to_nvlist(&self, list: &mut NvListRef, name: &CStr) -> Result<(), NvListError> {
+        match self {
+            Value::Boolean => add_flag(list, name),
+            Value::BooleanValue(v) => v.add_to_nvlist(list, name),
+            Value::Byte(v) => add_byte(list, name, *v),
+            Value::Int8(v) => v.add_to_nvlist(list, name),
+            Value::UInt8(v) => v.add_to_nvlist(list, name),
+            Value::Int16(v) => v.add_to_nvlist(list, name),
+            Value::UInt16(v) => v.add_to_nvlist(list, name),
+            Value::Int32(v) => v.add_to_nvlist(list, name),
+            Value::UInt32(v) => v.add_to_nvlist(list, name),
+            Value::Int64(v) => v.add_to_nvlist(list, name),
+            Value::UInt64(v) => v.add_to_nvlist(list, name),
+            Value::Double(v) => v.add_to_nvlist(list, name),
+            Value::HrTime(v) => add_hrtime(list, name, *v),
+            Value::String(v) => v.add_to_nvlist(list, name),
+            Value::NvList(v) => v.add_to_nvlist(list, name),
+            Value::BooleanArray(v) => v.add_to_nvlist(list, name),
+            Value::ByteArray(v) => add_byte_array(list, name, v),
+            Value::Int8Array(v) => v.add_to_nvlist(list, name),
+            Value::UInt8Array(v) => v.add_to_nvlist(list, name),
+            Value::Int16Array(v) => v.add_to_nvlist(list, name),
+            Value::UInt16Array(v) => v.add_to_nvlist(list, name),
+            Value::Int32Array(v) => v.add_to_nvlist(list, name),
+            Value::UInt32Array(v) => v.add_to_nvlist(list, name),
+            Value::Int64Array(v) => v.add_to_nvlist(list, name),
+            Value::UInt64Array(v) => v.add_to_nvlist(list, name),
+            Value::StringArray(v) => add_string_array(list, name, v),
+            Value::NvListArray(v) => add_nvlist_array(list, name, v),
+            Value::Unknown(_) => Err(NvListError::Errno {
+                op: "nvlist_add (unknown data type)",
+                name: name.to_string_lossy().into_owned(),
+                errno: libc::EINVAL,
+            }),
+        }
+    }
+}
+
 /// Adds a string array from C string pointers.
 fn add_string_array(
     list: &mut NvListRef,
@@ -1152,9 +1217,8 @@ fn add_string_array(
     let ptrs: Vec<*mut c_char> = strings.iter().map(|s| s.as_ptr().cast_mut()).collect();
     // SAFETY: `list` is a valid list borrowed mutably; `name` is a C string; `ptrs` holds
     // `n` pointers to C strings that outlive the call; libnvpair only reads (copies) them.
-    let rc = unsafe {
-        sys::nvlist_add_string_array(list.as_ptr(), name.as_ptr(), ptrs.as_ptr(), n)
-    };
+    let rc =
+        unsafe { sys::nvlist_add_string_array(list.as_ptr(), name.as_ptr(), ptrs.as_ptr(), n) };
     check(rc, "nvlist_add_string_array", name)
 }
 
@@ -1210,9 +1274,8 @@ fn add_nvlist_array(
     // SAFETY: `list` is a valid list borrowed mutably; `name` is a C string; `ptrs` holds
     // `n` valid lists distinct from `list` (borrow rules), which libnvpair copies without
     // taking ownership.
-    let rc = unsafe {
-        sys::nvlist_add_nvlist_array(list.as_ptr(), name.as_ptr(), ptrs.as_mut_ptr(), n)
-    };
+    let rc =
+        unsafe { sys::nvlist_add_nvlist_array(list.as_ptr(), name.as_ptr(), ptrs.as_mut_ptr(), n) };
     check(rc, "nvlist_add_nvlist_array", name)
 }
 
@@ -1533,10 +1596,28 @@ mod tests {
     }
 
     #[test]
+    fn insert_value_copies_every_type() {
+        let mut src = sample();
+        src.insert_byte("byte", 7).unwrap();
+        src.insert_byte_array("bytes", b"ab").unwrap();
+        src.insert_hrtime("hr", -5).unwrap();
+        src.insert("f", &2.5f64).unwrap();
+        src.insert("bools", &[true, false]).unwrap();
+        src.insert("i8s", &[-1i8]).unwrap();
+        let mut dst = NvList::new();
+        for (k, v) in src.iter() {
+            dst.insert_value(k, &v).unwrap();
+        }
+        assert_eq!(dst, src);
+        assert!(dst.insert_value("x", &Value::Unknown(99)).is_err());
+    }
+
+    #[test]
     fn pack_unpack_native() {
         let nv = sample();
-        let buf = nv.pack(Encoding::Native).unwrap();
+        let buf = nv.pack_with(Encoding::Native).unwrap();
         assert!(!buf.is_empty());
+        assert_eq!(buf, nv.pack().unwrap());
         let back = NvList::unpack(&buf).unwrap();
         assert_eq!(back, nv);
         assert_eq!(back.get_nvlist("inner").unwrap().get_str("leaf"), Some("v"));
@@ -1545,16 +1626,16 @@ mod tests {
     #[test]
     fn pack_unpack_xdr() {
         let nv = sample();
-        let buf = nv.pack(Encoding::Xdr).unwrap();
+        let buf = nv.pack_with(Encoding::Xdr).unwrap();
         let back = NvList::unpack(&buf).unwrap();
         assert_eq!(back, nv);
-        assert_ne!(buf, nv.pack(Encoding::Native).unwrap());
+        assert_ne!(buf, nv.pack_with(Encoding::Native).unwrap());
     }
 
     #[test]
     fn unpack_unaligned_input() {
         let nv = sample();
-        let buf = nv.pack(Encoding::Native).unwrap();
+        let buf = nv.pack_with(Encoding::Native).unwrap();
         let mut shifted = vec![0u8];
         shifted.extend_from_slice(&buf);
         let back = NvList::unpack(&shifted[1..]).unwrap();
@@ -1608,7 +1689,7 @@ mod tests {
 
     #[test]
     fn mutate_through_from_ptr_mut() {
-        let mut nv = NvList::new();
+        let nv = NvList::new();
         {
             // SAFETY: `nv` is alive and not otherwise used during the borrow.
             let r = unsafe { NvListRef::from_ptr_mut(nv.as_ptr()) };

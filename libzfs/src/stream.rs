@@ -233,10 +233,7 @@ impl Zfs {
             ));
         }
         let s = snapshot.to_cstring();
-        let origin = opts
-            .origin
-            .as_ref()
-            .map(|o| o.to_cstring());
+        let origin = opts.origin.as_ref().map(|o| o.to_cstring());
         let mut cmdprops = NvList::new();
         if let Some(p) = &opts.props {
             for (k, v) in p.iter() {
@@ -350,7 +347,7 @@ impl std::fmt::Debug for RawBeginRecord {
     }
 }
 
-const DMU_BACKUP_MAGIC: u64 = 0x2F5b_acba_c;
+const DMU_BACKUP_MAGIC: u64 = 0x0002_F5BA_CBAC;
 const DRR_BEGIN: u32 = 0;
 const DRR_FLAG_CLONE: u32 = 1 << 0;
 const DMU_COMPOUNDSTREAM: u64 = 2;
@@ -425,7 +422,9 @@ impl StreamHeader {
         let fix64 = |v: u64| if byteswapped { v.swap_bytes() } else { v };
         let fix32 = |v: u32| if byteswapped { v.swap_bytes() } else { v };
         if fix32(le32(0)) != DRR_BEGIN {
-            return Err(Error::Stream("send stream does not start with a BEGIN record".into()));
+            return Err(Error::Stream(
+                "send stream does not start with a BEGIN record".into(),
+            ));
         }
         let name = &b[56..56 + 256];
         let end = name.iter().position(|&c| c == 0).unwrap_or(name.len());
@@ -595,7 +594,12 @@ mod tests {
         let packed = n.pack().unwrap();
         let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
         z.write_all(&packed).unwrap();
-        let hex: String = z.finish().unwrap().iter().map(|b| format!("{b:02x}")).collect();
+        let hex: String = z
+            .finish()
+            .unwrap()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
         let tok = format!("1-abc-{:x}-{hex}", packed.len());
         let t = ResumeToken::parse(&tok).unwrap();
         assert_eq!(t.to.as_str(), "p/fs@b");

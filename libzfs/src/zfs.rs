@@ -157,6 +157,31 @@ impl Zfs {
         check(rc, Op::Destroy, name.as_str())
     }
 
+    /// Discards the saved state of an interrupted resumable receive into `fs`
+    /// (`zfs receive -A`): the hidden `fs/%recv` of an incremental receive, or `fs`
+    /// itself when an interrupted full receive left it without snapshots.
+    /// Returns whether there was anything to discard.
+    pub fn abort_resumable_receive(&self, fs: &DatasetName) -> Result<bool> {
+        let recv = CString::new(format!("{fs}/%recv")).expect("names have no NUL");
+        // SAFETY: valid C string.
+        if unsafe { sys::lzc_exists(recv.as_ptr()) } == boolean_t::B_TRUE {
+            // SAFETY: valid C string.
+            let rc = unsafe { sys::lzc_destroy(recv.as_ptr()) };
+            check(rc, Op::Destroy, fs.as_str())?;
+            return Ok(true);
+        }
+        match self.dataset(fs)? {
+            Some(info) if info.receive_resume_token.is_some() => {
+                if !self.snapshots(fs)?.unwrap_or_default().is_empty() {
+                    return Ok(false);
+                }
+                self.destroy(fs)?;
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
     /// Takes the snapshots atomically: all of them or none. They must all be in one
     /// pool. `props` are user properties set on every new snapshot.
     ///
@@ -200,7 +225,12 @@ impl Zfs {
         if rc == 0 {
             return Ok(());
         }
-        Err(zfs_error(rc, Op::DestroySnapshots, first.as_str(), errs.as_deref()))
+        Err(zfs_error(
+            rc,
+            Op::DestroySnapshots,
+            first.as_str(),
+            errs.as_deref(),
+        ))
     }
 
     /// Rolls a filesystem back to its most recent snapshot, which is returned.
@@ -348,7 +378,12 @@ impl Zfs {
         if rc == 0 {
             return Ok(());
         }
-        Err(zfs_error(rc, Op::DestroyBookmarks, first.as_str(), errs.as_deref()))
+        Err(zfs_error(
+            rc,
+            Op::DestroyBookmarks,
+            first.as_str(),
+            errs.as_deref(),
+        ))
     }
 
     /// Opens the cleanup descriptor for temporary holds: holds placed with it are
@@ -386,7 +421,12 @@ impl Zfs {
         let rc = unsafe { sys::lzc_hold(list.as_ptr(), fd, &mut errs) };
         let errs = take_list(errs);
         if rc != 0 {
-            return Err(zfs_error(rc, Op::Hold, first.snapshot.as_str(), errs.as_deref()));
+            return Err(zfs_error(
+                rc,
+                Op::Hold,
+                first.snapshot.as_str(),
+                errs.as_deref(),
+            ));
         }
         // Success with entries in the error list: those snapshots did not exist.
         let mut missing = Vec::new();
@@ -420,7 +460,12 @@ impl Zfs {
         if rc == 0 {
             return Ok(());
         }
-        Err(zfs_error(rc, Op::Release, first.snapshot.as_str(), errs.as_deref()))
+        Err(zfs_error(
+            rc,
+            Op::Release,
+            first.snapshot.as_str(),
+            errs.as_deref(),
+        ))
     }
 
     /// The holds on a snapshot: (tag, creation time in seconds).
@@ -481,9 +526,8 @@ impl Zfs {
         let c = fs.to_cstring();
         let mut key = key.to_vec();
         // SAFETY: valid C string; lzc reads key[..len] during the call.
-        let rc = unsafe {
-            sys::lzc_load_key(c.as_ptr(), cbool(noop), key.as_mut_ptr(), key.len() as _)
-        };
+        let rc =
+            unsafe { sys::lzc_load_key(c.as_ptr(), cbool(noop), key.as_mut_ptr(), key.len() as _) };
         key.fill(0);
         check(rc, Op::LoadKey, fs.as_str())
     }
@@ -500,7 +544,12 @@ impl Zfs {
     /// Changes the wrapping key of an encryption root to `key` (with `props` such
     /// as `keyformat`/`keylocation`).
     #[doc(alias = "lzc_change_key")]
-    pub fn change_key(&self, fs: &DatasetName, props: Option<&NvListRef>, key: &[u8]) -> Result<()> {
+    pub fn change_key(
+        &self,
+        fs: &DatasetName,
+        props: Option<&NvListRef>,
+        key: &[u8],
+    ) -> Result<()> {
         // DCP_CMD_NEW_KEY from sys/fs/zfs.h (dcp_cmd_t); stable since 0.8.
         const DCP_CMD_NEW_KEY: u64 = 1;
         let c = fs.to_cstring();
@@ -535,7 +584,8 @@ impl Zfs {
         sync: bool,
     ) -> Result<NvList> {
         let p = CString::new(pool).map_err(|_| crate::name::NameError::Empty { kind: "pool" })?;
-        let prog = CString::new(program).map_err(|_| Error::Stream("channel program contains NUL".into()))?;
+        let prog = CString::new(program)
+            .map_err(|_| Error::Stream("channel program contains NUL".into()))?;
         let mut out = ptr::null_mut();
         // SAFETY: valid C strings and nvlist; out becomes ours.
         let rc = unsafe {
@@ -581,7 +631,8 @@ impl Zfs {
     pub fn get_props(&self, name: &str) -> Result<NvList> {
         #[cfg(openzfs_2_3)]
         {
-            let c = CString::new(name).map_err(|_| crate::name::NameError::Empty { kind: "dataset" })?;
+            let c = CString::new(name)
+                .map_err(|_| crate::name::NameError::Empty { kind: "dataset" })?;
             let mut out = ptr::null_mut();
             // SAFETY: valid C string; out becomes ours.
             let rc = unsafe { sys::lzc_get_props(c.as_ptr(), &mut out) };

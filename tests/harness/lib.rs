@@ -201,3 +201,13 @@ pub fn zrep_bin() -> PathBuf {
     assert!(p.exists(), "{} is missing: build it with cargo build -p zrep", p.display());
     p
 }
+
+/// Mounts a dataset with the CLI (lzc_receive leaves received datasets unmounted).
+pub fn mount(ds: &str) {
+    let out = Command::new("zfs").args(["mount", ds]).output().expect("run zfs mount");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success() || err.contains("already mounted"),
+        "zfs mount {ds}: {err}"
+    );
+}
