@@ -211,3 +211,169 @@ pub fn mount(ds: &str) {
         "zfs mount {ds}: {err}"
     );
 }
+
+// ---- Helpers for the libzfs API tests (tests/lib_*.rs) ----
+
+/// The libzfs handle (panics when /dev/zfs is missing).
+pub fn lzc() -> libzfs::Zfs {
+    require_zfs();
+    libzfs::Zfs::open().expect("Zfs::open")
+}
+
+/// A dataset name (panics when malformed).
+pub fn dn(s: &str) -> libzfs::DatasetName {
+    libzfs::DatasetName::new(s).unwrap_or_else(|e| panic!("{s}: {e}"))
+}
+
+/// A snapshot name (panics when malformed).
+pub fn sn(s: &str) -> libzfs::SnapshotName {
+    libzfs::SnapshotName::new(s).unwrap_or_else(|e| panic!("{s}: {e}"))
+}
+
+/// A bookmark name (panics when malformed).
+pub fn bn(s: &str) -> libzfs::BookmarkName {
+    libzfs::BookmarkName::new(s).unwrap_or_else(|e| panic!("{s}: {e}"))
+}
+
+/// A send source (snapshot or bookmark) name.
+pub fn src(s: &str) -> libzfs::SendSource {
+    libzfs::SendSource::new(s).unwrap_or_else(|e| panic!("{s}: {e}"))
+}
+
+/// Takes snapshots with the library, panicking on failure.
+pub fn snap(zfs: &libzfs::Zfs, names: &[&str]) {
+    let v: Vec<_> = names.iter().map(|n| sn(n)).collect();
+    zfs.snapshot(&v, None)
+        .unwrap_or_else(|e| panic!("snapshot {names:?}: {e}"));
+}
+
+/// Creates an (unmounted) filesystem with the library.
+pub fn lzc_create(zfs: &libzfs::Zfs, name: &str) {
+    zfs.create(&dn(name), libzfs::DatasetType::Filesystem, None)
+        .unwrap_or_else(|e| panic!("create {name}: {e}"));
+}
+
+/// The error of a result that must have failed, with the expected kind.
+#[track_caller]
+pub fn expect_kind<T: std::fmt::Debug>(
+    r: libzfs::Result<T>,
+    kind: libzfs::ErrorKind,
+) -> libzfs::Error {
+    match r {
+        Ok(v) => panic!("expected {kind:?}, got Ok({v:?})"),
+        Err(e) => {
+            assert_eq!(
+                e.kind(),
+                kind,
+                "wrong kind; error: {e} / {e:?} / errno {:?}",
+                e.errno()
+            );
+            e
+        }
+    }
+}
+
+/// The error of a result that must have failed, with the expected errno.
+#[track_caller]
+pub fn expect_errno<T: std::fmt::Debug>(r: libzfs::Result<T>, errno: i32) -> libzfs::Error {
+    match r {
+        Ok(v) => panic!("expected errno {errno}, got Ok({v:?})"),
+        Err(e) => {
+            assert_eq!(
+                e.errno().map(|e| e.raw()),
+                Some(errno),
+                "wrong errno; error: {e} / {e:?}"
+            );
+            e
+        }
+    }
+}
+
+/// Sends `snap` (incremental from `from`) into a pipe and collects the stream.
+pub fn send_bytes(
+    zfs: &libzfs::Zfs,
+    snap: &str,
+    from: Option<&str>,
+    flags: libzfs::SendFlags,
+) -> libzfs::Result<Vec<u8>> {
+    use std::io::Read;
+    let (mut r, w) = os_pipe::pipe().expect("pipe");
+    let reader = std::thread::spawn(move || {
+        let mut v = Vec::new();
+        r.read_to_end(&mut v).map(|_| v)
+    });
+    let from = from.map(src);
+    let res = zfs.send(&sn(snap), from.as_ref(), w, flags);
+    let data = reader.join().expect("reader thread").expect("read stream");
+    res.map(|()| data)
+}
+
+/// Receives `data` through a pipe (a writer thread feeds it).
+pub fn recv_bytes(
+    zfs: &libzfs::Zfs,
+    target: &str,
+    data: &[u8],
+    opts: &libzfs::ReceiveOptions,
+) -> libzfs::Result<libzfs::Received> {
+    use std::io::Write;
+    let (r, mut w) = os_pipe::pipe().expect("pipe");
+    let data = data.to_vec();
+    let writer = std::thread::spawn(move || {
+        let _ = w.write_all(&data);
+    });
+    let res = zfs.receive(target, &r, opts);
+    drop(r);
+    writer.join().expect("writer thread");
+    res
+}
+
+/// Sends in a thread and receives on this one through a pipe; returns both results.
+pub fn send_recv_raw(
+    zfs: &libzfs::Zfs,
+    snap: &str,
+    from: Option<&str>,
+    flags: libzfs::SendFlags,
+    target: &str,
+    opts: &libzfs::ReceiveOptions,
+) -> (libzfs::Result<()>, libzfs::Result<libzfs::Received>) {
+    let (r, w) = os_pipe::pipe().expect("pipe");
+    let z = *zfs;
+    let s = sn(snap);
+    let f = from.map(src);
+    let sender = std::thread::spawn(move || z.send(&s, f.as_ref(), w, flags));
+    let received = zfs.receive(target, &r, opts);
+    drop(r);
+    (sender.join().expect("sender thread"), received)
+}
+
+/// Sends and receives; panics unless both succeed.
+pub fn replicate(
+    zfs: &libzfs::Zfs,
+    snap: &str,
+    from: Option<&str>,
+    target: &str,
+    opts: &libzfs::ReceiveOptions,
+) -> libzfs::Received {
+    let (s, r) = send_recv_raw(zfs, snap, from, libzfs::SendFlags::default(), target, opts);
+    let r = r.unwrap_or_else(|e| panic!("receive {snap} into {target}: {e} / {e:?}"));
+    s.unwrap_or_else(|e| panic!("send {snap}: {e}"));
+    r
+}
+
+/// An nvlist of string properties.
+pub fn str_props(pairs: &[(&str, &str)]) -> libzfs::NvList {
+    let mut nv = libzfs::NvList::new();
+    for (k, v) in pairs {
+        nv.insert(k, *v).expect("nvlist insert");
+    }
+    nv
+}
+
+/// Whether `name` exists, via the CLI (independent of the library).
+pub fn cli_exists(name: &str) -> bool {
+    Command::new("zfs")
+        .args(["list", "-H", "-t", "all", name])
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false)
+}

@@ -339,6 +339,8 @@ pub enum Request {
     RollbackTo {
         /// Full snapshot name.
         snapshot: String,
+        /// zrep's hold tag: holds with it on destroyed snapshots are released.
+        tag: String,
     },
     /// Abort a resumable receive (discard its partial state).
     AbortResume {

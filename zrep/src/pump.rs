@@ -101,11 +101,8 @@ pub fn frames_out(from: impl Read, to: &mut dyn Write, tick: &dyn Fn(u64)) -> io
 /// How a framed stream ended.
 #[derive(Debug)]
 pub enum StreamEnd {
-    /// `E`: the sender finished. `bytes` is what arrived.
-    Complete {
-        /// Stream bytes received.
-        bytes: u64,
-    },
+    /// `E`: the sender finished.
+    Complete,
     /// `A`: the sender failed.
     Aborted(RemoteError),
 }
@@ -119,12 +116,10 @@ pub fn frames_in(
     tick: &dyn Fn(u64),
 ) -> Result<StreamEnd, ProtoError> {
     let mut to = Some(to);
-    let mut bytes = 0u64;
     loop {
         match proto::read_frame(from)? {
             None => return Err(ProtoError::Closed(" in the middle of a stream")),
             Some(Frame::Data(d)) => {
-                bytes += d.len() as u64;
                 tick(d.len() as u64);
                 if let Some(w) = to.as_mut() {
                     if w.write_all(&d).is_err() {
@@ -132,7 +127,7 @@ pub fn frames_in(
                     }
                 }
             }
-            Some(Frame::End) => return Ok(StreamEnd::Complete { bytes }),
+            Some(Frame::End) => return Ok(StreamEnd::Complete),
             Some(Frame::Abort(e)) => return Ok(StreamEnd::Aborted(e)),
             Some(Frame::Message(_)) => {
                 return Err(ProtoError::Unexpected("a message inside a stream".into()))

@@ -1,0 +1,80 @@
+//! One replication per target at a time: an `flock(2)` on a file named after the
+//! target dataset. The lock goes with the process, so a killed run never leaves a
+//! stale lock behind.
+
+use std::fs::{File, OpenOptions};
+use std::os::fd::AsRawFd;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use crate::local::{err, OpResult};
+
+/// A held lock; released on drop (or process exit).
+#[derive(Debug)]
+pub struct Lock {
+    _file: File,
+}
+
+fn lock_dir() -> PathBuf {
+    if let Some(d) = std::env::var_os("ZREP_LOCK_DIR") {
+        return d.into();
+    }
+    for d in ["/run/zrep", "/tmp/zrep-locks"] {
+        if std::fs::create_dir_all(d).is_ok() {
+            return d.into();
+        }
+    }
+    std::env::temp_dir()
+}
+
+/// A file name for the dataset: readable, with `/` replaced, and a hash so that
+/// distinct names never share a lock.
+fn file_name(dataset: &str) -> String {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in dataset.bytes() {
+        h = (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3);
+    }
+    let safe: String = dataset
+        .chars()
+        .take(80)
+        .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' })
+        .collect();
+    format!("{safe}-{h:016x}.lock")
+}
+
+impl Lock {
+    /// Takes the lock for `dataset`, waiting up to `wait_secs` for another holder.
+    pub fn acquire(dataset: &str, wait_secs: u64) -> OpResult<Lock> {
+        let dir = lock_dir();
+        let _ = std::fs::create_dir_all(&dir);
+        let path = dir.join(file_name(dataset));
+        let file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(|e| err("Io", format!("cannot open lock file {}: {e}", path.display())))?;
+        let deadline = Instant::now() + Duration::from_secs(wait_secs);
+        loop {
+            // SAFETY: flock on a descriptor we own.
+            let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+            if rc == 0 {
+                return Ok(Lock { _file: file });
+            }
+            let e = std::io::Error::last_os_error();
+            if e.raw_os_error() != Some(libc::EWOULDBLOCK) {
+                return Err(err("Io", format!("cannot lock {}: {e}", path.display())));
+            }
+            if Instant::now() >= deadline {
+                return Err(err(
+                    "Busy",
+                    format!(
+                        "another zrep is replicating into {dataset} (waited {wait_secs} s; lock {})",
+                        path.display()
+                    ),
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+}

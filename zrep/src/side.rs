@@ -1,0 +1,294 @@
+//! One end of a replication: this machine (libzfs directly) or a remote one (`ssh HOST
+//! zrep serve`, spoken to with the framed protocol).
+
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+
+use libzfs::Zfs;
+
+use crate::local::{self, err, OpResult};
+use crate::proto::{self, DatasetState, Flags, ProtoError, RemoteError, Request, Response};
+
+/// A live connection to `zrep serve` on another host.
+pub struct Remote {
+    /// `[user@]host`, for messages.
+    pub host: String,
+    child: Child,
+    /// Requests and stream frames go here.
+    pub to: ChildStdin,
+    /// Responses and stream frames come from here (read unbuffered).
+    pub from: ChildStdout,
+}
+
+/// Where a dataset lives.
+pub enum Side {
+    /// This machine.
+    Local(Zfs),
+    /// Another one, over SSH.
+    Remote(Box<Remote>),
+}
+
+/// Turns a protocol failure into an error naming the host.
+pub fn conn_err(host: &str, e: ProtoError) -> RemoteError {
+    err("Connection", format!("{host}: {e}"))
+}
+
+impl Remote {
+    /// Runs `SSH... HOST REMOTE_ZREP serve` and exchanges versions. `ssh` is the
+    /// command as argv (e.g. `["ssh", "-p", "2222"]`). The host travels as one argv
+    /// element after `--`; only the remote command is seen by the remote shell, and
+    /// it is quoted.
+    pub fn connect(host: &str, ssh: &[String], remote_zrep: &str) -> OpResult<Remote> {
+        if host.is_empty() || host.starts_with('-') || host.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return Err(err("InvalidName", format!("invalid host {host:?}")));
+        }
+        let quoted = shlex::try_quote(remote_zrep)
+            .map_err(|_| err("InvalidName", format!("invalid remote zrep path {remote_zrep:?}")))?;
+        let (prog, args) = ssh
+            .split_first()
+            .ok_or_else(|| err("InvalidArgument", "empty --ssh command"))?;
+        let mut child = Command::new(prog)
+            .args(args)
+            .arg("--")
+            .arg(host)
+            .arg(format!("{quoted} serve"))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .map_err(|e| err("Connection", format!("cannot run {prog}: {e}")))?;
+        let to = child.stdin.take().expect("piped stdin");
+        let from = child.stdout.take().expect("piped stdout");
+        let mut r = Remote {
+            host: host.to_string(),
+            child,
+            to,
+            from,
+        };
+        let hello = Request::Hello {
+            version: proto::VERSION,
+            zrep: env!("CARGO_PKG_VERSION").into(),
+        };
+        match r.call(&hello) {
+            Ok(Response::Hello { version, zrep, .. }) if version == proto::VERSION => {
+                let _ = zrep;
+                Ok(r)
+            }
+            Ok(Response::Hello { version, zrep, .. }) => Err(conn_err(
+                host,
+                ProtoError::Version {
+                    ours: proto::VERSION,
+                    theirs: version,
+                    peer_zrep: zrep,
+                },
+            )),
+            Ok(other) => Err(err("Connection", format!("{host}: unexpected hello {other:?}"))),
+            Err(e) if e.kind == "Connection" => Err(err(
+                "Connection",
+                format!(
+                    "{} (is zrep installed on {host}? use --remote-zrep PATH; can you `ssh {host}`?)",
+                    e.message
+                ),
+            )),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Sends a request and reads its response; a remote error becomes `Err`.
+    pub fn call(&mut self, req: &Request) -> OpResult<Response> {
+        proto::send_msg(&mut self.to, req).map_err(|e| conn_err(&self.host, e))?;
+        self.response()
+    }
+
+    /// Reads one response.
+    pub fn response(&mut self) -> OpResult<Response> {
+        match proto::recv_msg::<Response>(&mut self.from) {
+            Ok(Response::Error(e)) => Err(RemoteError {
+                kind: e.kind,
+                message: format!("{}: {}", self.host, e.message),
+            }),
+            Ok(r) => Ok(r),
+            Err(e) => Err(conn_err(&self.host, e)),
+        }
+    }
+
+    fn expect_ok(&mut self, req: &Request) -> OpResult<()> {
+        match self.call(req)? {
+            Response::Ok => Ok(()),
+            other => Err(unexpected(&self.host, &other)),
+        }
+    }
+}
+
+impl Drop for Remote {
+    fn drop(&mut self) {
+        // Bye ends the server's loop, and with it ssh; then reap ssh.
+        let _ = proto::send_msg(&mut self.to, &Request::Bye);
+        let _ = self.child.wait();
+    }
+}
+
+/// An error for a response that does not fit the request.
+pub fn unexpected(host: &str, r: &Response) -> RemoteError {
+    err("Connection", format!("{host}: unexpected response {r:?}"))
+}
+
+impl Side {
+    /// Describes the side for messages: `host:` or empty.
+    pub fn prefix(&self) -> String {
+        match self {
+            Side::Local(_) => String::new(),
+            Side::Remote(r) => format!("{}:", r.host),
+        }
+    }
+
+    /// See [`local::state`].
+    pub fn state(&mut self, dataset: &str, recursive: bool) -> OpResult<Vec<DatasetState>> {
+        match self {
+            Side::Local(z) => local::state(z, dataset, recursive),
+            Side::Remote(r) => match r.call(&Request::State {
+                dataset: dataset.into(),
+                recursive,
+            })? {
+                Response::State { datasets } => Ok(datasets),
+                other => Err(unexpected(&r.host, &other)),
+            },
+        }
+    }
+
+    /// See [`local::estimate`].
+    pub fn estimate(&mut self, snapshot: &str, from: Option<&str>, flags: Flags) -> OpResult<u64> {
+        match self {
+            Side::Local(z) => local::estimate(z, snapshot, from, flags),
+            Side::Remote(r) => match r.call(&Request::Estimate {
+                snapshot: snapshot.into(),
+                from: from.map(Into::into),
+                flags,
+            })? {
+                Response::Estimate { bytes } => Ok(bytes),
+                other => Err(unexpected(&r.host, &other)),
+            },
+        }
+    }
+
+    /// See [`local::estimate_resume`].
+    pub fn estimate_resume(&mut self, token: &str) -> OpResult<u64> {
+        match self {
+            Side::Local(z) => local::estimate_resume(z, token),
+            Side::Remote(r) => match r.call(&Request::EstimateResume {
+                token: token.into(),
+            })? {
+                Response::Estimate { bytes } => Ok(bytes),
+                other => Err(unexpected(&r.host, &other)),
+            },
+        }
+    }
+
+    /// See [`local::snapshot`].
+    pub fn snapshot(&mut self, snapshots: &[String], props: &[(String, String)]) -> OpResult<()> {
+        match self {
+            Side::Local(z) => local::snapshot(z, snapshots, props),
+            Side::Remote(r) => r.expect_ok(&Request::Snapshot {
+                snapshots: snapshots.to_vec(),
+                props: props.to_vec(),
+            }),
+        }
+    }
+
+    /// See [`local::hold`].
+    pub fn hold(&mut self, holds: &[(String, String)]) -> OpResult<()> {
+        if holds.is_empty() {
+            return Ok(());
+        }
+        match self {
+            Side::Local(z) => local::hold(z, holds),
+            Side::Remote(r) => r.expect_ok(&Request::Hold {
+                holds: holds.to_vec(),
+            }),
+        }
+    }
+
+    /// See [`local::release`].
+    pub fn release(&mut self, holds: &[(String, String)]) -> OpResult<()> {
+        if holds.is_empty() {
+            return Ok(());
+        }
+        match self {
+            Side::Local(z) => local::release(z, holds),
+            Side::Remote(r) => r.expect_ok(&Request::Release {
+                holds: holds.to_vec(),
+            }),
+        }
+    }
+
+    /// See [`local::bookmark`].
+    pub fn bookmark(&mut self, pairs: &[(String, String)]) -> OpResult<()> {
+        match self {
+            Side::Local(z) => local::bookmark(z, pairs),
+            Side::Remote(r) => r.expect_ok(&Request::Bookmark {
+                pairs: pairs.to_vec(),
+            }),
+        }
+    }
+
+    /// See [`local::destroy_snapshots`].
+    #[allow(dead_code)] // for retention (pruning), not wired yet
+    pub fn destroy_snapshots(&mut self, snapshots: &[String]) -> OpResult<()> {
+        if snapshots.is_empty() {
+            return Ok(());
+        }
+        match self {
+            Side::Local(z) => local::destroy_snapshots(z, snapshots),
+            Side::Remote(r) => r.expect_ok(&Request::DestroySnapshots {
+                snapshots: snapshots.to_vec(),
+            }),
+        }
+    }
+
+    /// See [`local::destroy_bookmarks`].
+    pub fn destroy_bookmarks(&mut self, bookmarks: &[String]) -> OpResult<()> {
+        if bookmarks.is_empty() {
+            return Ok(());
+        }
+        match self {
+            Side::Local(z) => local::destroy_bookmarks(z, bookmarks),
+            Side::Remote(r) => r.expect_ok(&Request::DestroyBookmarks {
+                bookmarks: bookmarks.to_vec(),
+            }),
+        }
+    }
+
+    /// See [`local::rollback_to`].
+    pub fn rollback_to(&mut self, snapshot: &str, tag: &str) -> OpResult<()> {
+        match self {
+            Side::Local(z) => local::rollback_to(z, snapshot, tag),
+            Side::Remote(r) => r.expect_ok(&Request::RollbackTo {
+                snapshot: snapshot.into(),
+                tag: tag.into(),
+            }),
+        }
+    }
+
+    /// See [`local::abort_resume`].
+    pub fn abort_resume(&mut self, dataset: &str) -> OpResult<()> {
+        match self {
+            Side::Local(z) => local::abort_resume(z, dataset),
+            Side::Remote(r) => r.expect_ok(&Request::AbortResume {
+                dataset: dataset.into(),
+            }),
+        }
+    }
+
+    /// Takes the per-target lock; held until the returned guard (local) or the
+    /// session (remote) ends.
+    pub fn lock(&mut self, dataset: &str, wait_secs: u64) -> OpResult<Option<crate::lock::Lock>> {
+        match self {
+            Side::Local(_) => crate::lock::Lock::acquire(dataset, wait_secs).map(Some),
+            Side::Remote(r) => r
+                .expect_ok(&Request::Lock {
+                    dataset: dataset.into(),
+                    wait_secs,
+                })
+                .map(|_| None),
+        }
+    }
+}

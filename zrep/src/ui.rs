@@ -1,0 +1,168 @@
+//! What zrep prints: progress bars on a terminal, plain lines otherwise, JSON on
+//! request. Human output goes to stderr; `--json` output alone goes to stdout.
+
+use std::io::IsTerminal;
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use crate::plan::Plan;
+use crate::replicate::{describe, Outcome};
+
+/// Output settings.
+#[derive(Debug, Clone, Copy)]
+pub struct Ui {
+    /// `-v`: plan, estimates, one line per snapshot.
+    pub verbose: bool,
+    /// `--json`: one JSON document on stdout, no human summary lines.
+    pub json: bool,
+    /// `-q`: errors only.
+    pub quiet: bool,
+    /// Draw progress bars (stderr is a terminal).
+    pub progress: bool,
+}
+
+impl Ui {
+    /// Settings for this process.
+    pub fn new(verbose: bool, json: bool, quiet: bool) -> Ui {
+        Ui {
+            verbose,
+            json,
+            quiet,
+            progress: !quiet && std::io::stderr().is_terminal(),
+        }
+    }
+
+    /// A normal line.
+    pub fn info(&self, msg: &str) {
+        if !self.quiet {
+            eprintln!("{msg}");
+        }
+    }
+
+    /// A `-v` line.
+    pub fn verbose(&self, msg: &str) {
+        if self.verbose && !self.quiet {
+            eprintln!("{msg}");
+        }
+    }
+
+    /// An error line.
+    pub fn error(&self, msg: &str) {
+        eprintln!("zrep: {msg}");
+    }
+
+    /// The plan of one dataset.
+    pub fn plan(&self, plan: &Plan, source: &str, target: &str, estimate: u64) {
+        self.verbose(&format!(
+            "{source} -> {target}: {} (estimated size is {})",
+            describe(plan),
+            bytes(estimate)
+        ));
+    }
+
+    /// The closing line of one dataset.
+    pub fn summary(&self, o: &Outcome) {
+        if self.json || o.error.is_some() {
+            return;
+        }
+        let what = match o.mode.as_str() {
+            "noop" => "up to date".to_string(),
+            m => format!(
+                "{m}, {} snapshot{}",
+                o.snapshots.len(),
+                if o.snapshots.len() == 1 { "" } else { "s" }
+            ),
+        };
+        if o.dry_run {
+            self.info(&format!(
+                "{} -> {}: would send {what}, estimated {}",
+                o.source,
+                o.target,
+                bytes(o.estimated_bytes)
+            ));
+        } else {
+            self.info(&format!(
+                "{} -> {}: {what}, {} in {:.1} s",
+                o.source,
+                o.target,
+                bytes(o.bytes_sent),
+                o.seconds
+            ));
+        }
+    }
+
+    /// A progress bar for one stream (hidden when not on a terminal).
+    pub fn bar(&self, name: &str, total: u64) -> ProgressBar {
+        if !self.progress || self.json {
+            return ProgressBar::hidden();
+        }
+        let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
+        bar.set_style(
+            ProgressStyle::with_template(
+                "{prefix} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} ETA {eta}",
+            )
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
+        );
+        bar.set_prefix(name.to_string());
+        bar
+    }
+}
+
+/// Bytes in the units `zfs` prints (K, M, G: powers of 1024).
+pub fn bytes(n: u64) -> String {
+    const UNITS: [&str; 6] = ["B", "K", "M", "G", "T", "P"];
+    let mut v = n as f64;
+    let mut i = 0;
+    while v >= 1024.0 && i + 1 < UNITS.len() {
+        v /= 1024.0;
+        i += 1;
+    }
+    if i == 0 {
+        format!("{n}B")
+    } else {
+        format!("{v:.2}{}", UNITS[i])
+    }
+}
+
+/// `YYYYMMDDTHHMMSSZ` for seconds since the epoch (UTC), without a date crate.
+pub fn utc_stamp(secs: u64) -> String {
+    let days = (secs / 86_400) as i64;
+    let rem = secs % 86_400;
+    // Civil-from-days (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}{m:02}{d:02}T{:02}{:02}{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stamps_sort_by_time() {
+        assert_eq!(utc_stamp(0), "19700101T000000Z");
+        assert_eq!(utc_stamp(951_782_400), "20000229T000000Z");
+        assert_eq!(utc_stamp(1_795_684_362), "20261126T091242Z");
+        assert!(utc_stamp(1_795_684_362) < utc_stamp(1_795_684_363));
+    }
+
+    #[test]
+    fn sizes_read_like_zfs() {
+        assert_eq!(bytes(512), "512B");
+        assert_eq!(bytes(2_233_466), "2.13M");
+        assert_eq!(bytes(3 << 30), "3.00G");
+    }
+}
