@@ -98,8 +98,8 @@ local n = 0
 local function props(ds, names)
     local t = {}
     for _, p in ipairs(names) do
-        local ok, v = pcall(zfs.get_prop, ds, p)
-        if ok and v ~= nil then t[p] = v end
+        local v = zfs.get_prop(ds, p)
+        if v ~= nil then t[p] = v end
     end
     return t
 end
@@ -225,8 +225,11 @@ fn relabel(e: Error, root: &DatasetName) -> Error {
 
 fn num(p: &NvListRef, k: &str) -> u64 {
     match p.get(k) {
+        // Channel programs return Lua integers (int64): a uint64 above i64::MAX comes
+        // back negative, and the cast restores its bits.
         Some(v) => v
             .as_u64()
+            .or_else(|| v.as_i64().map(|x| x as u64))
             .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
             .unwrap_or(0),
         None => 0,

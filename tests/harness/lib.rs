@@ -377,3 +377,5 @@ pub fn cli_exists(name: &str) -> bool {
         .map(|o| o.status.success())
         .unwrap_or(false)
 }
+
+pub mod cli;

@@ -1,0 +1,126 @@
+//! Running the zrep binary in tests, with `zfs` and `zpool` on its PATH replaced by
+//! shims that fail loudly and record the call: every run asserts that zrep started
+//! neither.
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+
+use crate::{test_dir, zrep_bin};
+
+/// The shim directory (created on first use).
+pub fn shim_dir() -> PathBuf {
+    let d = test_dir().join("shims");
+    if !d.join("zfs").exists() {
+        std::fs::create_dir_all(&d).unwrap();
+        for tool in ["zfs", "zpool"] {
+            let p = d.join(tool);
+            let tmp = d.join(format!(".{tool}.{}", std::process::id()));
+            std::fs::write(
+                &tmp,
+                format!(
+                    "#!/bin/sh\necho \"{tool} $*\" >> {}/spawned\necho 'zrep must not run {tool}' >&2\nexit 97\n",
+                    d.display()
+                ),
+            )
+            .unwrap();
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o755)).unwrap();
+            std::fs::rename(&tmp, &p).unwrap();
+        }
+    }
+    d
+}
+
+/// Panics if any zrep run (local, or remote through the guest's sshd whose PATH has
+/// the shims too) ever started `zfs` or `zpool`.
+pub fn assert_no_zfs_spawned() {
+    let f = shim_dir().join("spawned");
+    if let Ok(s) = std::fs::read_to_string(&f) {
+        panic!("zrep spawned zfs/zpool:\n{s}");
+    }
+}
+
+/// A `zrep` command with the shim PATH.
+pub fn zrep_cmd(args: &[&str]) -> Command {
+    let mut c = Command::new(zrep_bin());
+    let path = std::env::var("PATH").unwrap_or_default();
+    c.env("PATH", format!("{}:{path}", shim_dir().display()));
+    c.env("ZREP_LOCK_DIR", test_dir().join("locks"));
+    c.args(args);
+    c
+}
+
+/// The result of a zrep run.
+#[derive(Debug)]
+pub struct Run {
+    /// Exit code.
+    pub code: i32,
+    /// Standard output.
+    pub stdout: String,
+    /// Standard error.
+    pub stderr: String,
+}
+
+impl Run {
+    fn from(out: Output) -> Run {
+        Run {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+
+    /// Asserts success and returns self.
+    #[track_caller]
+    pub fn ok(self) -> Run {
+        assert_eq!(self.code, 0, "zrep failed:\nstdout: {}\nstderr: {}", self.stdout, self.stderr);
+        self
+    }
+
+    /// Asserts exit code 1 with `needle` in stderr.
+    #[track_caller]
+    pub fn fails_with(self, needle: &str) -> Run {
+        assert_eq!(self.code, 1, "expected failure:\nstdout: {}\nstderr: {}", self.stdout, self.stderr);
+        assert!(self.stderr.contains(needle), "stderr lacks {needle:?}:\n{}", self.stderr);
+        self
+    }
+
+    /// Parses stdout as JSON.
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.stdout).unwrap_or_else(|e| panic!("bad JSON ({e}): {}", self.stdout))
+    }
+}
+
+/// Runs zrep to completion.
+pub fn zrep(args: &[&str]) -> Run {
+    let out = zrep_cmd(args).stdin(Stdio::null()).output().expect("run zrep");
+    assert_no_zfs_spawned();
+    Run::from(out)
+}
+
+/// Starts zrep without waiting.
+pub fn zrep_spawn(args: &[&str]) -> Child {
+    zrep_cmd(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn zrep")
+}
+
+/// The `--ssh` value for the guest's loopback sshd, and `--remote-zrep`.
+pub fn ssh_args() -> Vec<String> {
+    let ssh = std::env::var("ZREP_TEST_SSH").expect(
+        "ZREP_TEST_SSH is unset: remote tests need the guest's sshd (scripts/guest-run starts it)",
+    );
+    vec![
+        "--ssh".into(),
+        ssh,
+        "--remote-zrep".into(),
+        zrep_bin().display().to_string(),
+    ]
+}
+
+/// Whether a path exists (for readability in tests).
+pub fn exists(p: &Path) -> bool {
+    p.exists()
+}

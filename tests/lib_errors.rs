@@ -1,0 +1,304 @@
+//! libzfs against real pools: the errors callers see (kind, errno, messages, io::Error
+//! conversion) and names/nvlists checked against what ZFS itself accepts.
+use std::io;
+
+use libzfs::{DatasetType, Error, ErrorKind, Hold, NvList, Op, SendFlags};
+use zrep_tests::*;
+
+#[test]
+fn display_names_operation_dataset_and_cause() {
+    let pool = TestPool::new();
+    let zfs = lzc();
+    let name = pool.ds("missing");
+    let e = zfs.destroy(&dn(&name)).unwrap_err();
+    let msg = e.to_string();
+    assert!(msg.starts_with(&format!("cannot destroy {name}: ")), "{msg}");
+    assert!(msg.contains("does not exist"), "{msg}");
+    let z = e.zfs().unwrap();
+    assert_eq!(z.op, Op::Destroy);
+    assert_eq!(z.name, name);
+    assert_eq!(z.errno.raw(), libc::ENOENT);
+    assert_eq!(z.kind, ErrorKind::NotFound);
+}
+
+#[test]
+fn display_of_batch_error_names_each_item() {
+    let pool = TestPool::new();
+    let zfs = lzc();
+    let a = pool.ds("x@s");
+    let b = pool.ds("y@s");
+    let e = zfs.snapshot(&[sn(&a), sn(&b)], None).unwrap_err();
+    let msg = e.to_string();
+    assert!(msg.starts_with("cannot snapshot "), "{msg}");
+    assert!(msg.contains(&a) && msg.contains(&b), "{msg}");
+    assert_eq!(e.zfs().unwrap().items.len(), 2, "{e:?}");
+}
+
+#[test]
+fn io_error_conversion_keeps_the_kind() {
+    let pool = TestPool::new();
+    let zfs = lzc();
+    let fs = pool.create("fs");
+    let nf: io::Error = zfs.destroy(&dn(&pool.ds("nope"))).unwrap_err().into();
+    assert_eq!(nf.kind(), io::ErrorKind::NotFound);
+    assert!(nf.to_string().contains("nope"));
+    let ae: io::Error = zfs
+        .create(&dn(&fs), DatasetType::Filesystem, None)
+        .unwrap_err()
+        .into();
+    assert_eq!(ae.kind(), io::ErrorKind::AlreadyExists);
+    let bad: io::Error = recv_bytes(&zfs, &pool.ds("d"), &[1u8; 400], &Default::default())
+        .unwrap_err()
+        .into();
+    assert_eq!(bad.kind(), io::ErrorKind::InvalidData);
+    let name: io::Error = Error::from(libzfs::DatasetName::new("a//b").unwrap_err()).into();
+    assert_eq!(name.kind(), io::ErrorKind::InvalidInput);
+    // The original error stays reachable.
+    let inner = nf.get_ref().unwrap().downcast_ref::<Error>().unwrap();
+    assert_eq!(inner.kind(), ErrorKind::NotFound);
+}
+
+#[test]
+fn io_error_of_truncated_stream_is_unexpected_eof() {
+    let pool = TestPool::new();
+    let zfs = lzc();
+    let fs = pool.create("fs");
+    write_random(&pool.path("fs/d"), 1 << 20, 1);
+    snap(&zfs, &[&format!("{fs}@s")]);
+    let data = send_bytes(&zfs, &format!("{fs}@s"), None, SendFlags::default()).unwrap();
+    let e = recv_bytes(&zfs, &pool.ds("d"), &data[..data.len() / 2], &Default::default())
+        .unwrap_err();
+    if e.kind() == ErrorKind::StreamTruncated {
+        let io: io::Error = e.into();
+        assert_eq!(io.kind(), io::ErrorKind::UnexpectedEof);
+    } else {
+        assert_eq!(e.kind(), ErrorKind::BadStream, "{e:?}");
+    }
+}
+
+#[test]
+fn kind_not_found() {
+    let pool = TestPool::new();
+    let zfs = lzc();
+    expect_kind(zfs.rollback(&dn(&pool.ds("none"))), ErrorKind::NotFound);
+}
+
+#[test]
+fn kind_already_exists() {
+    let pool = TestPool::new();
+    let zfs = lzc();
+    let fs = pool.create("fs");
+    lzc_create(&zfs, &pool.ds("b"));
+    expect_kind(zfs.rename(&dn(&pool.ds("b")), &dn(&fs)), ErrorKind::AlreadyExists);
+}
+
+#[test]
+fn kind_held_and_has_clones_in_one_batch() {
+    let pool = TestPool::new();
+    let zfs = lzc();
+    let a = format!("{}@s", pool.create("a"));
+    let b = format!("{}@s", pool.create("b"));
+    snap(&zfs, &[&a, &b]);
+    zfs.hold(
+        &[Hold {
+            snapshot: sn(&a),
+            tag: "t".into(),
+        }],
+        None,
+    )
+    .unwrap();
+    zfs.clone_snapshot(&dn(&pool.ds("c")), &sn(&b), None).unwrap();
+    let e = zfs.destroy_snapshots(&[sn(&a), sn(&b)], false).unwrap_err();
+    let z = e.zfs().unwrap();
+    // Every failed snapshot is listed with its own errno.
+    let errno_of = |n: &str| z.items.iter().find(|i| i.name == n).map(|i| i.errno.raw());
+    assert_eq!(errno_of(&a), Some(libc::EBUSY), "{z:?}");
+    assert_eq!(errno_of(&b), Some(libc::EEXIST), "{z:?}");
+    let msg = e.to_string();
+    assert!(msg.contains("held") && msg.contains("clones"), "{msg}");
+}
+
+#[test]
+fn kind_pools_differ() {
+    let p1 = TestPool::new();
+    let p2 = TestPool::new();
+    let zfs = lzc();
+    expect_kind(
+        zfs.snapshot(&[sn(&format!("{}@a", p1.name())), sn(&format!("{}@a", p2.name()))], None),
+        ErrorKind::PoolsDiffer,
+    );
+}
+
+#[test]
+fn kind_no_space() {
+    let pool = TestPool::new();
+    let zfs = lzc();
+    let fs = pool.ds("small");
+    let mut props = NvList::new();
+    props.insert("quota", &(1u64 << 20)).unwrap();
+    zfs.create(&dn(&fs), DatasetType::Filesystem, Some(&props)).unwrap();
+    // A volume whose reservation cannot fit in the quota.
+    let mut vp = NvList::new();
+    vp.insert("volsize", &(64u64 << 20)).unwrap();
+    let e = zfs
+        .create(&dn(&format!("{fs}/vol")), DatasetType::Volume, Some(&vp))
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::NoSpace, "{e:?}");
+}
+
+#[test]
+fn kind_invalid_name_before_any_call() {
+    let e: Error = libzfs::SnapshotName::new("pool/fs@a@b").unwrap_err().into();
+    assert_eq!(e.kind(), ErrorKind::InvalidName);
+    assert!(e.errno().is_none());
+    assert!(e.zfs().is_none());
+}
+
+#[test]
+fn kind_name_too_long_for_dataset() {
+    let pool = TestPool::new();
+    let zfs = lzc();
+    let ok = pool.ds(&"n".repeat(255 - pool.name().len() - 1));
+    assert_eq!(ok.len(), 255);
+    zfs.create(&dn(&ok), DatasetType::Filesystem, None).unwrap();
+    assert!(cli_exists(&ok));
+    let e: Error = libzfs::DatasetName::new(format!("{ok}x")).unwrap_err().into();
+    assert_eq!(e.kind(), ErrorKind::NameTooLong);
+}
+
+#[test]
+fn kind_busy_for_resume_state() {
+    let pool = TestPool::new();
+    let zfs = lzc();
+    let fs = pool.create("fs");
+    write_random(&pool.path("fs/d"), 2 << 20, 1);
+    snap(&zfs, &[&format!("{fs}@s")]);
+    let data = send_bytes(&zfs, &format!("{fs}@s"), None, SendFlags::default()).unwrap();
+    let o = libzfs::ReceiveOptions {
+        resumable: true,
+        ..Default::default()
+    };
+    let dst = pool.ds("dst");
+    assert!(recv_bytes(&zfs, &dst, &data[..data.len() / 2], &o).is_err());
+    // A new full receive onto the partially received dataset is refused.
+    let e = recv_bytes(&zfs, &dst, &data, &o).unwrap_err();
+    assert!(e.errno().is_some(), "{e:?}");
+    assert!(e.to_string().contains(&dst), "{e}");
+}
+
+#[test]
+fn errno_describes_zfs_codes() {
+    let pool = TestPool::new();
+    let zfs = lzc();
+    let e = zfs.destroy(&dn(&pool.ds("missing"))).unwrap_err();
+    let errno = e.errno().unwrap();
+    assert_eq!(errno.describe(), io::Error::from_raw_os_error(libc::ENOENT).to_string());
+    assert!(format!("{errno:?}").contains("2"));
+}
+
+#[test]
+fn unsupported_or_working_get_props() {
+    let pool = TestPool::new();
+    let zfs = lzc();
+    // Built against 2.3 headers here, so the call is real.
+    match zfs.get_props(pool.name()) {
+        Ok(p) => assert!(!p.is_empty()),
+        Err(e) => assert_eq!(e.kind(), ErrorKind::Unsupported, "{e:?}"),
+    }
+}
+
+// ---------- names and nvlists against ZFS ----------
+
+#[test]
+fn every_legal_short_name_character_works_in_zfs() {
+    let pool = TestPool::new();
+    let zfs = lzc();
+    let fs = pool.create("fs");
+    for short in ["a-b", "a_b", "a.b", "a:b", "a b", "A9", "..x", "x.."] {
+        let s = format!("{fs}@{short}");
+        zfs.snapshot(&[sn(&s)], None).unwrap_or_else(|e| panic!("{s}: {e}"));
+        assert!(cli_exists(&s), "{s}");
+        let b = format!("{fs}#{short}");
+        zfs.bookmark(&[(bn(&b), src(&s))]).unwrap_or_else(|e| panic!("{b}: {e}"));
+    }
+}
+
+#[test]
+fn names_the_library_rejects_are_rejected_by_zfs_too() {
+    let pool = TestPool::new();
+    for bad in ["fs$", "f*s", "a\tb", "é"] {
+        let name = pool.ds(bad);
+        assert!(libzfs::DatasetName::new(name.clone()).is_err(), "{name:?}");
+        let out = std::process::Command::new("zfs")
+            .args(["create", &name])
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "zfs accepted {name:?}");
+    }
+}
+
+#[test]
+fn user_property_values_round_trip() {
+    let pool = TestPool::new();
+    let zfs = lzc();
+    let fs = pool.create("fs");
+    let value = "spaces, = signs: and \"quotes\" / slashes";
+    let props = str_props(&[("zrep:v", value), ("com.example:k", "1")]);
+    zfs.snapshot(&[sn(&format!("{fs}@p"))], Some(&props)).unwrap();
+    assert_eq!(zfs_get("zrep:v", &format!("{fs}@p")), value);
+    assert_eq!(zfs_get("com.example:k", &format!("{fs}@p")), "1");
+}
+
+#[test]
+fn user_property_value_too_long_fails() {
+    let pool = TestPool::new();
+    let zfs = lzc();
+    let fs = pool.create("fs");
+    let long = "v".repeat(9000);
+    let props = str_props(&[("zrep:v", &long)]);
+    let e = zfs.snapshot(&[sn(&format!("{fs}@p"))], Some(&props)).unwrap_err();
+    assert!(e.errno().is_some(), "{e:?}");
+    assert!(!cli_exists(&format!("{fs}@p")));
+}
+
+#[test]
+fn user_property_with_non_string_value_fails() {
+    let pool = TestPool::new();
+    let zfs = lzc();
+    let fs = pool.create("fs");
+    let mut props = NvList::new();
+    props.insert("zrep:n", &5u64).unwrap();
+    let e = zfs.snapshot(&[sn(&format!("{fs}@p"))], Some(&props)).unwrap_err();
+    assert!(e.errno().is_some(), "{e:?}");
+}
+
+#[test]
+fn nvlist_from_kernel_packs_and_unpacks() {
+    let pool = TestPool::new();
+    let zfs = lzc();
+    let fs = pool.create("fs");
+    let props = zfs.get_props(&fs).unwrap();
+    let packed = props.pack().unwrap();
+    let back = NvList::unpack(&packed).unwrap();
+    assert_eq!(back, props);
+    assert_eq!(back.len(), props.len());
+}
+
+#[test]
+fn zfs_handle_is_shared_across_threads() {
+    let pool = TestPool::new();
+    let zfs = lzc();
+    let fss: Vec<String> = (0..4).map(|i| pool.create(&format!("t{i}"))).collect();
+    std::thread::scope(|s| {
+        for fs in &fss {
+            s.spawn(move || {
+                for j in 0..3 {
+                    zfs.snapshot(&[sn(&format!("{fs}@s{j}"))], None).unwrap();
+                }
+            });
+        }
+    });
+    for fs in &fss {
+        assert_eq!(cli_snapshots(fs).len(), 3);
+    }
+}
