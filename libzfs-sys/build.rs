@@ -19,6 +19,7 @@ fn main() {
         "LIBZFS_CORE_LIB_DIR",
         "LIBZFS_CORE_VERSION",
         "PKG_CONFIG_PATH",
+        "LIBZFS_CORE_FREEBSD_SRC",
     ] {
         println!("cargo:rerun-if-env-changed={var}");
     }
@@ -86,6 +87,9 @@ fn probe() -> (Vec<PathBuf>, String) {
         println!("cargo:rustc-link-lib=nvpair");
         return (includes, version);
     }
+    if let Some(found) = freebsd_base() {
+        return found;
+    }
     match pkg_config::Config::new()
         .atleast_version("2.0")
         .probe("libzfs_core")
@@ -106,8 +110,52 @@ fn probe() -> (Vec<PathBuf>, String) {
     }
 }
 
+/// FreeBSD ships libzfs_core in the base system without a pkg-config file; its
+/// headers are in the source tree (`/usr/src/sys/contrib/openzfs`), whose META file
+/// gives the version. Used when pkg-config has no `libzfs_core` module.
+fn freebsd_base() -> Option<(Vec<PathBuf>, String)> {
+    if env::var("CARGO_CFG_TARGET_OS").ok()? != "freebsd" {
+        return None;
+    }
+    if pkg_config::probe_library("libzfs_core").is_ok() {
+        return None;
+    }
+    let root = PathBuf::from(
+        env::var("LIBZFS_CORE_FREEBSD_SRC")
+            .unwrap_or_else(|_| "/usr/src/sys/contrib/openzfs".into()),
+    );
+    let meta = std::fs::read_to_string(root.join("META")).unwrap_or_else(|_| {
+        panic!(
+            "libzfs-sys: no OpenZFS sources at {}: install the FreeBSD source tree \
+             (pkg install FreeBSD-src, or git clone the release branch into /usr/src), or \
+             the openzfs port, or set LIBZFS_CORE_INCLUDE_DIRS and LIBZFS_CORE_VERSION",
+            root.display()
+        )
+    });
+    let version = meta
+        .lines()
+        .find_map(|l| l.strip_prefix("Version:"))
+        .map(|v| v.trim().to_string())
+        .expect("META has a Version line");
+    println!("cargo:rustc-link-lib=zfs_core");
+    println!("cargo:rustc-link-lib=nvpair");
+    let inc = |p: &str| root.join(p);
+    Some((
+        vec![
+            inc("include"),
+            inc("lib/libspl/include"),
+            inc("lib/libspl/include/os/freebsd"),
+            inc("include/os/freebsd/spl"),
+            inc("include/os/freebsd/zfs"),
+        ],
+        version,
+    ))
+}
+
 fn parse_version(v: &str) -> (u32, u32) {
-    let mut it = v.split(|c: char| !c.is_ascii_digit()).filter(|s| !s.is_empty());
+    let mut it = v
+        .split(|c: char| !c.is_ascii_digit())
+        .filter(|s| !s.is_empty());
     let maj = it.next().and_then(|s| s.parse().ok());
     let min = it.next().and_then(|s| s.parse().ok());
     match (maj, min) {

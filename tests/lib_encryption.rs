@@ -50,7 +50,9 @@ fn create_encrypted_with_short_key_fails() {
     let pool = TestPool::new();
     let zfs = lzc();
     let fs = pool.ds("enc");
-    let e = zfs.create_encrypted(&dn(&fs), &enc_props(), &[1u8; 5]).unwrap_err();
+    let e = zfs
+        .create_encrypted(&dn(&fs), &enc_props(), &[1u8; 5])
+        .unwrap_err();
     assert!(e.errno().is_some(), "{e:?}");
     assert!(!zfs.exists(&fs));
 }
@@ -106,14 +108,20 @@ fn load_key_already_loaded_is_already_exists() {
     let pool = TestPool::new();
     let zfs = lzc();
     let fs = encrypted(&pool, &zfs, "enc");
-    expect_kind(zfs.load_key(&dn(&fs), &KEY, false), ErrorKind::AlreadyExists);
+    expect_kind(
+        zfs.load_key(&dn(&fs), &KEY, false),
+        ErrorKind::AlreadyExists,
+    );
 }
 
 #[test]
 fn load_key_of_missing_fs_is_not_found() {
     let pool = TestPool::new();
     let zfs = lzc();
-    expect_kind(zfs.load_key(&dn(&pool.ds("nope")), &KEY, false), ErrorKind::NotFound);
+    expect_kind(
+        zfs.load_key(&dn(&pool.ds("nope")), &KEY, false),
+        ErrorKind::NotFound,
+    );
 }
 
 #[test]
@@ -201,7 +209,10 @@ fn change_key_when_not_loaded_is_key_missing() {
 fn change_key_of_missing_fs_is_not_found() {
     let pool = TestPool::new();
     let zfs = lzc();
-    expect_kind(zfs.change_key(&dn(&pool.ds("nope")), None, &KEY2), ErrorKind::NotFound);
+    expect_kind(
+        zfs.change_key(&dn(&pool.ds("nope")), None, &KEY2),
+        ErrorKind::NotFound,
+    );
 }
 
 #[test]
@@ -215,13 +226,23 @@ fn raw_send_to_another_pool_without_the_key() {
         raw: true,
         ..Default::default()
     };
-    let (s, r) = send_recv_raw(&zfs, &format!("{fs}@s1"), None, raw, &dst, &ReceiveOptions::default());
+    let (s, r) = send_recv_raw(
+        &zfs,
+        &format!("{fs}@s1"),
+        None,
+        raw,
+        &dst,
+        &ReceiveOptions::default(),
+    );
     let r = r.unwrap_or_else(|e| panic!("{e:?}"));
     s.unwrap();
     assert!(r.header.is_raw());
     assert_eq!(zfs_get("keystatus", &dst), "unavailable");
     assert_eq!(zfs_get("encryption", &dst), "aes-256-gcm");
-    assert_eq!(zfs_get("guid", &format!("{dst}@s1")), zfs_get("guid", &format!("{fs}@s1")));
+    assert_eq!(
+        zfs_get("guid", &format!("{dst}@s1")),
+        zfs_get("guid", &format!("{fs}@s1"))
+    );
     // The same key opens the copy.
     zfs.load_key(&dn(&dst), &KEY, false).unwrap();
     mount(&dst);
@@ -266,7 +287,14 @@ fn raw_incremental_send() {
     let o = ReceiveOptions::default();
     let (_, r) = send_recv_raw(&zfs, &format!("{fs}@s1"), None, raw, &dst, &o);
     r.unwrap();
-    let (_, r) = send_recv_raw(&zfs, &format!("{fs}@s2"), Some(&format!("{fs}@s1")), raw, &dst, &o);
+    let (_, r) = send_recv_raw(
+        &zfs,
+        &format!("{fs}@s2"),
+        Some(&format!("{fs}@s1")),
+        raw,
+        &dst,
+        &o,
+    );
     let r = r.unwrap_or_else(|e| panic!("{e:?}"));
     assert!(r.header.is_raw() && r.header.is_incremental());
     assert!(zfs.exists(&format!("{dst}@s2")));
@@ -291,10 +319,19 @@ fn non_raw_send_with_key_loaded_decrypts() {
     let zfs = lzc();
     let fs = with_data(&pool, &zfs, "enc");
     let dst = pool.ds("plain");
-    replicate(&zfs, &format!("{fs}@s1"), None, &dst, &ReceiveOptions::default());
+    replicate(
+        &zfs,
+        &format!("{fs}@s1"),
+        None,
+        &dst,
+        &ReceiveOptions::default(),
+    );
     assert_eq!(zfs_get("encryption", &dst), "off");
     mount(&dst);
-    assert_eq!(std::fs::metadata(pool.path("plain/secret")).unwrap().len(), 200_000);
+    assert_eq!(
+        std::fs::metadata(pool.path("plain/secret")).unwrap().len(),
+        200_000
+    );
 }
 
 #[test]

@@ -12,7 +12,10 @@ fn display_names_operation_dataset_and_cause() {
     let name = pool.ds("missing");
     let e = zfs.destroy(&dn(&name)).unwrap_err();
     let msg = e.to_string();
-    assert!(msg.starts_with(&format!("cannot destroy {name}: ")), "{msg}");
+    assert!(
+        msg.starts_with(&format!("cannot destroy {name}: ")),
+        "{msg}"
+    );
     assert!(msg.contains("does not exist"), "{msg}");
     let z = e.zfs().unwrap();
     assert_eq!(z.op, Op::Destroy);
@@ -66,8 +69,13 @@ fn io_error_of_truncated_stream_is_unexpected_eof() {
     write_random(&pool.path("fs/d"), 1 << 20, 1);
     snap(&zfs, &[&format!("{fs}@s")]);
     let data = send_bytes(&zfs, &format!("{fs}@s"), None, SendFlags::default()).unwrap();
-    let e = recv_bytes(&zfs, &pool.ds("d"), &data[..data.len() / 2], &Default::default())
-        .unwrap_err();
+    let e = recv_bytes(
+        &zfs,
+        &pool.ds("d"),
+        &data[..data.len() / 2],
+        &Default::default(),
+    )
+    .unwrap_err();
     if e.kind() == ErrorKind::StreamTruncated {
         let io: io::Error = e.into();
         assert_eq!(io.kind(), io::ErrorKind::UnexpectedEof);
@@ -89,7 +97,10 @@ fn kind_already_exists() {
     let zfs = lzc();
     let fs = pool.create("fs");
     lzc_create(&zfs, &pool.ds("b"));
-    expect_kind(zfs.rename(&dn(&pool.ds("b")), &dn(&fs)), ErrorKind::AlreadyExists);
+    expect_kind(
+        zfs.rename(&dn(&pool.ds("b")), &dn(&fs)),
+        ErrorKind::AlreadyExists,
+    );
 }
 
 #[test]
@@ -107,7 +118,8 @@ fn kind_held_and_has_clones_in_one_batch() {
         None,
     )
     .unwrap();
-    zfs.clone_snapshot(&dn(&pool.ds("c")), &sn(&b), None).unwrap();
+    zfs.clone_snapshot(&dn(&pool.ds("c")), &sn(&b), None)
+        .unwrap();
     let e = zfs.destroy_snapshots(&[sn(&a), sn(&b)], false).unwrap_err();
     let z = e.zfs().unwrap();
     // Every failed snapshot is listed with its own errno.
@@ -124,7 +136,13 @@ fn kind_pools_differ() {
     let p2 = TestPool::new();
     let zfs = lzc();
     expect_kind(
-        zfs.snapshot(&[sn(&format!("{}@a", p1.name())), sn(&format!("{}@a", p2.name()))], None),
+        zfs.snapshot(
+            &[
+                sn(&format!("{}@a", p1.name())),
+                sn(&format!("{}@a", p2.name())),
+            ],
+            None,
+        ),
         ErrorKind::PoolsDiffer,
     );
 }
@@ -136,7 +154,8 @@ fn kind_no_space() {
     let fs = pool.ds("small");
     let mut props = NvList::new();
     props.insert("quota", &(1u64 << 20)).unwrap();
-    zfs.create(&dn(&fs), DatasetType::Filesystem, Some(&props)).unwrap();
+    zfs.create(&dn(&fs), DatasetType::Filesystem, Some(&props))
+        .unwrap();
     // A volume whose reservation cannot fit in the quota.
     let mut vp = NvList::new();
     vp.insert("volsize", &(64u64 << 20)).unwrap();
@@ -162,7 +181,9 @@ fn kind_name_too_long_for_dataset() {
     assert_eq!(ok.len(), 255);
     zfs.create(&dn(&ok), DatasetType::Filesystem, None).unwrap();
     assert!(cli_exists(&ok));
-    let e: Error = libzfs::DatasetName::new(format!("{ok}x")).unwrap_err().into();
+    let e: Error = libzfs::DatasetName::new(format!("{ok}x"))
+        .unwrap_err()
+        .into();
     assert_eq!(e.kind(), ErrorKind::NameTooLong);
 }
 
@@ -192,7 +213,10 @@ fn errno_describes_zfs_codes() {
     let zfs = lzc();
     let e = zfs.destroy(&dn(&pool.ds("missing"))).unwrap_err();
     let errno = e.errno().unwrap();
-    assert_eq!(errno.describe(), io::Error::from_raw_os_error(libc::ENOENT).to_string());
+    assert_eq!(
+        errno.describe(),
+        io::Error::from_raw_os_error(libc::ENOENT).to_string()
+    );
     assert!(format!("{errno:?}").contains("2"));
 }
 
@@ -216,10 +240,12 @@ fn every_legal_short_name_character_works_in_zfs() {
     let fs = pool.create("fs");
     for short in ["a-b", "a_b", "a.b", "a:b", "a b", "A9", "..x", "x.."] {
         let s = format!("{fs}@{short}");
-        zfs.snapshot(&[sn(&s)], None).unwrap_or_else(|e| panic!("{s}: {e}"));
+        zfs.snapshot(&[sn(&s)], None)
+            .unwrap_or_else(|e| panic!("{s}: {e}"));
         assert!(cli_exists(&s), "{s}");
         let b = format!("{fs}#{short}");
-        zfs.bookmark(&[(bn(&b), src(&s))]).unwrap_or_else(|e| panic!("{b}: {e}"));
+        zfs.bookmark(&[(bn(&b), src(&s))])
+            .unwrap_or_else(|e| panic!("{b}: {e}"));
     }
 }
 
@@ -244,7 +270,8 @@ fn user_property_values_round_trip() {
     let fs = pool.create("fs");
     let value = "spaces, = signs: and \"quotes\" / slashes";
     let props = str_props(&[("zrep:v", value), ("com.example:k", "1")]);
-    zfs.snapshot(&[sn(&format!("{fs}@p"))], Some(&props)).unwrap();
+    zfs.snapshot(&[sn(&format!("{fs}@p"))], Some(&props))
+        .unwrap();
     assert_eq!(zfs_get("zrep:v", &format!("{fs}@p")), value);
     assert_eq!(zfs_get("com.example:k", &format!("{fs}@p")), "1");
 }
@@ -256,7 +283,9 @@ fn user_property_value_too_long_fails() {
     let fs = pool.create("fs");
     let long = "v".repeat(9000);
     let props = str_props(&[("zrep:v", &long)]);
-    let e = zfs.snapshot(&[sn(&format!("{fs}@p"))], Some(&props)).unwrap_err();
+    let e = zfs
+        .snapshot(&[sn(&format!("{fs}@p"))], Some(&props))
+        .unwrap_err();
     assert!(e.errno().is_some(), "{e:?}");
     assert!(!cli_exists(&format!("{fs}@p")));
 }
@@ -268,7 +297,9 @@ fn user_property_with_non_string_value_fails() {
     let fs = pool.create("fs");
     let mut props = NvList::new();
     props.insert("zrep:n", &5u64).unwrap();
-    let e = zfs.snapshot(&[sn(&format!("{fs}@p"))], Some(&props)).unwrap_err();
+    let e = zfs
+        .snapshot(&[sn(&format!("{fs}@p"))], Some(&props))
+        .unwrap_err();
     assert!(e.errno().is_some(), "{e:?}");
 }
 

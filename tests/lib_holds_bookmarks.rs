@@ -243,10 +243,7 @@ fn holds_of_missing_snapshot_is_not_found() {
     let pool = TestPool::new();
     let zfs = lzc();
     pool.create("fs");
-    expect_kind(
-        zfs.holds(&sn(&pool.ds("fs@none"))),
-        ErrorKind::NotFound,
-    );
+    expect_kind(zfs.holds(&sn(&pool.ds("fs@none"))), ErrorKind::NotFound);
 }
 
 #[test]
@@ -320,7 +317,8 @@ fn bookmark_from_bookmark_copies_it() {
     let fs = pool.create("fs");
     let s = format!("{fs}@s");
     snap(&zfs, &[&s]);
-    zfs.bookmark(&[(bn(&format!("{fs}#one")), src(&s))]).unwrap();
+    zfs.bookmark(&[(bn(&format!("{fs}#one")), src(&s))])
+        .unwrap();
     zfs.destroy_snapshots(&[sn(&s)], false).unwrap();
     zfs.bookmark(&[(bn(&format!("{fs}#two")), src(&format!("{fs}#one")))])
         .unwrap();
@@ -338,7 +336,8 @@ fn bookmarks_listed_in_txg_order() {
     for (i, n) in ["z", "m", "a"].iter().enumerate() {
         let s = format!("{fs}@s{i}");
         snap(&zfs, &[&s]);
-        zfs.bookmark(&[(bn(&format!("{fs}#{n}")), src(&s))]).unwrap();
+        zfs.bookmark(&[(bn(&format!("{fs}#{n}")), src(&s))])
+            .unwrap();
     }
     let list = zfs.bookmarks(&dn(&fs)).unwrap();
     let names: Vec<&str> = list.iter().map(|b| b.name.short_name()).collect();
@@ -418,7 +417,8 @@ fn destroy_bookmarks() {
     let s = snapped(&pool, &zfs, "fs");
     let b1 = pool.ds("fs#b1");
     let b2 = pool.ds("fs#b2");
-    zfs.bookmark(&[(bn(&b1), src(&s)), (bn(&b2), src(&s))]).unwrap();
+    zfs.bookmark(&[(bn(&b1), src(&s)), (bn(&b2), src(&s))])
+        .unwrap();
     zfs.destroy_bookmarks(&[bn(&b1), bn(&b2)]).unwrap();
     assert!(!zfs.exists(&b1) && !zfs.exists(&b2));
     assert!(zfs.bookmarks(&dn(&pool.ds("fs"))).unwrap().is_empty());
@@ -465,9 +465,15 @@ fn bookmark_is_an_incremental_send_source() {
     snap(&zfs, &[&s2]);
     let r = replicate(&zfs, &s2, Some(&b), &target, &ReceiveOptions::default());
     assert!(r.header.is_incremental());
-    assert_eq!(r.header.fromguid.to_string(), zfs_get("guid", &format!("{target}@s1")));
+    assert_eq!(
+        r.header.fromguid.to_string(),
+        zfs_get("guid", &format!("{target}@s1"))
+    );
     mount(&target);
-    assert_eq!(tree_digest(&src_pool.path("fs")), tree_digest(&dst_pool.path("copy")));
+    assert_eq!(
+        tree_digest(&src_pool.path("fs")),
+        tree_digest(&dst_pool.path("copy"))
+    );
 }
 
 #[test]

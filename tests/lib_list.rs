@@ -90,7 +90,11 @@ fn list_guids_of_every_dataset_match() {
     for l in zfs.list(&dn(pool.name()), true, false).unwrap().unwrap() {
         let n = l.dataset.name.as_str();
         assert_eq!(l.dataset.guid.to_string(), zfs_get("guid", n), "{n}");
-        assert_eq!(l.dataset.createtxg.to_string(), zfs_get("createtxg", n), "{n}");
+        assert_eq!(
+            l.dataset.createtxg.to_string(),
+            zfs_get("createtxg", n),
+            "{n}"
+        );
     }
 }
 
@@ -128,7 +132,10 @@ fn list_recursive_with_snapshots() {
 fn list_missing_root_is_none() {
     let pool = TestPool::new();
     let zfs = lzc();
-    assert!(zfs.list(&dn(&pool.ds("nope")), true, true).unwrap().is_none());
+    assert!(zfs
+        .list(&dn(&pool.ds("nope")), true, true)
+        .unwrap()
+        .is_none());
     assert!(zfs.dataset(&dn(&pool.ds("nope"))).unwrap().is_none());
     assert!(zfs.snapshots(&dn(&pool.ds("nope"))).unwrap().is_none());
 }
@@ -139,7 +146,10 @@ fn list_in_missing_pool_is_an_error() {
     let zfs = lzc();
     let e = zfs.list(&dn("zrepnosuchpool/x"), false, false).unwrap_err();
     assert_eq!(e.kind(), ErrorKind::NotFound, "{e:?}");
-    assert!(e.to_string().contains("cannot list zrepnosuchpool/x"), "{e}");
+    assert!(
+        e.to_string().contains("cannot list zrepnosuchpool/x"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -152,7 +162,11 @@ fn list_written_after_writes() {
     write_random(&pool.path("fs/d"), 500_000, 1);
     zfs.sync(pool.name(), true).unwrap();
     let d = zfs.dataset(&dn(&fs)).unwrap().unwrap();
-    assert!(d.written > before && d.written >= 400_000, "{before} -> {}", d.written);
+    assert!(
+        d.written > before && d.written >= 400_000,
+        "{before} -> {}",
+        d.written
+    );
     assert!(d.used >= d.written);
 }
 
@@ -287,7 +301,10 @@ fn channel_program_nosync_returns_a_table() {
     let ret = out.get_nvlist("return").expect("a table");
     assert_eq!(ret.get_str("word"), Some("hi"));
     let answer = ret.get("answer").unwrap();
-    assert_eq!(answer.as_i64().or(answer.as_u64().map(|v| v as i64)), Some(42));
+    assert_eq!(
+        answer.as_i64().or(answer.as_u64().map(|v| v as i64)),
+        Some(42)
+    );
     assert_eq!(ret.get_nvlist("nested").unwrap().get_str("x"), Some("y"));
 }
 
@@ -447,7 +464,10 @@ fn sync_missing_pool_is_not_found() {
     let _pool = TestPool::new();
     let zfs = lzc();
     let e = expect_kind(zfs.sync("zrepnosuchpool", true), ErrorKind::NotFound);
-    assert!(e.to_string().contains("cannot sync pool zrepnosuchpool"), "{e}");
+    assert!(
+        e.to_string().contains("cannot sync pool zrepnosuchpool"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -473,7 +493,10 @@ fn wait_for_a_scrub() {
 fn wait_on_missing_pool_is_not_found() {
     let _pool = TestPool::new();
     let zfs = lzc();
-    expect_kind(zfs.wait("zrepnosuchpool", WaitActivity::Scrub), ErrorKind::NotFound);
+    expect_kind(
+        zfs.wait("zrepnosuchpool", WaitActivity::Scrub),
+        ErrorKind::NotFound,
+    );
 }
 
 #[test]

@@ -85,7 +85,13 @@ fn incremental_send_receive() {
     let fs = source(&pool, &zfs, true);
     let dst = pool.ds("dst");
     replicate(&zfs, &format!("{fs}@s1"), None, &dst, &opts());
-    let r = replicate(&zfs, &format!("{fs}@s2"), Some(&format!("{fs}@s1")), &dst, &opts());
+    let r = replicate(
+        &zfs,
+        &format!("{fs}@s2"),
+        Some(&format!("{fs}@s1")),
+        &dst,
+        &opts(),
+    );
     assert_eq!(r.snapshot.as_str(), format!("{dst}@s2"));
     mount(&dst);
     same_tree(&pool, "src", "dst");
@@ -112,7 +118,13 @@ fn receive_into_another_pool() {
     let fs = source(&p1, &zfs, true);
     let dst = p2.ds("copy");
     replicate(&zfs, &format!("{fs}@s1"), None, &dst, &opts());
-    replicate(&zfs, &format!("{fs}@s2"), Some(&format!("{fs}@s1")), &dst, &opts());
+    replicate(
+        &zfs,
+        &format!("{fs}@s2"),
+        Some(&format!("{fs}@s1")),
+        &dst,
+        &opts(),
+    );
     mount(&dst);
     assert_eq!(tree_digest(&p1.path("src")), tree_digest(&p2.path("copy")));
 }
@@ -124,8 +136,13 @@ fn several_streams_on_one_descriptor() {
     let fs = source(&pool, &zfs, true);
     let mut data = send_bytes(&zfs, &format!("{fs}@s1"), None, SendFlags::default()).unwrap();
     data.extend(
-        send_bytes(&zfs, &format!("{fs}@s2"), Some(&format!("{fs}@s1")), SendFlags::default())
-            .unwrap(),
+        send_bytes(
+            &zfs,
+            &format!("{fs}@s2"),
+            Some(&format!("{fs}@s1")),
+            SendFlags::default(),
+        )
+        .unwrap(),
     );
     use std::io::Write;
     let (r, mut w) = os_pipe::pipe().unwrap();
@@ -244,7 +261,12 @@ fn compressed_stream_of_compressed_fs_is_smaller() {
         },
     )
     .unwrap();
-    assert!(comp.len() * 4 < plain.len(), "{} vs {}", comp.len(), plain.len());
+    assert!(
+        comp.len() * 4 < plain.len(),
+        "{} vs {}",
+        comp.len(),
+        plain.len()
+    );
     let r = recv_bytes(&zfs, &pool.ds("dst"), &comp, &opts()).unwrap();
     assert_eq!(r.bytes, comp.len() as u64);
 }
@@ -277,7 +299,10 @@ fn send_to_broken_pipe_is_io() {
     snap(&zfs, &[&s]);
     let (r, w) = os_pipe::pipe().unwrap();
     drop(r);
-    let e = expect_kind(zfs.send(&sn(&s), None, w, SendFlags::default()), ErrorKind::Io);
+    let e = expect_kind(
+        zfs.send(&sn(&s), None, w, SendFlags::default()),
+        ErrorKind::Io,
+    );
     assert_eq!(e.errno().unwrap().raw(), libc::EPIPE, "{e:?}");
     assert!(e.to_string().contains(&s), "{e}");
 }
@@ -299,7 +324,12 @@ fn send_from_missing_snapshot_is_not_found() {
     let pool = TestPool::new();
     let zfs = lzc();
     let fs = source(&pool, &zfs, false);
-    let r = send_bytes(&zfs, &format!("{fs}@s1"), Some(&format!("{fs}@none")), SendFlags::default());
+    let r = send_bytes(
+        &zfs,
+        &format!("{fs}@s1"),
+        Some(&format!("{fs}@none")),
+        SendFlags::default(),
+    );
     expect_kind(r, ErrorKind::NotFound);
 }
 
@@ -310,8 +340,13 @@ fn send_incremental_from_unrelated_fs_fails() {
     let fs = source(&pool, &zfs, false);
     let other = pool.create("other");
     snap(&zfs, &[&format!("{other}@o")]);
-    let e = send_bytes(&zfs, &format!("{fs}@s1"), Some(&format!("{other}@o")), SendFlags::default())
-        .unwrap_err();
+    let e = send_bytes(
+        &zfs,
+        &format!("{fs}@s1"),
+        Some(&format!("{other}@o")),
+        SendFlags::default(),
+    )
+    .unwrap_err();
     // ZFS says EXDEV: the source is not an ancestor of the snapshot.
     assert_eq!(e.errno().unwrap().raw(), libc::EXDEV, "{e:?}");
 }
@@ -324,8 +359,13 @@ fn send_incremental_from_unrelated_fs_kind_is_not_pools_differ() {
     let fs = source(&pool, &zfs, false);
     let other = pool.create("other");
     snap(&zfs, &[&format!("{other}@o")]);
-    let e = send_bytes(&zfs, &format!("{fs}@s1"), Some(&format!("{other}@o")), SendFlags::default())
-        .unwrap_err();
+    let e = send_bytes(
+        &zfs,
+        &format!("{fs}@s1"),
+        Some(&format!("{other}@o")),
+        SendFlags::default(),
+    )
+    .unwrap_err();
     assert_ne!(e.kind(), ErrorKind::PoolsDiffer, "{e}");
 }
 
@@ -334,8 +374,13 @@ fn send_incremental_in_wrong_order_fails() {
     let pool = TestPool::new();
     let zfs = lzc();
     let fs = source(&pool, &zfs, true);
-    let e = send_bytes(&zfs, &format!("{fs}@s1"), Some(&format!("{fs}@s2")), SendFlags::default())
-        .unwrap_err();
+    let e = send_bytes(
+        &zfs,
+        &format!("{fs}@s1"),
+        Some(&format!("{fs}@s2")),
+        SendFlags::default(),
+    )
+    .unwrap_err();
     assert_eq!(e.errno().unwrap().raw(), libc::EXDEV, "{e:?}");
 }
 
@@ -368,7 +413,10 @@ fn send_from_clone_origin_works() {
 fn within_5_percent(estimate: u64, actual: usize) {
     let actual = actual as f64;
     let diff = (estimate as f64 - actual).abs() / actual;
-    assert!(diff <= 0.05, "estimate {estimate} vs actual {actual} ({diff:.3})");
+    assert!(
+        diff <= 0.05,
+        "estimate {estimate} vs actual {actual} ({diff:.3})"
+    );
 }
 
 #[test]
@@ -397,8 +445,13 @@ fn send_space_incremental_is_accurate() {
     let est = zfs
         .send_space(&sn(&format!("{fs}@b")), Some(&from), SendFlags::default())
         .unwrap();
-    let data = send_bytes(&zfs, &format!("{fs}@b"), Some(&format!("{fs}@a")), SendFlags::default())
-        .unwrap();
+    let data = send_bytes(
+        &zfs,
+        &format!("{fs}@b"),
+        Some(&format!("{fs}@a")),
+        SendFlags::default(),
+    )
+    .unwrap();
     within_5_percent(est, data.len());
 }
 
@@ -420,7 +473,11 @@ fn send_space_wrong_order_fails() {
     let zfs = lzc();
     let fs = source(&pool, &zfs, true);
     let e = zfs
-        .send_space(&sn(&format!("{fs}@s1")), Some(&src(&format!("{fs}@s2"))), SendFlags::default())
+        .send_space(
+            &sn(&format!("{fs}@s1")),
+            Some(&src(&format!("{fs}@s2"))),
+            SendFlags::default(),
+        )
         .unwrap_err();
     assert_eq!(e.errno().unwrap().raw(), libc::EXDEV, "{e:?}");
 }
@@ -433,8 +490,12 @@ fn send_space_grows_with_data() {
     snap(&zfs, &[&format!("{fs}@empty")]);
     write_random(&pool.path("src/d"), 1 << 20, 4);
     snap(&zfs, &[&format!("{fs}@full")]);
-    let a = zfs.send_space(&sn(&format!("{fs}@empty")), None, SendFlags::default()).unwrap();
-    let b = zfs.send_space(&sn(&format!("{fs}@full")), None, SendFlags::default()).unwrap();
+    let a = zfs
+        .send_space(&sn(&format!("{fs}@empty")), None, SendFlags::default())
+        .unwrap();
+    let b = zfs
+        .send_space(&sn(&format!("{fs}@full")), None, SendFlags::default())
+        .unwrap();
     assert!(b > a + (1 << 20) * 9 / 10, "{a} {b}");
 }
 
@@ -446,7 +507,14 @@ fn receive_full_into_existing_fs_is_already_exists() {
     let zfs = lzc();
     let fs = source(&pool, &zfs, false);
     let dst = pool.create("dst");
-    let (_, r) = send_recv_raw(&zfs, &format!("{fs}@s1"), None, SendFlags::default(), &dst, &opts());
+    let (_, r) = send_recv_raw(
+        &zfs,
+        &format!("{fs}@s1"),
+        None,
+        SendFlags::default(),
+        &dst,
+        &opts(),
+    );
     let e = expect_kind(r, ErrorKind::AlreadyExists);
     assert!(e.to_string().contains(&dst), "{e}");
     assert!(!zfs.exists(&format!("{dst}@s1")));
@@ -480,7 +548,14 @@ fn force_receive_full_into_fs_with_snapshots_fails() {
         force: true,
         ..Default::default()
     };
-    let (_, r) = send_recv_raw(&zfs, &format!("{fs}@s1"), None, SendFlags::default(), &dst, &o);
+    let (_, r) = send_recv_raw(
+        &zfs,
+        &format!("{fs}@s1"),
+        None,
+        SendFlags::default(),
+        &dst,
+        &o,
+    );
     let e = r.unwrap_err();
     // A full stream cannot replace a filesystem that has snapshots, even forced.
     assert!(e.errno().is_some(), "{e:?}");
@@ -541,7 +616,13 @@ fn force_receive_incremental_into_modified_fs() {
         force: true,
         ..Default::default()
     };
-    replicate(&zfs, &format!("{fs}@s2"), Some(&format!("{fs}@s1")), &dst, &o);
+    replicate(
+        &zfs,
+        &format!("{fs}@s2"),
+        Some(&format!("{fs}@s1")),
+        &dst,
+        &o,
+    );
     assert!(zfs.exists(&format!("{dst}@s2")));
     mount(&dst);
     assert!(!pool.path("dst/local").exists());
@@ -570,7 +651,13 @@ fn force_receive_incremental_discards_later_snapshots() {
         force: true,
         ..Default::default()
     };
-    replicate(&zfs, &format!("{fs}@s2"), Some(&format!("{fs}@s1")), &dst, &o);
+    replicate(
+        &zfs,
+        &format!("{fs}@s2"),
+        Some(&format!("{fs}@s1")),
+        &dst,
+        &o,
+    );
     assert!(!zfs.exists(&format!("{dst}@local")));
     assert!(zfs.exists(&format!("{dst}@s2")));
 }
@@ -620,8 +707,13 @@ fn receive_incremental_twice_fails() {
     let fs = source(&pool, &zfs, true);
     let dst = pool.ds("dst");
     replicate(&zfs, &format!("{fs}@s1"), None, &dst, &opts());
-    let incr = send_bytes(&zfs, &format!("{fs}@s2"), Some(&format!("{fs}@s1")), SendFlags::default())
-        .unwrap();
+    let incr = send_bytes(
+        &zfs,
+        &format!("{fs}@s2"),
+        Some(&format!("{fs}@s1")),
+        SendFlags::default(),
+    )
+    .unwrap();
     recv_bytes(&zfs, &dst, &incr, &opts()).unwrap();
     let e = recv_bytes(&zfs, &dst, &incr, &opts()).unwrap_err();
     assert!(e.errno().is_some(), "{e:?}");
@@ -634,10 +726,18 @@ fn receive_incremental_snapshot_name_taken_is_already_exists() {
     let fs = source(&pool, &zfs, true);
     let dst = pool.ds("dst");
     replicate(&zfs, &format!("{fs}@s1"), None, &dst, &opts());
-    let incr = send_bytes(&zfs, &format!("{fs}@s2"), Some(&format!("{fs}@s1")), SendFlags::default())
-        .unwrap();
+    let incr = send_bytes(
+        &zfs,
+        &format!("{fs}@s2"),
+        Some(&format!("{fs}@s1")),
+        SendFlags::default(),
+    )
+    .unwrap();
     snap(&zfs, &[&format!("{dst}@s2")]);
-    expect_kind(recv_bytes(&zfs, &dst, &incr, &opts()), ErrorKind::AlreadyExists);
+    expect_kind(
+        recv_bytes(&zfs, &dst, &incr, &opts()),
+        ErrorKind::AlreadyExists,
+    );
 }
 
 #[test]
@@ -647,7 +747,9 @@ fn receive_garbage_is_bad_stream_and_leaves_no_target() {
     let mut junk = vec![0u8; 64 << 10];
     let mut x = 12345u64;
     for b in junk.iter_mut() {
-        x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        x = x
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         *b = (x >> 33) as u8;
     }
     let dst = pool.ds("dst");
@@ -672,7 +774,10 @@ fn receive_short_header_fails() {
     let zfs = lzc();
     let fs = source(&pool, &zfs, false);
     let data = send_bytes(&zfs, &format!("{fs}@s1"), None, SendFlags::default()).unwrap();
-    let e = expect_kind(recv_bytes(&zfs, &pool.ds("dst"), &data[..100], &opts()), ErrorKind::BadStream);
+    let e = expect_kind(
+        recv_bytes(&zfs, &pool.ds("dst"), &data[..100], &opts()),
+        ErrorKind::BadStream,
+    );
     assert!(e.to_string().contains("truncated"), "{e}");
 }
 
@@ -739,7 +844,10 @@ fn resumable_receive_leaves_a_token() {
     let pool = TestPool::new();
     let zfs = lzc();
     let (s, dst, _) = truncated_resumable(&pool, &zfs);
-    let info = zfs.dataset(&dn(&dst)).unwrap().expect("partial target kept");
+    let info = zfs
+        .dataset(&dn(&dst))
+        .unwrap()
+        .expect("partial target kept");
     let token = info.receive_resume_token.expect("a resume token");
     assert_eq!(token, zfs_get("receive_resume_token", &dst));
     let t = ResumeToken::parse(&token).unwrap();
@@ -763,12 +871,19 @@ fn resume_completes_the_receive() {
         resumable: true,
         ..Default::default()
     };
-    let got = zfs.receive(&dst, &r, &o).unwrap_or_else(|e| panic!("{e:?}"));
+    let got = zfs
+        .receive(&dst, &r, &o)
+        .unwrap_or_else(|e| panic!("{e:?}"));
     drop(r);
     sender.join().unwrap().unwrap();
     assert_eq!(got.snapshot.short_name(), "s1");
     assert_eq!(zfs_get("guid", &format!("{dst}@s1")), zfs_get("guid", &s));
-    assert!(zfs.dataset(&dn(&dst)).unwrap().unwrap().receive_resume_token.is_none());
+    assert!(zfs
+        .dataset(&dn(&dst))
+        .unwrap()
+        .unwrap()
+        .receive_resume_token
+        .is_none());
     mount(&dst);
     same_tree(&pool, "src", "dst");
 }
@@ -807,14 +922,23 @@ fn resumable_incremental_receive_and_abort() {
     replicate(&zfs, &format!("{fs}@s1"), None, &dst, &opts());
     write_random(&pool.path("src/b"), 3 << 20, 2);
     snap(&zfs, &[&format!("{fs}@s2")]);
-    let incr = send_bytes(&zfs, &format!("{fs}@s2"), Some(&format!("{fs}@s1")), SendFlags::default())
-        .unwrap();
+    let incr = send_bytes(
+        &zfs,
+        &format!("{fs}@s2"),
+        Some(&format!("{fs}@s1")),
+        SendFlags::default(),
+    )
+    .unwrap();
     let o = ReceiveOptions {
         resumable: true,
         ..Default::default()
     };
     assert!(recv_bytes(&zfs, &dst, &incr[..incr.len() / 2], &o).is_err());
-    let token = zfs.dataset(&dn(&dst)).unwrap().unwrap().receive_resume_token;
+    let token = zfs
+        .dataset(&dn(&dst))
+        .unwrap()
+        .unwrap()
+        .receive_resume_token;
     let t = ResumeToken::parse(&token.expect("token after incremental")).unwrap();
     assert_eq!(t.from.unwrap().as_str(), format!("{fs}@s1"));
     assert_eq!(t.fromguid.to_string(), zfs_get("guid", &format!("{fs}@s1")));
@@ -822,7 +946,12 @@ fn resumable_incremental_receive_and_abort() {
     let again = recv_bytes(&zfs, &dst, &incr, &o);
     assert!(again.is_err(), "{again:?}");
     assert!(zfs.abort_resumable_receive(&dn(&dst)).unwrap());
-    assert!(zfs.dataset(&dn(&dst)).unwrap().unwrap().receive_resume_token.is_none());
+    assert!(zfs
+        .dataset(&dn(&dst))
+        .unwrap()
+        .unwrap()
+        .receive_resume_token
+        .is_none());
     assert!(zfs.exists(&format!("{dst}@s1")), "the target itself stays");
     recv_bytes(&zfs, &dst, &incr, &opts()).unwrap();
     assert!(zfs.exists(&format!("{dst}@s2")));
@@ -839,8 +968,13 @@ fn resume_incremental_completes() {
     replicate(&zfs, &format!("{fs}@s1"), None, &dst, &opts());
     write_random(&pool.path("src/b"), 3 << 20, 2);
     snap(&zfs, &[&format!("{fs}@s2")]);
-    let incr = send_bytes(&zfs, &format!("{fs}@s2"), Some(&format!("{fs}@s1")), SendFlags::default())
-        .unwrap();
+    let incr = send_bytes(
+        &zfs,
+        &format!("{fs}@s2"),
+        Some(&format!("{fs}@s1")),
+        SendFlags::default(),
+    )
+    .unwrap();
     let o = ReceiveOptions {
         resumable: true,
         ..Default::default()
@@ -849,7 +983,8 @@ fn resume_incremental_completes() {
     let t = ResumeToken::parse(&zfs_get("receive_resume_token", &dst)).unwrap();
     let (r, w) = os_pipe::pipe().unwrap();
     let sender = std::thread::spawn(move || lzc().send_from_token(&t, w));
-    zfs.receive(&dst, &r, &o).unwrap_or_else(|e| panic!("{e:?}"));
+    zfs.receive(&dst, &r, &o)
+        .unwrap_or_else(|e| panic!("{e:?}"));
     drop(r);
     sender.join().unwrap().unwrap();
     mount(&dst);
@@ -930,6 +1065,9 @@ fn receive_from_a_closed_descriptor_is_an_error() {
     let (r, w) = os_pipe::pipe().unwrap();
     drop(w);
     // EOF straight away.
-    let e = expect_kind(zfs.receive(&pool.ds("dst"), r.as_fd(), &opts()), ErrorKind::BadStream);
+    let e = expect_kind(
+        zfs.receive(&pool.ds("dst"), r.as_fd(), &opts()),
+        ErrorKind::BadStream,
+    );
     assert!(e.to_string().contains("empty"), "{e}");
 }

@@ -168,7 +168,10 @@ fn snapshot_batch_across_pools_is_pools_differ() {
     let zfs = lzc();
     let a = format!("{}@x", p1.name());
     let b = format!("{}@x", p2.name());
-    let e = expect_kind(zfs.snapshot(&[sn(&a), sn(&b)], None), ErrorKind::PoolsDiffer);
+    let e = expect_kind(
+        zfs.snapshot(&[sn(&a), sn(&b)], None),
+        ErrorKind::PoolsDiffer,
+    );
     assert_eq!(e.errno().unwrap().raw(), libc::EXDEV);
     assert!(!cli_exists(&a) && !cli_exists(&b));
 }
@@ -294,7 +297,10 @@ fn destroy_snapshot_with_clone_is_has_clones() {
     snap(&zfs, &[&s]);
     zfs.clone_snapshot(&dn(&pool.ds("clone")), &sn(&s), None)
         .unwrap();
-    let e = expect_kind(zfs.destroy_snapshots(&[sn(&s)], false), ErrorKind::HasClones);
+    let e = expect_kind(
+        zfs.destroy_snapshots(&[sn(&s)], false),
+        ErrorKind::HasClones,
+    );
     assert!(e.to_string().contains("clones"), "{e}");
     assert!(zfs.exists(&s));
 }

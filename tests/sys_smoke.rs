@@ -54,7 +54,11 @@ fn snapshot_send_receive_through_a_pipe() {
     let snap = format!("{fs}@one");
     assert_eq!(snapshot(&snap), 0);
     assert!(exists(&snap));
-    assert_ne!(snapshot(&snap), 0, "a second snapshot of the same name must fail");
+    assert_ne!(
+        snapshot(&snap),
+        0,
+        "a second snapshot of the same name must fail"
+    );
 
     let (reader, writer) = os_pipe::pipe().unwrap();
     let c_snap = CString::new(snap.clone()).unwrap();

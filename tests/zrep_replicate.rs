@@ -25,7 +25,10 @@ fn guid(name: &str) -> String {
 /// Asserts both datasets hold the same files (mounting the target).
 fn same_data(pool_s: &TestPool, rel_s: &str, pool_t: &TestPool, rel_t: &str) {
     mount(&pool_t.ds(rel_t));
-    assert_eq!(tree_digest(&pool_s.path(rel_s)), tree_digest(&pool_t.path(rel_t)));
+    assert_eq!(
+        tree_digest(&pool_s.path(rel_s)),
+        tree_digest(&pool_t.path(rel_t))
+    );
 }
 
 fn with_ssh(mut args: Vec<String>) -> Vec<String> {
@@ -56,11 +59,16 @@ fn first_run_sends_a_full_stream_then_noop() {
     assert_eq!(sent.len(), 1);
     let name = sent[0].as_str().unwrap();
     assert!(name.starts_with("zrep-"), "{name}");
-    assert_eq!(guid(&format!("{src}@{name}")), guid(&format!("{dst}@{name}")));
+    assert_eq!(
+        guid(&format!("{src}@{name}")),
+        guid(&format!("{dst}@{name}"))
+    );
     same_data(&p, "src", &p, "dst");
 
     // Nothing changed: the next run with --no-snapshot has nothing to do.
-    let j = zrep(&["replicate", "--json", "--no-snapshot", &src, &dst]).ok().json();
+    let j = zrep(&["replicate", "--json", "--no-snapshot", &src, &dst])
+        .ok()
+        .json();
     assert_eq!(j["mode"], "noop");
     assert_eq!(j["bytes_sent"], 0);
 }
@@ -77,7 +85,9 @@ fn incremental_carries_every_intermediate_snapshot() {
         write_random(&p.path(&format!("src/f{i}")), 256 << 10, 10 + i as u64);
         snap(&src, n);
     }
-    let j = zrep(&["replicate", "--json", "--no-snapshot", &src, &dst]).ok().json();
+    let j = zrep(&["replicate", "--json", "--no-snapshot", &src, &dst])
+        .ok()
+        .json();
     assert_eq!(j["mode"], "incremental");
     assert_eq!(j["snapshots"], serde_json::json!(["s2", "s3", "s4"]));
     assert_eq!(short_snaps(&dst), vec!["s1", "s2", "s3", "s4"]);
@@ -152,7 +162,16 @@ fn diverged_target_is_refused_then_forced() {
         .fails_with("newest common snapshot @s1")
         .fails_with("@extra");
     assert_eq!(short_snaps(&dst), before, "a refusal must change nothing");
-    let j = zrep(&["replicate", "--json", "--force", "--no-snapshot", &src, &dst]).ok().json();
+    let j = zrep(&[
+        "replicate",
+        "--json",
+        "--force",
+        "--no-snapshot",
+        &src,
+        &dst,
+    ])
+    .ok()
+    .json();
     assert_eq!(j["snapshots"], serde_json::json!(["s2"]));
     assert_eq!(short_snaps(&dst), vec!["s1", "s2"]);
 }
@@ -169,7 +188,8 @@ fn modified_target_is_refused_then_forced() {
     write_random(&p.path("dst/local-change"), 64 << 10, 8);
     zfs(&["unmount", &dst]);
     snap(&src, "s2");
-    zrep(&["replicate", "--no-snapshot", &src, &dst]).fails_with("modified since its most recent snapshot @s1");
+    zrep(&["replicate", "--no-snapshot", &src, &dst])
+        .fails_with("modified since its most recent snapshot @s1");
     zrep(&["replicate", "--force", "--no-snapshot", &src, &dst]).ok();
     same_data(&p, "src", &p, "dst");
     assert!(!p.path("dst/local-change").exists());
@@ -185,8 +205,7 @@ fn pool_root_target_is_refused_with_a_suggestion() {
         .fails_with("is a pool; replicate into a dataset under it");
     // An existing dataset with no common snapshot: refused, with a suggestion.
     let other = b.create("other");
-    zrep(&["replicate", "--no-snapshot", &src, &other])
-        .fails_with(&format!("{other}/test"));
+    zrep(&["replicate", "--no-snapshot", &src, &other]).fails_with(&format!("{other}/test"));
     assert!(short_snaps(&other).is_empty());
 }
 
@@ -195,8 +214,7 @@ fn missing_target_parent_is_a_clear_error() {
     let p = TestPool::new();
     let src = p.create("src");
     snap(&src, "s1");
-    zrep(&["replicate", "--no-snapshot", &src, &p.ds("no/such/parent")])
-        .fails_with("parent");
+    zrep(&["replicate", "--no-snapshot", &src, &p.ds("no/such/parent")]).fails_with("parent");
 }
 
 #[test]
@@ -209,7 +227,12 @@ fn not_enough_space_is_refused_with_both_numbers() {
     let r = zrep(&["replicate", "--no-snapshot", &src, &small.ds("dst")])
         .fails_with("available but the stream is estimated at");
     assert!(r.stderr.contains('M'), "{}", r.stderr);
-    assert!(!Command::new("zfs").args(["list", &small.ds("dst")]).output().unwrap().status.success());
+    assert!(!Command::new("zfs")
+        .args(["list", &small.ds("dst")])
+        .output()
+        .unwrap()
+        .status
+        .success());
 }
 
 #[test]
@@ -218,14 +241,26 @@ fn dry_run_changes_nothing() {
     let src = p.create("src");
     write_random(&p.path("src/a"), 1 << 20, 10);
     let dst = p.ds("dst");
-    let j = zrep(&["replicate", "--dry-run", "--json", &src, &dst]).ok().json();
+    let j = zrep(&["replicate", "--dry-run", "--json", &src, &dst])
+        .ok()
+        .json();
     assert_eq!(j["dry_run"], true);
     assert!(cli_snapshots(&src).is_empty(), "dry run took a snapshot");
-    assert!(!Command::new("zfs").args(["list", &dst]).output().unwrap().status.success());
+    assert!(!Command::new("zfs")
+        .args(["list", &dst])
+        .output()
+        .unwrap()
+        .status
+        .success());
     snap(&src, "s1");
     let r = zrep(&["replicate", "--dry-run", "-v", "--no-snapshot", &src, &dst]).ok();
     assert!(r.stderr.contains("estimated size is"), "{}", r.stderr);
-    assert!(!Command::new("zfs").args(["list", &dst]).output().unwrap().status.success());
+    assert!(!Command::new("zfs")
+        .args(["list", &dst])
+        .output()
+        .unwrap()
+        .status
+        .success());
 }
 
 /// Kills `child` once `cond` holds (polling), or panics after 60 s.
@@ -235,7 +270,10 @@ fn kill_when(child: &mut std::process::Child, mut cond: impl FnMut() -> bool) {
         if let Ok(Some(st)) = child.try_wait() {
             panic!("zrep finished ({st}) before it could be killed");
         }
-        assert!(t0.elapsed() < Duration::from_secs(60), "condition never held");
+        assert!(
+            t0.elapsed() < Duration::from_secs(60),
+            "condition never held"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
     child.kill().unwrap();
@@ -243,7 +281,12 @@ fn kill_when(child: &mut std::process::Child, mut cond: impl FnMut() -> bool) {
 }
 
 fn exists(name: &str) -> bool {
-    Command::new("zfs").args(["list", "-H", name]).output().unwrap().status.success()
+    Command::new("zfs")
+        .args(["list", "-H", name])
+        .output()
+        .unwrap()
+        .status
+        .success()
 }
 
 fn resume_token(ds: &str) -> Option<String> {
@@ -260,10 +303,14 @@ fn killed_full_transfer_resumes_to_identical_data() {
     let dst = p.ds("dst");
     let mut child = zrep_spawn(&["replicate", "--no-snapshot", &src, &dst]);
     // The partially received dataset appears as soon as the stream starts.
-    kill_when(&mut child, || exists(&dst) && zfs_get("referenced", &dst).parse::<u64>().unwrap_or(0) > 8 << 20);
+    kill_when(&mut child, || {
+        exists(&dst) && zfs_get("referenced", &dst).parse::<u64>().unwrap_or(0) > 8 << 20
+    });
     let token = resume_token(&dst).expect("an interrupted receive leaves a resume token");
     assert!(!token.is_empty());
-    let j = zrep(&["replicate", "--json", "--no-snapshot", &src, &dst]).ok().json();
+    let j = zrep(&["replicate", "--json", "--no-snapshot", &src, &dst])
+        .ok()
+        .json();
     assert_eq!(j["resumed"], true, "{j}");
     assert_eq!(j["mode"], "resume");
     assert!(resume_token(&dst).is_none());
@@ -278,7 +325,12 @@ fn killed_ssh_mid_incremental_resumes() {
     write_random(&p.path("src/a"), 1 << 20, 12);
     snap(&src, "s1");
     let dst = p.ds("dst");
-    let base = with_ssh(vec!["replicate".into(), "--no-snapshot".into(), src.clone(), format!("localhost:{dst}")]);
+    let base = with_ssh(vec![
+        "replicate".into(),
+        "--no-snapshot".into(),
+        src.clone(),
+        format!("localhost:{dst}"),
+    ]);
     run(&base).ok();
     write_random(&p.path("src/big"), 96 << 20, 13);
     snap(&src, "s2");
@@ -291,11 +343,17 @@ fn killed_ssh_mid_incremental_resumes() {
         if exists(&recv) && zfs_get("referenced", &recv).parse::<u64>().unwrap_or(0) > 8 << 20 {
             break;
         }
-        assert!(t0.elapsed() < Duration::from_secs(60), "stream never started");
+        assert!(
+            t0.elapsed() < Duration::from_secs(60),
+            "stream never started"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
     // kill -9 the ssh child of zrep, not zrep itself.
-    let out = Command::new("pkill").args(["-9", "-P", &pid.to_string(), "ssh"]).status().unwrap();
+    let out = Command::new("pkill")
+        .args(["-9", "-P", &pid.to_string(), "ssh"])
+        .status()
+        .unwrap();
     assert!(out.success(), "no ssh child to kill");
     let st = child.wait().unwrap();
     assert!(!st.success(), "zrep must fail when its ssh dies");
@@ -315,12 +373,18 @@ fn stale_resume_token_is_discarded_and_replanned() {
     snap(&src, "s1");
     let dst = p.ds("dst");
     let mut child = zrep_spawn(&["replicate", "--no-snapshot", &src, &dst]);
-    kill_when(&mut child, || exists(&dst) && zfs_get("referenced", &dst).parse::<u64>().unwrap_or(0) > 8 << 20);
+    kill_when(&mut child, || {
+        exists(&dst) && zfs_get("referenced", &dst).parse::<u64>().unwrap_or(0) > 8 << 20
+    });
     assert!(resume_token(&dst).is_some());
     zfs(&["destroy", &format!("{src}@s1")]);
     snap(&src, "s2");
     let r = zrep(&["replicate", "--json", "--no-snapshot", &src, &dst]).ok();
-    assert!(r.stderr.contains("discarding an interrupted receive"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("discarding an interrupted receive"),
+        "{}",
+        r.stderr
+    );
     let j = r.json();
     assert_eq!(j["mode"], "full");
     assert_eq!(short_snaps(&dst), vec!["s2"]);
@@ -344,7 +408,9 @@ fn pruned_common_snapshot_is_bridged_by_the_bookmark() {
     write_random(&p.path("src/x"), 64 << 10, 15);
     snap(&src, "s2");
     zfs(&["destroy", &format!("{src}@s1")]);
-    let j = zrep(&["replicate", "--json", "--no-snapshot", &src, &dst]).ok().json();
+    let j = zrep(&["replicate", "--json", "--no-snapshot", &src, &dst])
+        .ok()
+        .json();
     assert_eq!(j["mode"], "incremental");
     assert_eq!(short_snaps(&dst), vec!["s1", "s2"]);
     same_data(&p, "src", &p, "dst");
@@ -413,7 +479,11 @@ fn names_with_spaces_travel_safely_over_ssh() {
     let src = p.create("my data");
     write_random(&p.path("my data/f"), 64 << 10, 18);
     let dst = p.ds("copy of: my data");
-    let args = with_ssh(vec!["replicate".into(), src.clone(), format!("localhost:{dst}")]);
+    let args = with_ssh(vec![
+        "replicate".into(),
+        src.clone(),
+        format!("localhost:{dst}"),
+    ]);
     run(&args).ok();
     same_data(&p, "my data", &p, "copy of: my data");
 }
@@ -432,11 +502,19 @@ fn shell_metacharacters_are_rejected_not_interpreted() {
         format!("{}/'q'", p.name()),
     ] {
         zrep(&["replicate", &src, &bad]).fails_with("invalid character");
-        let args = with_ssh(vec!["replicate".into(), src.clone(), format!("localhost:{bad}")]);
+        let args = with_ssh(vec![
+            "replicate".into(),
+            src.clone(),
+            format!("localhost:{bad}"),
+        ]);
         run(&args).fails_with("invalid character");
     }
     // A hostile host name is refused before ssh runs.
-    let r = run(&with_ssh(vec!["replicate".into(), src.clone(), format!("-oProxyCommand=touch {}:{}", marker.display(), p.ds("d"))]));
+    let r = run(&with_ssh(vec![
+        "replicate".into(),
+        src.clone(),
+        format!("-oProxyCommand=touch {}:{}", marker.display(), p.ds("d")),
+    ]));
     assert_ne!(r.code, 0);
     assert!(!marker.exists(), "a shell interpreted input");
 }
@@ -470,9 +548,15 @@ fn two_runs_on_one_target_do_not_collide() {
     let st = first.wait().unwrap();
     assert!(st.success());
     if second.code != 0 {
-        assert!(second.stderr.contains("another zrep is replicating into"), "{}", second.stderr);
+        assert!(
+            second.stderr.contains("another zrep is replicating into"),
+            "{}",
+            second.stderr
+        );
     }
-    let third = zrep(&["replicate", "--json", "--no-snapshot", &src, &dst]).ok().json();
+    let third = zrep(&["replicate", "--json", "--no-snapshot", &src, &dst])
+        .ok()
+        .json();
     assert_eq!(third["mode"], "noop");
     same_data(&p, "src", &p, "dst");
 }
@@ -487,18 +571,30 @@ fn send_and_receive_commands_pipe_like_zfs() {
     snap(&src, "s3");
     let file = zrep_tests::test_dir().join(format!("{}.stream", p.name()));
     let out = std::fs::File::create(&file).unwrap();
-    let st = zrep_tests::cli::zrep_cmd(&["send", &format!("{src}@s1")]).stdout(out).status().unwrap();
+    let st = zrep_tests::cli::zrep_cmd(&["send", &format!("{src}@s1")])
+        .stdout(out)
+        .status()
+        .unwrap();
     assert!(st.success());
     let inp = std::fs::File::open(&file).unwrap();
     let dst = p.ds("dst");
-    let st = zrep_tests::cli::zrep_cmd(&["receive", &dst]).stdin(inp).status().unwrap();
+    let st = zrep_tests::cli::zrep_cmd(&["receive", &dst])
+        .stdin(inp)
+        .status()
+        .unwrap();
     assert!(st.success());
     // -I: every intermediate, several streams in one pipe.
     let out = std::fs::File::create(&file).unwrap();
-    let st = zrep_tests::cli::zrep_cmd(&["send", "-I", "@s1", &format!("{src}@s3")]).stdout(out).status().unwrap();
+    let st = zrep_tests::cli::zrep_cmd(&["send", "-I", "@s1", &format!("{src}@s3")])
+        .stdout(out)
+        .status()
+        .unwrap();
     assert!(st.success());
     let inp = std::fs::File::open(&file).unwrap();
-    let st = zrep_tests::cli::zrep_cmd(&["receive", &dst]).stdin(inp).status().unwrap();
+    let st = zrep_tests::cli::zrep_cmd(&["receive", &dst])
+        .stdin(inp)
+        .status()
+        .unwrap();
     assert!(st.success());
     assert_eq!(short_snaps(&dst), vec!["s1", "s2", "s3"]);
     let _ = std::fs::remove_file(&file);

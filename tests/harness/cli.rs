@@ -72,27 +72,43 @@ impl Run {
     /// Asserts success and returns self.
     #[track_caller]
     pub fn ok(self) -> Run {
-        assert_eq!(self.code, 0, "zrep failed:\nstdout: {}\nstderr: {}", self.stdout, self.stderr);
+        assert_eq!(
+            self.code, 0,
+            "zrep failed:\nstdout: {}\nstderr: {}",
+            self.stdout, self.stderr
+        );
         self
     }
 
     /// Asserts exit code 1 with `needle` in stderr.
     #[track_caller]
     pub fn fails_with(self, needle: &str) -> Run {
-        assert_eq!(self.code, 1, "expected failure:\nstdout: {}\nstderr: {}", self.stdout, self.stderr);
-        assert!(self.stderr.contains(needle), "stderr lacks {needle:?}:\n{}", self.stderr);
+        assert_eq!(
+            self.code, 1,
+            "expected failure:\nstdout: {}\nstderr: {}",
+            self.stdout, self.stderr
+        );
+        assert!(
+            self.stderr.contains(needle),
+            "stderr lacks {needle:?}:\n{}",
+            self.stderr
+        );
         self
     }
 
     /// Parses stdout as JSON.
     pub fn json(&self) -> serde_json::Value {
-        serde_json::from_str(&self.stdout).unwrap_or_else(|e| panic!("bad JSON ({e}): {}", self.stdout))
+        serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|e| panic!("bad JSON ({e}): {}", self.stdout))
     }
 }
 
 /// Runs zrep to completion.
 pub fn zrep(args: &[&str]) -> Run {
-    let out = zrep_cmd(args).stdin(Stdio::null()).output().expect("run zrep");
+    let out = zrep_cmd(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run zrep");
     assert_no_zfs_spawned();
     Run::from(out)
 }

@@ -23,14 +23,17 @@ pub fn require_zfs() {
 
 /// Scratch directory for pool files and mountpoints.
 pub fn test_dir() -> PathBuf {
-    let d = PathBuf::from(std::env::var("ZREP_TEST_DIR").unwrap_or_else(|_| "/tmp/zrep-test".into()));
+    let d =
+        PathBuf::from(std::env::var("ZREP_TEST_DIR").unwrap_or_else(|_| "/tmp/zrep-test".into()));
     std::fs::create_dir_all(&d).expect("create ZREP_TEST_DIR");
     d
 }
 
 /// Runs a command, panicking with its output if it fails.
 pub fn run(cmd: &mut Command) -> Output {
-    let out = cmd.output().unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
     assert!(
         out.status.success(),
         "{cmd:?} failed ({}):\n{}{}",
@@ -48,15 +51,29 @@ pub fn zfs(args: &[&str]) -> String {
 
 /// `zfs get -Hp -o value PROP NAME`.
 pub fn zfs_get(prop: &str, name: &str) -> String {
-    zfs(&["get", "-Hp", "-o", "value", prop, name]).trim().to_string()
+    zfs(&["get", "-Hp", "-o", "value", prop, name])
+        .trim()
+        .to_string()
 }
 
 /// Snapshot names (full) of a dataset, oldest first, via the CLI (for cross-checks).
 pub fn cli_snapshots(ds: &str) -> Vec<String> {
-    zfs(&["list", "-Hp", "-o", "name", "-t", "snapshot", "-s", "createtxg", "-d", "1", ds])
-        .lines()
-        .map(str::to_owned)
-        .collect()
+    zfs(&[
+        "list",
+        "-Hp",
+        "-o",
+        "name",
+        "-t",
+        "snapshot",
+        "-s",
+        "createtxg",
+        "-d",
+        "1",
+        ds,
+    ])
+    .lines()
+    .map(str::to_owned)
+    .collect()
 }
 
 /// A file-backed pool, destroyed on drop.
@@ -88,12 +105,19 @@ impl TestPool {
         let f = std::fs::File::create(&file).expect("create pool file");
         f.set_len(bytes.max(64 << 20)).expect("size pool file");
         let mut cmd = Command::new("zpool");
-        cmd.args(["create", "-f", "-o", "cachefile=none", "-O", "compression=off"])
-            .arg("-O")
-            .arg(format!("mountpoint={}", mnt.display()))
-            .args(extra)
-            .arg(&name)
-            .arg(&file);
+        cmd.args([
+            "create",
+            "-f",
+            "-o",
+            "cachefile=none",
+            "-O",
+            "compression=off",
+        ])
+        .arg("-O")
+        .arg(format!("mountpoint={}", mnt.display()))
+        .args(extra)
+        .arg(&name)
+        .arg(&file);
         run(&mut cmd);
         TestPool { name, file, mnt }
     }
@@ -168,7 +192,10 @@ pub fn write_random(path: &Path, len: usize, seed: u64) {
 /// A digest of every file (path, size, content) under `dir`, for comparing trees.
 pub fn tree_digest(dir: &Path) -> Vec<(PathBuf, u64, u64)> {
     fn walk(base: &Path, dir: &Path, out: &mut Vec<(PathBuf, u64, u64)>) {
-        let mut entries: Vec<_> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap()).collect();
+        let mut entries: Vec<_> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap())
+            .collect();
         entries.sort_by_key(|e| e.file_name());
         for e in entries {
             let p = e.path();
@@ -186,7 +213,11 @@ pub fn tree_digest(dir: &Path) -> Vec<(PathBuf, u64, u64)> {
                     h ^= u64::from(*b);
                     h = h.wrapping_mul(0x100_0000_01b3);
                 }
-                out.push((p.strip_prefix(base).unwrap().to_path_buf(), data.len() as u64, h));
+                out.push((
+                    p.strip_prefix(base).unwrap().to_path_buf(),
+                    data.len() as u64,
+                    h,
+                ));
             }
         }
     }
@@ -198,13 +229,20 @@ pub fn tree_digest(dir: &Path) -> Vec<(PathBuf, u64, u64)> {
 /// The zrep binary built by scripts/test (`target/<profile>/zrep`).
 pub fn zrep_bin() -> PathBuf {
     let p = PathBuf::from(env!("ZREP_PROFILE_DIR")).join("zrep");
-    assert!(p.exists(), "{} is missing: build it with cargo build -p zrep", p.display());
+    assert!(
+        p.exists(),
+        "{} is missing: build it with cargo build -p zrep",
+        p.display()
+    );
     p
 }
 
 /// Mounts a dataset with the CLI (lzc_receive leaves received datasets unmounted).
 pub fn mount(ds: &str) {
-    let out = Command::new("zfs").args(["mount", ds]).output().expect("run zfs mount");
+    let out = Command::new("zfs")
+        .args(["mount", ds])
+        .output()
+        .expect("run zfs mount");
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
         out.status.success() || err.contains("already mounted"),

@@ -92,7 +92,9 @@ pub fn state(zfs: &Zfs, dataset: &str, recursive: bool) -> OpResult<Vec<DatasetS
             available: d.available,
             referenced: d.referenced,
             resume_toguid: token.as_ref().map(|t| t.toguid),
-            resume_fromguid: token.as_ref().and_then(|t| (t.fromguid != 0).then_some(t.fromguid)),
+            resume_fromguid: token
+                .as_ref()
+                .and_then(|t| (t.fromguid != 0).then_some(t.fromguid)),
             resume_token: d.receive_resume_token,
             encrypted: d.encryption != "off",
             name: d.name.to_string(),
@@ -200,7 +202,10 @@ pub fn hold(zfs: &Zfs, pairs: &[(String, String)]) -> OpResult<()> {
     }
     let missing = zfs.hold(&todo, None)?;
     if let Some(m) = missing.first() {
-        return Err(err("NotFound", format!("cannot hold {m}: it does not exist")));
+        return Err(err(
+            "NotFound",
+            format!("cannot hold {m}: it does not exist"),
+        ));
     }
     Ok(())
 }

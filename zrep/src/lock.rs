@@ -37,7 +37,13 @@ fn file_name(dataset: &str) -> String {
     let safe: String = dataset
         .chars()
         .take(80)
-        .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect();
     format!("{safe}-{h:016x}.lock")
 }
@@ -53,7 +59,12 @@ impl Lock {
             .truncate(false)
             .write(true)
             .open(&path)
-            .map_err(|e| err("Io", format!("cannot open lock file {}: {e}", path.display())))?;
+            .map_err(|e| {
+                err(
+                    "Io",
+                    format!("cannot open lock file {}: {e}", path.display()),
+                )
+            })?;
         let deadline = Instant::now() + Duration::from_secs(wait_secs);
         loop {
             // SAFETY: flock on a descriptor we own.

@@ -1,26 +1,17 @@
 //! zrep: ZFS replication on libzfs_core. It never runs `zfs` or `zpool`; between hosts
 //! it runs `ssh HOST zrep serve` and speaks its own framed protocol over the pipe.
 
-mod local;
-mod lock;
-mod plan;
-mod proto;
-mod pump;
-mod replicate;
-mod serve;
-mod side;
-mod transfer;
-mod ui;
 
 use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use clap::{Args, CommandFactory, Parser, Subcommand};
 
-use crate::local::{err, OpResult};
-use crate::proto::{Flags, RemoteError};
-use crate::side::{Remote, Side};
-use crate::ui::Ui;
+use zrep::local::{self, err, OpResult};
+use zrep::proto::{Flags, RemoteError};
+use zrep::side::{Remote, Side};
+use zrep::ui::{self, Ui};
+use zrep::{replicate, serve};
 
 /// ZFS replication that calls libzfs_core directly: no `zfs` processes, resumable,
 /// GUID-planned, safe by default.
@@ -204,8 +195,17 @@ fn open_side(host: Option<&str>, remote: &RemoteArgs) -> OpResult<Side> {
         Some(h) => {
             let ssh = shlex::split(&remote.ssh)
                 .filter(|v| !v.is_empty())
-                .ok_or_else(|| err("InvalidArgument", format!("cannot parse --ssh {:?}", remote.ssh)))?;
-            Ok(Side::Remote(Box::new(Remote::connect(h, &ssh, &remote.remote_zrep)?)))
+                .ok_or_else(|| {
+                    err(
+                        "InvalidArgument",
+                        format!("cannot parse --ssh {:?}", remote.ssh),
+                    )
+                })?;
+            Ok(Side::Remote(Box::new(Remote::connect(
+                h,
+                &ssh,
+                &remote.remote_zrep,
+            )?)))
         }
     }
 }
@@ -232,7 +232,13 @@ fn run(cli: Cli) -> OpResult<ExitCode> {
             flags,
             dry_run,
             snapshot,
-        } => cmd_send(incremental, intermediates, flags.flags(), dry_run, &snapshot),
+        } => cmd_send(
+            incremental,
+            intermediates,
+            flags.flags(),
+            dry_run,
+            &snapshot,
+        ),
         Cmd::Receive {
             force,
             no_mount: _,
@@ -275,7 +281,9 @@ fn cmd_replicate(a: ReplicateArgs) -> OpResult<ExitCode> {
         libzfs::DatasetName::new(sds)?.snapshot(s)?;
     }
     let tds = libzfs::DatasetName::new(tspec)?;
-    if shost == thost && (tds.is_descendant_of(&libzfs::DatasetName::new(sds)?) || tds.as_str() == sds) {
+    if shost == thost
+        && (tds.is_descendant_of(&libzfs::DatasetName::new(sds)?) || tds.as_str() == sds)
+    {
         return Err(err(
             "Usage",
             format!("target {tspec} is the source or inside it: choose a target outside {sds}"),
@@ -326,7 +334,10 @@ fn cmd_snapshot(recursive: bool, spec: &str) -> OpResult<ExitCode> {
     if states.is_empty() {
         return Err(err("NotFound", format!("{ds} does not exist")));
     }
-    let all: Vec<String> = states.iter().map(|d| format!("{}@{name}", d.name)).collect();
+    let all: Vec<String> = states
+        .iter()
+        .map(|d| format!("{}@{name}", d.name))
+        .collect();
     local::snapshot(&zfs, &all, &[])?;
     println!("{ds}@{name}");
     Ok(ExitCode::SUCCESS)
@@ -358,7 +369,9 @@ fn cmd_send(
         (None, Some(i)) => {
             let from = full(&i);
             let st = local::state(&zfs, &ds, false)?;
-            let d = st.first().ok_or_else(|| err("NotFound", format!("{ds} does not exist")))?;
+            let d = st
+                .first()
+                .ok_or_else(|| err("NotFound", format!("{ds} does not exist")))?;
             let short = |n: &str| n.split_once('@').map(|(_, s)| s.to_string());
             let from_txg = d
                 .snapshots
@@ -373,7 +386,11 @@ fn cmd_send(
                 .map(|s| s.createtxg)
                 .ok_or_else(|| err("NotFound", format!("{snap} does not exist")))?;
             let mut prev = from;
-            for s in d.snapshots.iter().filter(|s| s.createtxg > from_txg && s.createtxg <= to_txg) {
+            for s in d
+                .snapshots
+                .iter()
+                .filter(|s| s.createtxg > from_txg && s.createtxg <= to_txg)
+            {
                 let to = format!("{ds}@{}", s.name);
                 streams.push((Some(prev), to.clone()));
                 prev = to;
@@ -458,7 +475,10 @@ fn cmd_list(
         println!("{v}");
         return Ok(ExitCode::SUCCESS);
     }
-    println!("{:<50} {:>10} {:>20} {:>10}", "NAME", "TYPE", "GUID", "CREATETXG");
+    println!(
+        "{:<50} {:>10} {:>20} {:>10}",
+        "NAME", "TYPE", "GUID", "CREATETXG"
+    );
     for d in &states {
         if matches!(kind, ListKind::Filesystem | ListKind::All) {
             println!("{:<50} {:>10} {:>20} {:>10}", d.name, d.kind, "-", "-");
@@ -466,13 +486,19 @@ fn cmd_list(
         if matches!(kind, ListKind::Snapshot | ListKind::All) {
             for s in &d.snapshots {
                 let n = format!("{}@{}", d.name, s.name);
-                println!("{n:<50} {:>10} {:>20} {:>10}", "snapshot", s.guid, s.createtxg);
+                println!(
+                    "{n:<50} {:>10} {:>20} {:>10}",
+                    "snapshot", s.guid, s.createtxg
+                );
             }
         }
         if matches!(kind, ListKind::Bookmark | ListKind::All) {
             for b in &d.bookmarks {
                 let n = format!("{}#{}", d.name, b.name);
-                println!("{n:<50} {:>10} {:>20} {:>10}", "bookmark", b.guid, b.createtxg);
+                println!(
+                    "{n:<50} {:>10} {:>20} {:>10}",
+                    "bookmark", b.guid, b.createtxg
+                );
             }
         }
     }

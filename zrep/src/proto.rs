@@ -421,13 +421,29 @@ mod tests {
     #[test]
     fn round_trips_messages_and_data() {
         let mut w = Vec::new();
-        send_msg(&mut w, &Request::Hello { version: 1, zrep: "x".into() }).unwrap();
+        send_msg(
+            &mut w,
+            &Request::Hello {
+                version: 1,
+                zrep: "x".into(),
+            },
+        )
+        .unwrap();
         write_frame(&mut w, b'D', b"abc").unwrap();
         write_frame(&mut w, b'E', b"").unwrap();
         let mut r = &w[..];
         let req: Request = recv_msg(&mut r).unwrap();
-        assert_eq!(req, Request::Hello { version: 1, zrep: "x".into() });
-        assert_eq!(read_frame(&mut r).unwrap(), Some(Frame::Data(b"abc".to_vec())));
+        assert_eq!(
+            req,
+            Request::Hello {
+                version: 1,
+                zrep: "x".into()
+            }
+        );
+        assert_eq!(
+            read_frame(&mut r).unwrap(),
+            Some(Frame::Data(b"abc".to_vec()))
+        );
         assert_eq!(read_frame(&mut r).unwrap(), Some(Frame::End));
         assert_eq!(read_frame(&mut r).unwrap(), None);
     }
@@ -456,7 +472,10 @@ mod tests {
 
     #[test]
     fn abort_carries_the_remote_error() {
-        let err = RemoteError { kind: "Io".into(), message: "boom".into() };
+        let err = RemoteError {
+            kind: "Io".into(),
+            message: "boom".into(),
+        };
         let mut w = Vec::new();
         write_frame(&mut w, b'A', &serde_json::to_vec(&err).unwrap()).unwrap();
         assert_eq!(read_frame(&mut &w[..]).unwrap(), Some(Frame::Abort(err)));

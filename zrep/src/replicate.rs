@@ -13,7 +13,9 @@ use std::time::Instant;
 use serde::Serialize;
 
 use crate::local::{err, OpResult};
-use crate::plan::{self, Base, Bookmark, Plan, Request as PlanRequest, ResumeInfo, Snap, SourceState, TargetState};
+use crate::plan::{
+    self, Base, Bookmark, Plan, Request as PlanRequest, ResumeInfo, Snap, SourceState, TargetState,
+};
 use crate::proto::{DatasetState, Flags, RemoteError};
 use crate::side::Side;
 use crate::transfer::{self, Counter, Stream, Target};
@@ -101,7 +103,12 @@ fn snaps(v: &[crate::proto::SnapEntry]) -> Vec<Snap> {
 }
 
 /// Runs a replication; returns one outcome per dataset (parents first).
-pub fn replicate(opts: &Options, src: &mut Side, dst: &mut Side, ui: &Ui) -> OpResult<Vec<Outcome>> {
+pub fn replicate(
+    opts: &Options,
+    src: &mut Side,
+    dst: &mut Side,
+    ui: &Ui,
+) -> OpResult<Vec<Outcome>> {
     let _lock = if opts.dry_run {
         None
     } else {
@@ -123,7 +130,10 @@ pub fn replicate(opts: &Options, src: &mut Side, dst: &mut Side, ui: &Ui) -> OpR
                 ui.info(&format!("would snapshot {}@{name}", opts.source));
                 None
             } else {
-                let all: Vec<String> = states.iter().map(|d| format!("{}@{name}", d.name)).collect();
+                let all: Vec<String> = states
+                    .iter()
+                    .map(|d| format!("{}@{name}", d.name))
+                    .collect();
                 src.snapshot(&all, &[])?;
                 ui.verbose(&format!("snapshot {}@{name}", opts.source));
                 states = src.state(&opts.source, opts.recursive)?;
@@ -149,7 +159,17 @@ pub fn replicate(opts: &Options, src: &mut Side, dst: &mut Side, ui: &Ui) -> OpR
             dry_run: opts.dry_run,
             error: None,
         };
-        if let Err(e) = one(opts, src, dst, d, &target, up_to.as_deref(), &id, ui, &mut o) {
+        if let Err(e) = one(
+            opts,
+            src,
+            dst,
+            d,
+            &target,
+            up_to.as_deref(),
+            &id,
+            ui,
+            &mut o,
+        ) {
             o.error = Some(e.message.clone());
             ui.error(&e.message);
         }
@@ -219,7 +239,10 @@ fn one(
         Some(t) => t.available,
         None => {
             let parent = target.rsplit_once('/').map(|(p, _)| p).ok_or_else(|| {
-                err("InvalidArgument", format!("target {target} is a pool; replicate into a dataset under it"))
+                err(
+                    "InvalidArgument",
+                    format!("target {target} is a pool; replicate into a dataset under it"),
+                )
             })?;
             match dst.state(parent, false)?.into_iter().next() {
                 Some(p) => p.available,
@@ -313,7 +336,15 @@ fn one(
     let result = (|| -> OpResult<()> {
         if let Some(token) = &plan.resume {
             ui.verbose(&format!("{target}: resuming an interrupted transfer"));
-            let t = transfer::transfer(src, dst, &Stream::Resume { token: token.clone() }, &tgt_spec, &tick)?;
+            let t = transfer::transfer(
+                src,
+                dst,
+                &Stream::Resume {
+                    token: token.clone(),
+                },
+                &tgt_spec,
+                &tick,
+            )?;
             sent_bytes += t.bytes;
         }
         for step in &plan.steps {

@@ -94,7 +94,15 @@ fn session(input: &mut File, output: &mut File) -> Result<(), ProtoError> {
                 from,
                 flags,
             } => {
-                send_stream(&zfs, &Stream::Snapshot { snapshot, from, flags }, output)?;
+                send_stream(
+                    &zfs,
+                    &Stream::Snapshot {
+                        snapshot,
+                        from,
+                        flags,
+                    },
+                    output,
+                )?;
                 continue;
             }
             Request::SendResume { token } => {
@@ -128,12 +136,11 @@ fn session(input: &mut File, output: &mut File) -> Result<(), ProtoError> {
             Request::AbortResume { dataset } => {
                 local::abort_resume(&zfs, &dataset).map(|_| Response::Ok)
             }
-            Request::Lock { dataset, wait_secs } => {
-                crate::lock::Lock::acquire(&dataset, wait_secs).map(|l| {
+            Request::Lock { dataset, wait_secs } => crate::lock::Lock::acquire(&dataset, wait_secs)
+                .map(|l| {
                     _locks.push(l);
                     Response::Ok
-                })
-            }
+                }),
         };
         proto::send_msg(output, &into_response(reply))?;
     }
@@ -201,9 +208,8 @@ fn receive_stream(
             &e.kind,
             format!("the sender aborted the stream: {}", e.message),
         ))),
-        StreamEnd::Complete => Ok(received.map(|(snapshot, bytes)| Response::Received {
-            snapshot,
-            bytes,
-        })),
+        StreamEnd::Complete => {
+            Ok(received.map(|(snapshot, bytes)| Response::Received { snapshot, bytes }))
+        }
     }
 }

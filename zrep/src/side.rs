@@ -38,11 +38,18 @@ impl Remote {
     /// element after `--`; only the remote command is seen by the remote shell, and
     /// it is quoted.
     pub fn connect(host: &str, ssh: &[String], remote_zrep: &str) -> OpResult<Remote> {
-        if host.is_empty() || host.starts_with('-') || host.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        if host.is_empty()
+            || host.starts_with('-')
+            || host.chars().any(|c| c.is_whitespace() || c.is_control())
+        {
             return Err(err("InvalidName", format!("invalid host {host:?}")));
         }
-        let quoted = shlex::try_quote(remote_zrep)
-            .map_err(|_| err("InvalidName", format!("invalid remote zrep path {remote_zrep:?}")))?;
+        let quoted = shlex::try_quote(remote_zrep).map_err(|_| {
+            err(
+                "InvalidName",
+                format!("invalid remote zrep path {remote_zrep:?}"),
+            )
+        })?;
         let (prog, args) = ssh
             .split_first()
             .ok_or_else(|| err("InvalidArgument", "empty --ssh command"))?;

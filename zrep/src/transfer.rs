@@ -111,16 +111,17 @@ pub fn transfer(
             // Close the stream: E when everything was sent, A with the cause if not.
             let closing = match (&sent, &pumped) {
                 (Ok(()), Ok(_)) => proto::write_frame(&mut r.to, b'E', b""),
-                (Err(e), _) => proto::write_frame(
-                    &mut r.to,
-                    b'A',
-                    &serde_json::to_vec(e).unwrap_or_default(),
-                ),
+                (Err(e), _) => {
+                    proto::write_frame(&mut r.to, b'A', &serde_json::to_vec(e).unwrap_or_default())
+                }
                 (Ok(()), Err(e)) => proto::write_frame(
                     &mut r.to,
                     b'A',
-                    &serde_json::to_vec(&io_err("stream", std::io::Error::new(e.kind(), e.to_string())))
-                        .unwrap_or_default(),
+                    &serde_json::to_vec(&io_err(
+                        "stream",
+                        std::io::Error::new(e.kind(), e.to_string()),
+                    ))
+                    .unwrap_or_default(),
                 ),
             };
             let answer = r.response();
@@ -192,11 +193,7 @@ pub fn transfer(
 }
 
 /// Writes `stream` from the local pools into `out` (then closes it).
-pub fn local_send(
-    zfs: &libzfs::Zfs,
-    stream: &Stream,
-    out: os_pipe::PipeWriter,
-) -> OpResult<()> {
+pub fn local_send(zfs: &libzfs::Zfs, stream: &Stream, out: os_pipe::PipeWriter) -> OpResult<()> {
     match stream {
         Stream::Snapshot {
             snapshot,
