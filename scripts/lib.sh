@@ -31,6 +31,8 @@ boot_guest() {
     # One guest at a time on this machine (2 cores): wait for the lock.
     exec 9>/tmp/zrep-guest.lock
     flock 9
+    # A test stuck in the kernel cannot be killed from inside: bound the whole boot.
+    timeout --kill-after=30 "${ZREP_GUEST_TIMEOUT:-3600}" \
     "$ZREP_VENV/bin/vng" --run "$kernel" --disable-kvm \
         --cpus "${ZREP_GUEST_CPUS:-2}" --memory "${ZREP_GUEST_MEMORY:-6G}" \
         --rwdir "$run_dir" --rwdir "$here/target/guest" \

@@ -153,18 +153,25 @@ fn kind_pools_differ() {
 fn kind_no_space() {
     let pool = TestPool::new();
     let zfs = lzc();
-    let fs = pool.ds("small");
+    let fs = pool.create("src");
+    write_random(&pool.path("src/d"), 3 << 20, 1);
+    snap(&zfs, &[&format!("{fs}@s")]);
+    let small = pool.ds("small");
     let mut props = NvList::new();
     props.insert("quota", &(1u64 << 20)).unwrap();
-    zfs.create(&dn(&fs), DatasetType::Filesystem, Some(&props))
+    zfs.create(&dn(&small), DatasetType::Filesystem, Some(&props))
         .unwrap();
-    // A volume whose reservation cannot fit in the quota.
-    let mut vp = NvList::new();
-    vp.insert("volsize", &(64u64 << 20)).unwrap();
-    let e = zfs
-        .create(&dn(&format!("{fs}/vol")), DatasetType::Volume, Some(&vp))
-        .unwrap_err();
-    assert_eq!(e.kind(), ErrorKind::NoSpace, "{e:?}");
+    // 3 MiB received below a 1 MiB quota.
+    let (_, r) = send_recv_raw(
+        &zfs,
+        &format!("{fs}@s"),
+        None,
+        SendFlags::default(),
+        &format!("{small}/dst"),
+        &Default::default(),
+    );
+    let e = expect_kind(r, ErrorKind::NoSpace);
+    assert!(e.to_string().contains("out of space"), "{e}");
 }
 
 #[test]

@@ -205,17 +205,73 @@ fn list_reports_volumes_and_clones() {
 fn list_200_snapshots() {
     let pool = TestPool::new();
     let zfs = lzc();
+    let fss: Vec<String> = (0..20)
+        .map(|i| {
+            let fs = pool.ds(&format!("f{i:02}"));
+            lzc_create(&zfs, &fs);
+            fs
+        })
+        .collect();
+    // One snapshot per filesystem per transaction group: 10 batches of 20.
+    for round in 0..10 {
+        let batch: Vec<_> = fss.iter().map(|f| sn(&format!("{f}@r{round}"))).collect();
+        zfs.snapshot(&batch, None).unwrap();
+    }
+    let l = zfs.list(&dn(pool.name()), true, true).unwrap().unwrap();
+    let total: usize = l.iter().map(|d| d.snapshots.len()).sum();
+    assert_eq!(total, 200);
+    for d in &l[1..] {
+        let shorts: Vec<&str> = d.snapshots.iter().map(|s| s.name.short_name()).collect();
+        assert_eq!(shorts, (0..10).map(|r| format!("r{r}")).collect::<Vec<_>>());
+        assert!(d.snapshots.iter().all(|s| s.guid != 0));
+    }
+}
+
+#[test]
+fn channel_program_one_snapshot_per_fs_per_txg() {
+    let pool = TestPool::new();
+    let zfs = lzc();
     let fs = pool.create("fs");
-    // One channel program makes them all in one transaction group.
-    let prog = "local fs = ...\nfor i = 1, 200 do\n  assert(zfs.sync.snapshot(fs['fs'] .. '@s' .. string.format('%03d', i)) == 0)\nend\nreturn 0";
-    let mut args = NvList::new();
-    args.insert("fs", fs.as_str()).unwrap();
-    zfs.channel_program(pool.name(), prog, &args, ProgramLimits::default(), true)
+    let prog = format!(
+        "local a = zfs.sync.snapshot('{fs}@one')\nlocal b = zfs.sync.snapshot('{fs}@two')\nreturn {{a = a, b = b}}"
+    );
+    let out = zfs
+        .channel_program(
+            pool.name(),
+            &prog,
+            &NvList::new(),
+            ProgramLimits::default(),
+            true,
+        )
         .unwrap();
-    let snaps = zfs.snapshots(&dn(&fs)).unwrap().unwrap();
-    assert_eq!(snaps.len(), 200);
-    assert_eq!(cli_snapshots(&fs).len(), 200);
-    assert!(snaps.iter().all(|s| s.guid != 0));
+    let ret = out.get_nvlist("return").unwrap();
+    assert_eq!(ret.get("a").and_then(|v| v.as_i64()), Some(0));
+    // ZFS refuses a second snapshot of one filesystem in the same txg (EAGAIN).
+    assert_eq!(
+        ret.get("b").and_then(|v| v.as_i64()),
+        Some(libc::EAGAIN as i64)
+    );
+    assert!(zfs.exists(&format!("{fs}@one")));
+    assert!(!zfs.exists(&format!("{fs}@two")));
+}
+
+#[test]
+fn channel_program_uint64_argument_is_refused() {
+    let pool = TestPool::new();
+    let zfs = lzc();
+    let mut args = NvList::new();
+    args.insert("n", &7u64).unwrap();
+    let e = zfs
+        .channel_program(
+            pool.name(),
+            "return 1",
+            &args,
+            ProgramLimits::default(),
+            false,
+        )
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::InvalidArgument, "{e:?}");
+    assert!(e.to_string().contains("nvpair type"), "{e}");
 }
 
 #[test]
@@ -243,8 +299,18 @@ fn get_props_of_pool_matches_zpool_get() {
         .get_nvlist("guid")
         .and_then(|g| g.get_u64("value"))
         .unwrap_or_else(|| panic!("{p:?}"));
-    let cli = run(std::process::Command::new("zpool").args(["get", "-Hp", "-o", "value", "guid", pool.name()]));
-    assert_eq!(guid.to_string(), String::from_utf8_lossy(&cli.stdout).trim());
+    let cli = run(std::process::Command::new("zpool").args([
+        "get",
+        "-Hp",
+        "-o",
+        "value",
+        "guid",
+        pool.name(),
+    ]));
+    assert_eq!(
+        guid.to_string(),
+        String::from_utf8_lossy(&cli.stdout).trim()
+    );
 }
 
 #[test]
@@ -452,7 +518,8 @@ fn channel_program_gets_its_arguments() {
     let pool = TestPool::new();
     let zfs = lzc();
     let mut args = NvList::new();
-    args.insert("n", &7u64).unwrap();
+    // Channel programs take Lua numbers as int64 (a uint64 is refused).
+    args.insert("n", &7i64).unwrap();
     args.insert("s", "abc").unwrap();
     let out = zfs
         .channel_program(

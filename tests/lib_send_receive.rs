@@ -540,28 +540,32 @@ fn force_receive_full_into_existing_fs_without_snapshots() {
 }
 
 #[test]
-fn force_receive_full_into_fs_with_snapshots_fails() {
+fn force_receive_full_into_fs_with_snapshots_replaces_it() {
     let pool = TestPool::new();
     let zfs = lzc();
     let fs = source(&pool, &zfs, false);
-    let dst = pool.create("dst");
+    let dst = pool.ds("dst");
+    lzc_create(&zfs, &dst);
     snap(&zfs, &[&format!("{dst}@old")]);
-    let o = ReceiveOptions {
-        force: true,
-        ..Default::default()
-    };
     let (_, r) = send_recv_raw(
         &zfs,
         &format!("{fs}@s1"),
         None,
         SendFlags::default(),
         &dst,
-        &o,
+        &opts(),
     );
-    let e = r.unwrap_err();
-    // A full stream cannot replace a filesystem that has snapshots, even forced.
-    assert!(e.errno().is_some(), "{e:?}");
-    assert!(zfs.exists(&format!("{dst}@old")));
+    expect_kind(r, ErrorKind::AlreadyExists);
+    let o = ReceiveOptions {
+        force: true,
+        ..Default::default()
+    };
+    // OpenZFS 2.3 lets a forced full receive replace a filesystem with snapshots.
+    replicate(&zfs, &format!("{fs}@s1"), None, &dst, &o);
+    assert_eq!(
+        zfs_get("guid", &format!("{dst}@s1")),
+        zfs_get("guid", &format!("{fs}@s1"))
+    );
 }
 
 #[test]

@@ -183,7 +183,7 @@ fn modified_target_is_refused_then_forced() {
     write_random(&p.path("src/a"), 64 << 10, 7);
     snap(&src, "s1");
     let dst = p.ds("dst");
-    zrep(&["replicate", "--no-snapshot", &src, &dst]).ok();
+    zrep(&["replicate", "--writable", "--no-snapshot", &src, &dst]).ok();
     mount(&dst);
     write_random(&p.path("dst/local-change"), 64 << 10, 8);
     zfs(&["unmount", &dst]);
@@ -201,8 +201,10 @@ fn pool_root_target_is_refused_with_a_suggestion() {
     let b = TestPool::new();
     let src = a.create("test");
     snap(&src, "s1");
-    zrep(&["replicate", "--no-snapshot", &src, b.name()])
-        .fails_with("is a pool; replicate into a dataset under it");
+    zrep(&["replicate", "--no-snapshot", &src, b.name()]).fails_with(&format!(
+        "replicate into a new dataset under it, e.g. {}/test",
+        b.name()
+    ));
     // An existing dataset with no common snapshot: refused, with a suggestion.
     let other = b.create("other");
     zrep(&["replicate", "--no-snapshot", &src, &other]).fails_with(&format!("{other}/test"));
@@ -372,10 +374,15 @@ fn stale_resume_token_is_discarded_and_replanned() {
     write_random(&p.path("src/big"), 96 << 20, 14);
     snap(&src, "s1");
     let dst = p.ds("dst");
-    let mut child = zrep_spawn(&["replicate", "--no-snapshot", &src, &dst]);
-    kill_when(&mut child, || {
-        exists(&dst) && zfs_get("referenced", &dst).parse::<u64>().unwrap_or(0) > 8 << 20
-    });
+    // An interrupted resumable receive, made deterministically: a cut stream.
+    let st = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "zfs send {src}@s1 | head -c 16M | zfs receive -s {dst}"
+        ))
+        .status()
+        .unwrap();
+    assert!(!st.success());
     assert!(resume_token(&dst).is_some());
     zfs(&["destroy", &format!("{src}@s1")]);
     snap(&src, "s2");

@@ -111,6 +111,10 @@ local snapprops = {"guid", "createtxg", "creation", "used", "referenced", "writt
 local function visit(ds)
     n = n + 1
     local t = props(ds, dsprops)
+    -- An interrupted incremental receive keeps its state (and token) in ds/%recv.
+    if t["receive_resume_token"] == nil and zfs.exists(ds .. "/%recv") then
+        t["receive_resume_token"] = zfs.get_prop(ds .. "/%recv", "receive_resume_token")
+    end
     if snaps then
         local s = {}
         for snap in zfs.list.snapshots(ds) do
@@ -247,8 +251,29 @@ fn dataset_info(name: &str, p: &NvListRef) -> Result<DatasetInfo> {
         Some("volume") => Kind::Volume,
         _ => Kind::Filesystem,
     };
-    let encryption = text(p, "encryption").unwrap_or_else(|| "off".into());
+    // Channel programs give some index properties as numbers (their enum values).
+    let encryption = text(p, "encryption")
+        .or_else(|| {
+            p.get("encryption").and_then(|v| v.as_i64()).map(|n| {
+                const NAMES: [&str; 9] = [
+                    "inherit", "on", "off", "aes-128-ccm", "aes-192-ccm", "aes-256-ccm",
+                    "aes-128-gcm", "aes-192-gcm", "aes-256-gcm",
+                ];
+                NAMES.get(n as usize).unwrap_or(&"on").to_string()
+            })
+        })
+        .unwrap_or_else(|| "off".into());
     let encrypted = encryption != "off";
+    let key_status = text(p, "keystatus").or_else(|| {
+        p.get("keystatus").and_then(|v| v.as_i64()).map(|n| {
+            match n {
+                1 => "unavailable",
+                2 => "available",
+                _ => "none",
+            }
+            .to_string()
+        })
+    });
     Ok(DatasetInfo {
         name: DatasetName::new(name)?,
         kind,
@@ -261,7 +286,7 @@ fn dataset_info(name: &str, p: &NvListRef) -> Result<DatasetInfo> {
         written: num(p, "written"),
         receive_resume_token: text(p, "receive_resume_token"),
         encryption_root: text(p, "encryptionroot").filter(|_| encrypted),
-        key_status: text(p, "keystatus").filter(|_| encrypted),
+        key_status: key_status.filter(|_| encrypted),
         encryption,
         origin: text(p, "origin"),
     })

@@ -608,3 +608,16 @@ mod tests {
         assert!(t.flags.compressed && !t.flags.raw);
     }
 }
+
+#[cfg(test)]
+mod token_from_zfs {
+    use super::*;
+
+    /// A real token: `zfs send -i @a ep/src@b | head -c 10M | zfs receive -s ep/dst`.
+    #[test]
+    fn decodes_an_incremental_token_made_by_zfs() {
+        let t = ResumeToken::parse("1-c5f530fc9-e0-789c636064000310a501c49c50360710a715e5e7a69766a630408176505dbfdca3f7790a40363b92bafca4acd4e412060666a83a0cf9b4b4e2d41290cc1cb83c1b927c5265496a319036c89a87557f493ec4157297731444821f2dd24092e704cbe725e6a63230a416e81717253b24312001008dc41cdb").unwrap();
+        assert_eq!(t.to.as_str(), "ep/src@b");
+        assert!(t.fromguid != 0);
+    }
+}

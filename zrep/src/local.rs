@@ -146,20 +146,29 @@ pub fn send_resume(zfs: &Zfs, token: &str, out: impl AsFd) -> OpResult<()> {
     Ok(zfs.send_from_token(&t, out)?)
 }
 
-/// Receives one stream from `input` into `dataset`.
+/// Receives one stream from `input` into `dataset`. With `readonly`, a full stream
+/// creates the dataset with `readonly=on` (a backup that nobody modifies by accident,
+/// not even through atime, keeps accepting incrementals).
 pub fn receive(
     zfs: &Zfs,
     dataset: &str,
     force: bool,
     resumable: bool,
+    readonly: bool,
     input: impl AsFd,
 ) -> OpResult<(String, u64)> {
-    let opts = ReceiveOptions {
+    let (header, raw) = libzfs::StreamHeader::read_from(&input)?;
+    let mut opts = ReceiveOptions {
         force,
         resumable,
         ..Default::default()
     };
-    let r = zfs.receive(dataset, input, &opts)?;
+    if readonly && !header.is_incremental() {
+        let mut p = libzfs::NvList::new();
+        p.insert("readonly", &1u64).map_err(libzfs::Error::from)?;
+        opts.props = Some(p);
+    }
+    let r = zfs.receive_with_header(dataset, input, &opts, header, &raw)?;
     Ok((r.snapshot.to_string(), r.bytes))
 }
 

@@ -1,7 +1,6 @@
 //! zrep: ZFS replication on libzfs_core. It never runs `zfs` or `zpool`; between hosts
 //! it runs `ssh HOST zrep serve` and speaks its own framed protocol over the pipe.
 
-
 use std::io::IsTerminal;
 use std::process::ExitCode;
 
@@ -158,6 +157,10 @@ struct ReplicateArgs {
     no_snapshot: bool,
     #[command(flatten)]
     flags: FlagArgs,
+    /// Create new targets writable instead of `readonly=on` (a modified target refuses
+    /// incrementals until rolled back).
+    #[arg(long)]
+    writable: bool,
     /// Seconds to wait when another zrep is replicating into the same target.
     #[arg(long, default_value_t = 30, value_name = "SECS")]
     lock_wait: u64,
@@ -301,6 +304,7 @@ fn cmd_replicate(a: ReplicateArgs) -> OpResult<ExitCode> {
         no_snapshot: a.no_snapshot,
         flags: a.flags.flags(),
         lock_wait: a.lock_wait,
+        writable: a.writable,
     };
     let mut src = open_side(shost, &a.remote)?;
     let mut dst = open_side(thost, &a.remote)?;

@@ -302,6 +302,9 @@ pub enum Request {
         force: bool,
         /// Keep partial state on interruption.
         resumable: bool,
+        /// Create the dataset `readonly=on` (full streams).
+        #[serde(default)]
+        readonly: bool,
     },
     /// Take snapshots atomically.
     Snapshot {

@@ -47,6 +47,8 @@ pub struct Options {
     pub flags: Flags,
     /// Seconds to wait for another run on the same target.
     pub lock_wait: u64,
+    /// Leave new targets writable (default: created `readonly=on`).
+    pub writable: bool,
 }
 
 /// The result for one dataset (printed with `--json`).
@@ -127,8 +129,20 @@ pub fn replicate(
         (None, false) => {
             let name = new_snapshot_name();
             if opts.dry_run {
+                // Plan as if the snapshot existed; its size is estimated from the
+                // dataset's own numbers below.
                 ui.info(&format!("would snapshot {}@{name}", opts.source));
-                None
+                for (i, d) in states.iter_mut().enumerate() {
+                    d.snapshots.push(crate::proto::SnapEntry {
+                        name: name.clone(),
+                        guid: u64::MAX - i as u64,
+                        createtxg: u64::MAX,
+                        creation: 0,
+                        written: d.written,
+                        userrefs: 0,
+                    });
+                }
+                Some(name)
             } else {
                 let all: Vec<String> = states
                     .iter()
@@ -140,6 +154,10 @@ pub fn replicate(
                 Some(name)
             }
         }
+    };
+    let would_snapshot = match (&opts.up_to, opts.no_snapshot, opts.dry_run) {
+        (None, false, true) => up_to.clone(),
+        _ => None,
     };
     let id = target_id(&opts.target_host, &opts.target);
     let mut out = Vec::new();
@@ -159,17 +177,12 @@ pub fn replicate(
             dry_run: opts.dry_run,
             error: None,
         };
-        if let Err(e) = one(
-            opts,
-            src,
-            dst,
-            d,
-            &target,
-            up_to.as_deref(),
-            &id,
-            ui,
-            &mut o,
-        ) {
+        let names = Names {
+            up_to: up_to.as_deref(),
+            would_snapshot: would_snapshot.as_deref(),
+            id: &id,
+        };
+        if let Err(e) = one(opts, src, dst, d, &target, &names, ui, &mut o) {
             o.error = Some(e.message.clone());
             ui.error(&e.message);
         }
@@ -180,6 +193,16 @@ pub fn replicate(
     Ok(out)
 }
 
+/// Names shared by every dataset of a run.
+struct Names<'a> {
+    /// Replicate up to this snapshot (None: the newest).
+    up_to: Option<&'a str>,
+    /// A dry run's would-be snapshot, which does not exist.
+    would_snapshot: Option<&'a str>,
+    /// The target id of hold tags and bookmarks.
+    id: &'a str,
+}
+
 #[allow(clippy::too_many_arguments)]
 fn one(
     opts: &Options,
@@ -187,11 +210,11 @@ fn one(
     dst: &mut Side,
     d: &DatasetState,
     target: &str,
-    up_to: Option<&str>,
-    id: &str,
+    names: &Names<'_>,
     ui: &Ui,
     o: &mut Outcome,
 ) -> OpResult<()> {
+    let (up_to, would_snapshot, id) = (names.up_to, names.would_snapshot, names.id);
     let tag = format!("zrep-{id}");
     let tstate = dst.state(target, false)?.into_iter().next();
     let source = SourceState {
@@ -265,7 +288,18 @@ fn one(
     }
     for step in &plan.steps {
         let from = base_name(&d.name, step.from.as_ref());
-        let e = src.estimate(&format!("{}@{}", d.name, step.to), from.as_deref(), flags)?;
+        let planned_only = opts.dry_run && would_snapshot == Some(step.to.as_str());
+        let e = if planned_only {
+            // The dry run's would-be snapshot: all data for a full stream, what was
+            // written since the newest snapshot for an incremental one.
+            if from.is_none() {
+                d.referenced
+            } else {
+                d.written
+            }
+        } else {
+            src.estimate(&format!("{}@{}", d.name, step.to), from.as_deref(), flags)?
+        };
         ui.verbose(&format!(
             "{} {}@{} estimated size is {}",
             match &from {
@@ -331,6 +365,7 @@ fn one(
         dataset: target.to_string(),
         force: false,
         resumable: true,
+        readonly: !opts.writable,
     };
     let mut sent_bytes = 0u64;
     let result = (|| -> OpResult<()> {

@@ -113,8 +113,10 @@ fn session(input: &mut File, output: &mut File) -> Result<(), ProtoError> {
                 dataset,
                 force,
                 resumable,
+                readonly,
             } => {
-                let r = receive_stream(&zfs, &dataset, force, resumable, input, output)?;
+                let r =
+                    receive_stream(&zfs, &dataset, (force, resumable, readonly), input, output)?;
                 proto::send_msg(output, &into_response(r))?;
                 continue;
             }
@@ -186,8 +188,7 @@ fn send_stream(zfs: &Zfs, stream: &Stream, output: &mut File) -> Result<(), Prot
 fn receive_stream(
     zfs: &Zfs,
     dataset: &str,
-    force: bool,
-    resumable: bool,
+    (force, resumable, readonly): (bool, bool, bool),
     input: &mut File,
     output: &mut File,
 ) -> Result<OpResult<Response>, ProtoError> {
@@ -199,7 +200,7 @@ fn receive_stream(
     output.flush()?;
     let (received, ended) = std::thread::scope(|s| {
         let reader = s.spawn(move || pump::frames_in(input, wr, &|_| {}));
-        let received = local::receive(zfs, dataset, force, resumable, &rd);
+        let received = local::receive(zfs, dataset, force, resumable, readonly, &rd);
         drop(rd);
         (received, reader.join().expect("stream reader panicked"))
     });

@@ -42,6 +42,8 @@ pub struct Target {
     pub force: bool,
     /// Keep partial state when interrupted.
     pub resumable: bool,
+    /// Create the dataset `readonly=on` (full streams only).
+    pub readonly: bool,
 }
 
 /// Result of a transfer.
@@ -79,8 +81,14 @@ pub fn transfer(
                     drop(r1);
                     n
                 });
-                let received =
-                    local::receive(&dz, &target.dataset, target.force, target.resumable, &r2);
+                let received = local::receive(
+                    &dz,
+                    &target.dataset,
+                    target.force,
+                    target.resumable,
+                    target.readonly,
+                    &r2,
+                );
                 drop(r2);
                 let sent = sender.join().expect("send thread panicked");
                 let _ = copier.join().expect("copy thread panicked");
@@ -95,6 +103,7 @@ pub fn transfer(
                 dataset: target.dataset.clone(),
                 force: target.force,
                 resumable: target.resumable,
+                readonly: target.readonly,
             })
             .and_then(|resp| match resp {
                 Response::Streaming => Ok(()),
@@ -168,8 +177,14 @@ pub fn transfer(
             let (received, ended) = std::thread::scope(|s| {
                 let from = &mut r.from;
                 let reader = s.spawn(move || pump::frames_in(from, wr, tick));
-                let received =
-                    local::receive(&dz, &target.dataset, target.force, target.resumable, &rd);
+                let received = local::receive(
+                    &dz,
+                    &target.dataset,
+                    target.force,
+                    target.resumable,
+                    target.readonly,
+                    &rd,
+                );
                 drop(rd);
                 (received, reader.join().expect("stream reader panicked"))
             });
