@@ -42,7 +42,6 @@ fn create_encrypted_fs() {
 }
 
 #[test]
-#[ignore = "bug: list.rs reads encryption/encryptionroot/keystatus with zfs.get_prop, which cannot see them"]
 fn list_reports_encryption() {
     let pool = TestPool::new();
     let zfs = lzc();
@@ -170,7 +169,6 @@ fn unload_key_of_unencrypted_fs_fails() {
 }
 
 #[test]
-#[ignore = "bug: change_key passes DCP_CMD_NEW_KEY as 1 (that is DCP_CMD_RAW_RECV); it is 2"]
 fn change_key() {
     let pool = TestPool::new();
     let zfs = lzc();
@@ -186,7 +184,6 @@ fn change_key() {
 }
 
 #[test]
-#[ignore = "bug: change_key passes DCP_CMD_NEW_KEY as 1 (that is DCP_CMD_RAW_RECV); it is 2"]
 fn change_key_without_props() {
     let pool = TestPool::new();
     let zfs = lzc();
@@ -197,7 +194,6 @@ fn change_key_without_props() {
 }
 
 #[test]
-#[ignore = "bug: change_key passes DCP_CMD_NEW_KEY as 1 (that is DCP_CMD_RAW_RECV); it is 2"]
 fn change_key_when_not_loaded_fails() {
     let pool = TestPool::new();
     let zfs = lzc();
@@ -208,7 +204,6 @@ fn change_key_when_not_loaded_fails() {
 }
 
 #[test]
-#[ignore = "bug: change_key passes DCP_CMD_NEW_KEY as 1; and classify has no (ChangeKey, EACCES) => KeyMissing"]
 fn change_key_when_not_loaded_is_key_missing() {
     let pool = TestPool::new();
     let zfs = lzc();
@@ -218,7 +213,6 @@ fn change_key_when_not_loaded_is_key_missing() {
 }
 
 #[test]
-#[ignore = "bug: change_key passes DCP_CMD_NEW_KEY as 1 (that is DCP_CMD_RAW_RECV); it is 2"]
 fn change_key_of_missing_fs_is_not_found() {
     let pool = TestPool::new();
     let zfs = lzc();

@@ -135,7 +135,6 @@ fn hold_duplicate_tag_is_already_exists() {
 }
 
 #[test]
-#[ignore = "bug: hold() with a 256-byte tag never returns (lzc_hold loops); validate tag length client-side"]
 fn hold_too_long_tag_is_name_too_long() {
     let pool = TestPool::new();
     let zfs = lzc();
@@ -230,14 +229,16 @@ fn release_unknown_tag_is_skipped() {
 }
 
 #[test]
-#[ignore = "bug: release() drops the kernel's list of unknown tags/snapshots (rc 0 + errlist)"]
 fn release_unknown_tag_is_reported() {
     let pool = TestPool::new();
     let zfs = lzc();
     let s = snapped(&pool, &zfs, "fs");
     zfs.hold(&[hold(&s, "t")], None).unwrap();
-    let e = zfs.release(&[hold(&s, "other")]).unwrap_err();
-    assert_eq!(e.kind(), ErrorKind::NotFound, "{e:?}");
+    // The kernel skips a hold that is not there and reports it.
+    let skipped = zfs.release(&[hold(&s, "other")]).unwrap();
+    assert_eq!(skipped.len(), 1, "{skipped:?}");
+    assert!(skipped[0].name.contains(&s), "{skipped:?}");
+    assert_eq!(zfs.holds(&sn(&s)).unwrap().len(), 1);
 }
 
 #[test]

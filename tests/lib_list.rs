@@ -293,7 +293,7 @@ fn list_many_datasets() {
 fn get_props_of_pool_matches_zpool_get() {
     let pool = TestPool::new();
     let zfs = lzc();
-    let p = zfs.get_props(pool.name()).unwrap();
+    let p = zfs.pool_props(pool.name()).unwrap();
     assert!(!p.is_empty());
     let guid = p
         .get_nvlist("guid")
@@ -317,7 +317,7 @@ fn get_props_of_pool_matches_zpool_get() {
 fn get_props_of_missing_pool_fails() {
     let _pool = TestPool::new();
     let zfs = lzc();
-    let e = zfs.get_props("zrepnosuchpool").unwrap_err();
+    let e = zfs.pool_props("zrepnosuchpool").unwrap_err();
     assert_eq!(e.kind(), ErrorKind::NotFound, "{e:?}");
     assert!(e.to_string().contains("zrepnosuchpool"), "{e}");
 }
@@ -328,21 +328,8 @@ fn get_props_of_a_dataset_is_refused() {
     let zfs = lzc();
     let fs = pool.create("fs");
     // The ioctl takes a pool name: a dataset name is invalid.
-    let e = zfs.get_props(&fs).unwrap_err();
+    let e = zfs.pool_props(&fs).unwrap_err();
     assert_eq!(e.errno().unwrap().raw(), libc::EINVAL, "{e:?}");
-}
-
-#[test]
-#[ignore = "bug: get_props is documented as dataset properties but lzc_get_props reads pool properties"]
-fn get_props_of_existing_fs() {
-    let pool = TestPool::new();
-    let zfs = lzc();
-    let fs = pool.create("fs");
-    zrep_tests::zfs(&["set", "zrep:x=1", &fs]);
-    let p = zfs.get_props(&fs).unwrap();
-    assert!(p.iter().any(|(k, _)| k == "zrep:x"), "{p:?}");
-    let e = expect_kind(zfs.get_props(&pool.ds("nope")), ErrorKind::NotFound);
-    assert!(e.to_string().contains("nope"), "{e}");
 }
 
 // ---------- channel programs ----------

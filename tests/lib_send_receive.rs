@@ -352,7 +352,6 @@ fn send_incremental_from_unrelated_fs_fails() {
 }
 
 #[test]
-#[ignore = "bug: classify maps (Send, EXDEV) to PoolsDiffer for a same-pool non-ancestor"]
 fn send_incremental_from_unrelated_fs_kind_is_not_pools_differ() {
     let pool = TestPool::new();
     let zfs = lzc();
@@ -966,7 +965,6 @@ fn resumable_incremental_receive_and_abort() {
 }
 
 #[test]
-#[ignore = "bug: resume tokens carry only fromguid; ResumeToken.from stays None and send_from_token sends a full stream"]
 fn resume_incremental_completes() {
     let pool = TestPool::new();
     let zfs = lzc();

@@ -86,7 +86,6 @@ fn snapshot_duplicate_is_already_exists() {
 }
 
 #[test]
-#[ignore = "bug: zfs_error reads errlist values as u64, the kernel stores int32"]
 fn snapshot_duplicate_error_lists_the_item() {
     let pool = TestPool::new();
     let zfs = lzc();
@@ -133,7 +132,6 @@ fn snapshot_batch_with_missing_fs_is_atomic() {
 }
 
 #[test]
-#[ignore = "bug: zfs_error reads errlist values as u64, the kernel stores int32"]
 fn snapshot_batch_lists_every_failed_item() {
     let pool = TestPool::new();
     let zfs = lzc();
@@ -561,7 +559,6 @@ fn destroy_with_children_fails_naming_the_dataset() {
 }
 
 #[test]
-#[ignore = "bug: Op::Destroy maps EEXIST (has children) to AlreadyExists"]
 fn destroy_with_children_kind_is_busy() {
     let pool = TestPool::new();
     let zfs = lzc();
@@ -586,7 +583,6 @@ fn destroy_with_snapshots_fails_naming_the_dataset() {
 }
 
 #[test]
-#[ignore = "bug: Op::Destroy maps EBUSY to Held, but destroy() takes no snapshots"]
 fn destroy_with_snapshots_kind_is_busy() {
     let pool = TestPool::new();
     let zfs = lzc();
@@ -660,7 +656,6 @@ fn rollback_to_older_is_not_latest() {
 }
 
 #[test]
-#[ignore = "bug: classify maps (Rollback, EXDEV) to NotLatestSnapshot, ZFS returns EEXIST"]
 fn rollback_to_older_kind_is_not_latest() {
     let pool = TestPool::new();
     let zfs = lzc();
@@ -886,7 +881,6 @@ fn exists_for_every_kind() {
 }
 
 #[test]
-#[ignore = "bug: exists() uses lzc_exists, which never finds bookmarks"]
 fn exists_for_bookmark() {
     let pool = TestPool::new();
     let zfs = lzc();

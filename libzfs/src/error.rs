@@ -173,6 +173,9 @@ pub enum ErrorKind {
     StreamMismatch,
     /// rollback_to: the snapshot is not the most recent one.
     NotLatestSnapshot,
+    /// send: the incremental source is not an earlier snapshot (or bookmark) of the
+    /// same dataset, or the two are given in the wrong order.
+    NotAnAncestor,
     /// Out of space or over quota.
     NoSpace,
     /// Not permitted (not root, or no delegation).
@@ -265,6 +268,9 @@ fn item_reason(op: Op, errno: Errno) -> String {
         ErrorKind::NotFound => "does not exist",
         ErrorKind::AlreadyExists if op == Op::Hold => "a hold with this tag already exists",
         ErrorKind::AlreadyExists => "already exists",
+        ErrorKind::Busy if op == Op::Destroy => {
+            "dataset is busy (it has snapshots or children, or is in use)"
+        }
         ErrorKind::Busy => "dataset is busy",
         ErrorKind::Held => "snapshot is held (release it or destroy with defer)",
         ErrorKind::HasClones => "snapshot has dependent clones",
@@ -275,6 +281,9 @@ fn item_reason(op: Op, errno: Errno) -> String {
             "the stream's incremental source does not exist on the destination"
         }
         ErrorKind::NotLatestSnapshot => "snapshot is not the most recent one",
+        ErrorKind::NotAnAncestor => {
+            "the incremental source is not an earlier snapshot of the same dataset"
+        }
         ErrorKind::NoSpace => "out of space",
         ErrorKind::PermissionDenied => "permission denied",
         ErrorKind::NameTooLong => "name is too long",
@@ -317,10 +326,15 @@ pub fn classify(op: Op, errno: Errno) -> ErrorKind {
         (Op::Receive, libc::EBADMSG) | (Op::Receive, libc::EINVAL) => K::BadStream,
         (Op::Receive, libc::ENOENT) => K::NotFound,
         (Op::DestroySnapshots, libc::EEXIST) => K::HasClones,
-        (Op::DestroySnapshots | Op::Destroy, libc::EBUSY) => K::Held,
-        (Op::Rollback, libc::EXDEV) => K::NotLatestSnapshot,
+        (Op::DestroySnapshots, libc::EBUSY) => K::Held,
+        // A filesystem with snapshots, children, or mounted and in use.
+        (Op::Destroy, libc::EBUSY) | (Op::Destroy, libc::EEXIST) => K::Busy,
+        // rollback_to a snapshot that is not the newest: EEXIST (2.x), EXDEV (older).
+        (Op::Rollback, libc::EXDEV) | (Op::Rollback, libc::EEXIST) => K::NotLatestSnapshot,
+        // Same pool but not an earlier snapshot of the same dataset (or reversed).
+        (Op::Send | Op::SendSpace | Op::SendResume, libc::EXDEV) => K::NotAnAncestor,
         (Op::Send | Op::SendSpace | Op::SendResume, libc::EACCES) => K::KeyMissing,
-        (Op::LoadKey, libc::EACCES) => K::KeyMissing,
+        (Op::LoadKey | Op::ChangeKey, libc::EACCES) => K::KeyMissing,
         (Op::UnloadKey, libc::EACCES) => K::KeyMissing,
         (Op::Hold, libc::E2BIG) => K::NameTooLong,
         (_, libc::ENOENT) | (_, libc::ESRCH) => K::NotFound,
@@ -463,9 +477,10 @@ pub(crate) fn zfs_error(rc: i32, op: Op, name: &str, errlist: Option<&NvListRef>
     let mut more = 0;
     if let Some(list) = errlist {
         for (key, value) in list.iter() {
+            // The kernel stores these as int32.
             if key == "N_MORE_ERRORS" {
-                more = value.as_u64().unwrap_or(0);
-            } else if let Some(code) = value.as_u64() {
+                more = value.as_int().unwrap_or(0).max(0) as u64;
+            } else if let Some(code) = value.as_int() {
                 items.push(ItemError {
                     name: key.to_string(),
                     errno: Errno(code as i32),

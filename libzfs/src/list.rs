@@ -256,14 +256,22 @@ fn dataset_info(name: &str, p: &NvListRef) -> Result<DatasetInfo> {
         .or_else(|| {
             p.get("encryption").and_then(|v| v.as_i64()).map(|n| {
                 const NAMES: [&str; 9] = [
-                    "inherit", "on", "off", "aes-128-ccm", "aes-192-ccm", "aes-256-ccm",
-                    "aes-128-gcm", "aes-192-gcm", "aes-256-gcm",
+                    "inherit",
+                    "on",
+                    "off",
+                    "aes-128-ccm",
+                    "aes-192-ccm",
+                    "aes-256-ccm",
+                    "aes-128-gcm",
+                    "aes-192-gcm",
+                    "aes-256-gcm",
                 ];
                 NAMES.get(n as usize).unwrap_or(&"on").to_string()
             })
         })
         .unwrap_or_else(|| "off".into());
-    let encrypted = encryption != "off";
+    // zfs.get_prop in a channel program reports `encryption` as "off" even on an
+    // encrypted dataset (OpenZFS 2.3); `keystatus` is right, so trust it.
     let key_status = text(p, "keystatus").or_else(|| {
         p.get("keystatus").and_then(|v| v.as_i64()).map(|n| {
             match n {
@@ -274,6 +282,13 @@ fn dataset_info(name: &str, p: &NvListRef) -> Result<DatasetInfo> {
             .to_string()
         })
     });
+    let encrypted =
+        encryption != "off" || matches!(key_status.as_deref(), Some("available" | "unavailable"));
+    let encryption = if encrypted && encryption == "off" {
+        "on".to_string()
+    } else {
+        encryption
+    };
     Ok(DatasetInfo {
         name: DatasetName::new(name)?,
         kind,

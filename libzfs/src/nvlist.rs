@@ -925,6 +925,23 @@ impl<'a> Value<'a> {
         }
     }
 
+    /// Any integer value (signed or unsigned, any width) as `i64`; `UInt64` values
+    /// above `i64::MAX` wrap. The kernel reports errnos as int32, Lua numbers as
+    /// int64, most properties as uint64: this reads them all.
+    pub fn as_int(&self) -> Option<i64> {
+        Some(match *self {
+            Value::Byte(v) | Value::UInt8(v) => i64::from(v),
+            Value::Int8(v) => i64::from(v),
+            Value::Int16(v) => i64::from(v),
+            Value::UInt16(v) => i64::from(v),
+            Value::Int32(v) => i64::from(v),
+            Value::UInt32(v) => i64::from(v),
+            Value::Int64(v) | Value::HrTime(v) => v,
+            Value::UInt64(v) => v as i64,
+            _ => return None,
+        })
+    }
+
     /// The value if this is a `UInt64`.
     pub fn as_u64(&self) -> Option<u64> {
         match *self {

@@ -114,8 +114,12 @@ impl Zfs {
 
     /// Sends what is left of an interrupted stream, described by the target's
     /// `receive_resume_token`. The token's own flags are used.
+    ///
+    /// Tokens name the incremental source only by GUID; it is looked up among the
+    /// dataset's snapshots and bookmarks, as `zfs send -t` does.
     pub fn send_from_token(&self, token: &ResumeToken, out: impl AsFd) -> Result<()> {
-        let from = token.from.as_ref();
+        let found = self.token_source(token)?;
+        let from = found.as_ref();
         self.send_resume(
             &token.to,
             from,
@@ -124,6 +128,30 @@ impl Zfs {
             token.object,
             token.offset,
         )
+    }
+
+    /// The incremental source of a token: its `fromname`, or the snapshot or bookmark
+    /// of the sent dataset whose GUID is the token's `fromguid`.
+    pub fn token_source(&self, token: &ResumeToken) -> Result<Option<SendSource>> {
+        if token.fromguid == 0 || token.from.is_some() {
+            return Ok(token.from.clone());
+        }
+        let ds = token.to.dataset();
+        let snaps = self.snapshots(&ds)?.unwrap_or_default();
+        if let Some(s) = snaps.into_iter().find(|s| s.guid == token.fromguid) {
+            return Ok(Some(SendSource::Snapshot(s.name)));
+        }
+        if let Some(b) = self
+            .bookmarks(&ds)?
+            .into_iter()
+            .find(|b| b.guid == token.fromguid)
+        {
+            return Ok(Some(SendSource::Bookmark(b.name)));
+        }
+        Err(Error::Stream(format!(
+            "cannot resume the send of {}: its incremental source (guid {}) is gone",
+            token.to, token.fromguid
+        )))
     }
 
     /// Estimates the size of the send stream in bytes.
@@ -156,7 +184,8 @@ impl Zfs {
         #[cfg(openzfs_2_0)]
         {
             let s = token.to.to_cstring();
-            let f = from_cstring(token.from.as_ref());
+            let from = self.token_source(token)?;
+            let f = from_cstring(from.as_ref());
             let mut space = 0u64;
             // SAFETY: valid C strings (from and redactbook may be NULL); fd -1 is
             // accepted for an estimate; space is a valid out pointer.
@@ -284,7 +313,7 @@ impl Zfs {
         let mut property_errors = Vec::new();
         if let Some(errs) = errs {
             for (k, v) in errs.iter() {
-                property_errors.push((k.to_string(), v.as_u64().unwrap_or(0) as i32));
+                property_errors.push((k.to_string(), v.as_int().unwrap_or(0) as i32));
             }
         }
         Ok(Received {

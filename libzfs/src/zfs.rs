@@ -8,7 +8,7 @@ use std::sync::OnceLock;
 use libzfs_sys as sys;
 use nvpair_sys::boolean_t;
 
-use crate::error::{check, zfs_error, Errno, Error, Op, Result};
+use crate::error::{check, zfs_error, Errno, Error, ItemError, Op, Result};
 use crate::name::{BookmarkName, DatasetName, SendSource, SnapshotName};
 use crate::nvlist::{NvList, NvListRef};
 
@@ -50,6 +50,20 @@ pub enum DatasetType {
     Filesystem,
     /// A volume (`volsize` must be among the properties).
     Volume,
+}
+
+/// Hold tags are at most 255 bytes (`MAXNAMELEN` with its NUL): longer ones are
+/// refused here, since some kernels never answer them.
+fn check_tag(tag: &str) -> Result<()> {
+    if tag.is_empty() || tag.len() > 255 || tag.contains('\0') {
+        return Err(crate::name::NameError::TooLong {
+            name: tag.to_string(),
+            len: tag.len(),
+            max: 255,
+        }
+        .into());
+    }
+    Ok(())
 }
 
 /// A snapshot hold: the snapshot and the tag.
@@ -95,6 +109,13 @@ impl Zfs {
     /// Whether a dataset, snapshot or bookmark of this name exists.
     #[doc(alias = "lzc_exists")]
     pub fn exists(&self, name: &str) -> bool {
+        // lzc_exists does not find bookmarks: look them up in their dataset.
+        if let Some((ds, short)) = name.split_once('#') {
+            return DatasetName::new(ds)
+                .ok()
+                .and_then(|d| self.bookmarks(&d).ok())
+                .is_some_and(|v| v.iter().any(|b| b.name.short_name() == short));
+        }
         let Ok(c) = CString::new(name) else {
             return false;
         };
@@ -412,6 +433,7 @@ impl Zfs {
         };
         let mut list = NvList::new();
         for h in holds {
+            check_tag(&h.tag)?;
             list.insert(h.snapshot.as_str(), h.tag.as_str())?;
         }
         let fd = cleanup_fd.map_or(-1, |f| f.as_raw_fd());
@@ -438,11 +460,12 @@ impl Zfs {
         Ok(missing)
     }
 
-    /// Releases holds atomically.
+    /// Releases holds atomically. Holds that do not exist (unknown tag, missing
+    /// snapshot) are skipped by the kernel and returned as `(name, errno)`.
     #[doc(alias = "lzc_release")]
-    pub fn release(&self, holds: &[Hold]) -> Result<()> {
+    pub fn release(&self, holds: &[Hold]) -> Result<Vec<ItemError>> {
         let Some(first) = holds.first() else {
-            return Ok(());
+            return Ok(Vec::new());
         };
         let mut list = NvList::new();
         for h in holds {
@@ -458,7 +481,15 @@ impl Zfs {
         let rc = unsafe { sys::lzc_release(list.as_ptr(), &mut errs) };
         let errs = take_list(errs);
         if rc == 0 {
-            return Ok(());
+            let skipped = errs
+                .iter()
+                .flat_map(|l| l.iter())
+                .map(|(name, v)| ItemError {
+                    name: name.to_string(),
+                    errno: Errno(v.as_int().unwrap_or(0) as i32),
+                })
+                .collect();
+            return Ok(skipped);
         }
         Err(zfs_error(
             rc,
@@ -550,8 +581,9 @@ impl Zfs {
         props: Option<&NvListRef>,
         key: &[u8],
     ) -> Result<()> {
-        // DCP_CMD_NEW_KEY from sys/fs/zfs.h (dcp_cmd_t); stable since 0.8.
-        const DCP_CMD_NEW_KEY: u64 = 1;
+        // `dcp_cmd_t` lives in the kernel-only sys/dsl_crypt.h (not installed for
+        // userland builds to include): NONE = 0, RAW_RECV = 1, NEW_KEY = 2.
+        const DCP_CMD_NEW_KEY: u64 = 2;
         let c = fs.to_cstring();
         let mut key = key.to_vec();
         let props = props.map_or(ptr::null_mut(), |p| p.as_ptr());
@@ -626,9 +658,10 @@ impl Zfs {
         Ok(out.unwrap_or_default())
     }
 
-    /// All properties of one dataset, as the kernel reports them (OpenZFS 2.3+).
+    /// The properties of a **pool** (OpenZFS 2.3+, `lzc_get_props`; despite its name
+    /// it reads pool properties, not a dataset's: use [`Zfs::list`] for those).
     #[doc(alias = "lzc_get_props")]
-    pub fn get_props(&self, name: &str) -> Result<NvList> {
+    pub fn pool_props(&self, name: &str) -> Result<NvList> {
         #[cfg(openzfs_2_3)]
         {
             let c = CString::new(name)

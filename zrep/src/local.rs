@@ -230,7 +230,8 @@ pub fn release(zfs: &Zfs, pairs: &[(String, String)]) -> OpResult<()> {
             todo.push(one);
         }
     }
-    Ok(zfs.release(&todo)?)
+    zfs.release(&todo)?;
+    Ok(())
 }
 
 /// Creates bookmarks from snapshots.
