@@ -57,9 +57,13 @@ pub struct DatasetInfo {
     pub written: u64,
     /// `receive_resume_token`, when an interrupted resumable receive left one.
     pub receive_resume_token: Option<String>,
-    /// `encryption` (`off`, `aes-256-gcm`, ...).
+    /// `encryption`: `off`, or `on` for an encrypted dataset. Channel programs
+    /// cannot read the cipher (OpenZFS 2.3 reports `off`), so the listing decides
+    /// from `keystatus` and gives `on`; a cipher name appears only where the kernel
+    /// reports one.
     pub encryption: String,
-    /// `encryptionroot`, when encrypted.
+    /// `encryptionroot`, when the kernel reports it to channel programs (2.3 does
+    /// not: `None`).
     pub encryption_root: Option<String>,
     /// `keystatus` (`available`, `unavailable`), when encrypted.
     pub key_status: Option<String>,
