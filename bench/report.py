@@ -41,7 +41,16 @@ for w, rs in rows.items():
     print("|---|---:|---:|---:|")
     for c, s, rss, note in rs:
         ratio = f"{s / ref[1]:.2f}x" if ref and ref[1] > 0 else "-"
-        print(f"| {c}{' (' + note + ')' if note else ''} | {s:.2f} | {ratio} | {rss / 1024:.1f} MiB |")
+        name = (c + (f" ({note})" if note else "")).replace("|", "\\|")
+        print(f"| {name} | {s:.2f} | {ratio} | {rss / 1024:.1f} MiB |")
     print()
+print("""## Targets (issue 8), as measured above
+
+- zrep local full <= 1.05x receive-alone: see the `full` table (zrep local vs the bound).
+- zrep over SSH <= `zfs send | ssh zfs receive`: compare the two ssh rows.
+- Scheduled runs >= 10x faster than syncoid -r and zfs-autobackup at 50 datasets: needs
+  `--peers` rows.
+- Peak RSS < 32 MiB: the zrep rows' RSS column (the local zrep process).
+""")
 if spawned:
     print(f"Processes started by one `zrep replicate` run: {spawned[0]} ({spawned[1]}).\n")
