@@ -26,18 +26,25 @@ boot_guest() {
     }
     step "booting $(basename "$kernel") in qemu (no KVM)"
     local t0=$SECONDS
-    local tty_args=()
-    [[ $(cat "$run_dir/mode") == shell ]] && tty_args=(--interactive)
+    # Only the shell keeps the terminal as its input; everything else runs detached.
+    local input=/dev/null
+    [[ $(cat "$run_dir/mode") == shell ]] && input=/dev/stdin
     # One guest at a time on this machine (2 cores): wait for the lock.
     exec 9>/tmp/zrep-guest.lock
     flock 9
     # A test stuck in the kernel cannot be killed from inside: bound the whole boot.
-    timeout --kill-after=30 "${ZREP_GUEST_TIMEOUT:-3600}" \
-    "$ZREP_VENV/bin/vng" --run "$kernel" --disable-kvm \
-        --cpus "${ZREP_GUEST_CPUS:-2}" --memory "${ZREP_GUEST_MEMORY:-6G}" \
-        --rwdir "$run_dir" --rwdir "$here/target/guest" \
-        "${tty_args[@]}" \
-        --exec "bash $here/scripts/guest-run $run_dir" </dev/null || true
+    local vng=(timeout --kill-after=30 "${ZREP_GUEST_TIMEOUT:-3600}"
+        "$ZREP_VENV/bin/vng" --run "$kernel" --disable-kvm
+        --cpus "${ZREP_GUEST_CPUS:-2}" --memory "${ZREP_GUEST_MEMORY:-6G}"
+        --rwdir "$run_dir" --rwdir "$here/target/guest"
+        --exec "bash $here/scripts/guest-run $run_dir")
+    if [[ $input == /dev/stdin ]]; then
+        "${vng[@]}" || true
+    else
+        # Through a pipe: qemu reopens its stdout, which would truncate a log file
+        # that our caller redirected us into.
+        "${vng[@]}" </dev/null 2>&1 | cat || true
+    fi
     flock -u 9
     echo "guest finished in $((SECONDS - t0)) s" >&2
 }
