@@ -12,6 +12,34 @@ use std::io;
 use crate::name::NameError;
 use crate::nvlist::{NvListError, NvListRef};
 
+/// OpenZFS's own errno values (`enum zfs_errno` in `sys/fs/zfs.h`). The enum only
+/// grows, so the values are fixed; they are spelled out here because the kernel module
+/// can be newer than the headers we were built against (2.1 headers lack the last
+/// ones). A host test checks them against the headers when those have them all.
+pub mod code {
+    #![allow(missing_docs)]
+    pub const ZFS_ERR_IOC_CMD_UNAVAIL: i32 = 1029;
+    pub const ZFS_ERR_IOC_ARG_UNAVAIL: i32 = 1030;
+    pub const ZFS_ERR_IOC_ARG_REQUIRED: i32 = 1031;
+    pub const ZFS_ERR_IOC_ARG_BADTYPE: i32 = 1032;
+    pub const ZFS_ERR_WRONG_PARENT: i32 = 1033;
+    pub const ZFS_ERR_FROM_IVSET_GUID_MISSING: i32 = 1034;
+    pub const ZFS_ERR_FROM_IVSET_GUID_MISMATCH: i32 = 1035;
+    pub const ZFS_ERR_SPILL_BLOCK_FLAG_MISSING: i32 = 1036;
+    pub const ZFS_ERR_UNKNOWN_SEND_STREAM_FEATURE: i32 = 1037;
+    pub const ZFS_ERR_EXPORT_IN_PROGRESS: i32 = 1038;
+    pub const ZFS_ERR_BOOKMARK_SOURCE_NOT_ANCESTOR: i32 = 1039;
+    pub const ZFS_ERR_STREAM_TRUNCATED: i32 = 1040;
+    pub const ZFS_ERR_STREAM_LARGE_BLOCK_MISMATCH: i32 = 1041;
+    pub const ZFS_ERR_RESILVER_IN_PROGRESS: i32 = 1042;
+    pub const ZFS_ERR_REBUILD_IN_PROGRESS: i32 = 1043;
+    pub const ZFS_ERR_BADPROP: i32 = 1044;
+    pub const ZFS_ERR_VDEV_NOTSUP: i32 = 1045;
+    pub const ZFS_ERR_NOT_USER_NAMESPACE: i32 = 1046;
+    pub const ZFS_ERR_RESUME_EXISTS: i32 = 1047;
+    pub const ZFS_ERR_CRYPTO_NOTSUP: i32 = 1048;
+}
+
 /// An errno value: POSIX codes, plus OpenZFS's own codes from 1024 up
 /// (`enum zfs_errno` in `sys/fs/zfs.h`).
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
@@ -20,11 +48,11 @@ pub struct Errno(pub i32);
 
 impl Errno {
     /// `ZFS_ERR_STREAM_TRUNCATED`: a receive ended before the stream's END record.
-    pub const STREAM_TRUNCATED: Errno = Errno(libzfs_sys::ZFS_ERR_STREAM_TRUNCATED as i32);
+    pub const STREAM_TRUNCATED: Errno = Errno(code::ZFS_ERR_STREAM_TRUNCATED);
     /// `ZFS_ERR_IOC_CMD_UNAVAIL`: the kernel module does not know this ioctl.
-    pub const IOC_CMD_UNAVAIL: Errno = Errno(libzfs_sys::ZFS_ERR_IOC_CMD_UNAVAIL as i32);
+    pub const IOC_CMD_UNAVAIL: Errno = Errno(code::ZFS_ERR_IOC_CMD_UNAVAIL);
     /// `ZFS_ERR_RESUME_EXISTS`: a resumable receive state is already there.
-    pub const RESUME_EXISTS: Errno = Errno(libzfs_sys::ZFS_ERR_RESUME_EXISTS as i32);
+    pub const RESUME_EXISTS: Errno = Errno(code::ZFS_ERR_RESUME_EXISTS);
     /// ZFS's ECKSUM: EBADE on Linux, EINTEGRITY (97) on FreeBSD.
     #[cfg(target_os = "linux")]
     pub const ECKSUM: Errno = Errno(libc::EBADE);
@@ -59,8 +87,8 @@ impl fmt::Display for Errno {
 }
 
 fn zfs_errno_words(code: i32) -> &'static str {
-    use libzfs_sys as s;
-    match code as u32 {
+    use crate::error::code as s;
+    match code {
         s::ZFS_ERR_STREAM_TRUNCATED => "send stream is truncated",
         s::ZFS_ERR_IOC_CMD_UNAVAIL => "operation not supported by the loaded zfs module",
         s::ZFS_ERR_IOC_ARG_UNAVAIL => "argument not supported by the loaded zfs module",
@@ -306,15 +334,15 @@ pub fn classify(op: Op, errno: Errno) -> ErrorKind {
         return K::StreamTruncated;
     }
     if errno == Errno::IOC_CMD_UNAVAIL
-        || e == libzfs_sys::ZFS_ERR_IOC_ARG_UNAVAIL as i32
-        || e == libzfs_sys::ZFS_ERR_CRYPTO_NOTSUP as i32
+        || e == code::ZFS_ERR_IOC_ARG_UNAVAIL
+        || e == code::ZFS_ERR_CRYPTO_NOTSUP
     {
         return K::Unsupported;
     }
     if errno == Errno::RESUME_EXISTS {
         return K::ResumeStateExists;
     }
-    if e == libzfs_sys::ZFS_ERR_UNKNOWN_SEND_STREAM_FEATURE as i32 {
+    if e == code::ZFS_ERR_UNKNOWN_SEND_STREAM_FEATURE {
         return K::Unsupported;
     }
     if errno == Errno::ECKSUM && op == Op::Receive {
@@ -501,6 +529,27 @@ pub(crate) fn zfs_error(rc: i32, op: Op, name: &str, errlist: Option<&NvListRef>
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[cfg(openzfs_2_3)]
+    #[test]
+    fn zfs_errno_values_match_the_headers() {
+        use libzfs_sys as s;
+        assert_eq!(
+            code::ZFS_ERR_IOC_CMD_UNAVAIL,
+            s::ZFS_ERR_IOC_CMD_UNAVAIL as i32
+        );
+        assert_eq!(
+            code::ZFS_ERR_STREAM_TRUNCATED,
+            s::ZFS_ERR_STREAM_TRUNCATED as i32
+        );
+        assert_eq!(code::ZFS_ERR_BADPROP, s::ZFS_ERR_BADPROP as i32);
+        assert_eq!(code::ZFS_ERR_RESUME_EXISTS, s::ZFS_ERR_RESUME_EXISTS as i32);
+        assert_eq!(code::ZFS_ERR_CRYPTO_NOTSUP, s::ZFS_ERR_CRYPTO_NOTSUP as i32);
+        assert_eq!(
+            code::ZFS_ERR_UNKNOWN_SEND_STREAM_FEATURE,
+            s::ZFS_ERR_UNKNOWN_SEND_STREAM_FEATURE as i32
+        );
+    }
 
     #[test]
     fn receive_errnos_are_classified_per_operation() {
