@@ -621,3 +621,17 @@ fn list_shows_snapshots_locally_and_remotely() {
     let j = run(&args).ok().json();
     assert_eq!(j[0]["snapshots"][0]["name"], "s1");
 }
+
+#[test]
+fn a_refused_run_takes_no_snapshot() {
+    let p = TestPool::new();
+    let src = p.create("src");
+    let other = p.create("other");
+    snap(&other, "unrelated");
+    zrep(&["replicate", &src, &other]).fails_with("shares no snapshot");
+    zrep(&["replicate", &src, &p.ds("no/parent")]).fails_with("parent");
+    assert!(
+        cli_snapshots(&src).is_empty(),
+        "a refused run left a snapshot"
+    );
+}

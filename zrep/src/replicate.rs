@@ -123,6 +123,9 @@ pub fn replicate(
             format!("source {}{} does not exist", src.prefix(), opts.source),
         ));
     }
+    if opts.up_to.is_none() && !opts.no_snapshot {
+        preflight(opts, dst, &states[0])?;
+    }
     let up_to = match (&opts.up_to, opts.no_snapshot) {
         (Some(s), _) => Some(s.clone()),
         (None, true) => None,
@@ -462,6 +465,62 @@ fn cursor(
         .collect();
     src.destroy_bookmarks(&old_bms)?;
     Ok(())
+}
+
+/// Refuses before taking a snapshot when the target could not take it anyway (no
+/// common snapshot, diverged or modified without --force, missing parent), so a
+/// refused run leaves the source as it was.
+fn preflight(opts: &Options, dst: &mut Side, root: &DatasetState) -> OpResult<()> {
+    match dst.state(&opts.target, false)?.into_iter().next() {
+        Some(t) => {
+            let target = TargetState::Present {
+                snapshots: snaps(&t.snapshots),
+                modified: t.written > 0,
+                resume: t.resume_token.as_ref().and_then(|token| {
+                    Some(ResumeInfo {
+                        token: token.clone(),
+                        toguid: t.resume_toguid?,
+                        fromguid: t.resume_fromguid,
+                    })
+                }),
+            };
+            let source = SourceState {
+                snapshots: snaps(&root.snapshots),
+                bookmarks: root
+                    .bookmarks
+                    .iter()
+                    .map(|b| Bookmark {
+                        name: b.name.clone(),
+                        guid: b.guid,
+                        createtxg: b.createtxg,
+                    })
+                    .collect(),
+            };
+            let req = PlanRequest {
+                up_to: None,
+                force: opts.force,
+            };
+            match plan::plan(&source, &target, &req) {
+                // A source without snapshots cannot share one with an existing target.
+                Err(plan::PlanError::NoSourceSnapshots) if t.resume_token.is_none() => {
+                    Err(explain(plan::PlanError::TargetExistsWithoutSnapshots, root, &opts.target, dst))
+                }
+                Err(plan::PlanError::NoSourceSnapshots) | Ok(_) => Ok(()),
+                Err(e) => Err(explain(e, root, &opts.target, dst)),
+            }
+        }
+        None => match opts.target.rsplit_once('/') {
+            Some((parent, _)) if dst.state(parent, false)?.is_empty() => Err(err(
+                "NotFound",
+                format!(
+                    "cannot replicate into {}{}: its parent {parent} does not exist (create it first)",
+                    dst.prefix(),
+                    opts.target
+                ),
+            )),
+            _ => Ok(()),
+        },
+    }
 }
 
 /// Turns a planning error into words about these datasets, with a hint.
