@@ -39,7 +39,9 @@ boot_guest() {
         --rwdir "$run_dir" --rwdir "$here/target/guest"
         --exec "bash $here/scripts/guest-run $run_dir")
     if [[ $input == /dev/stdin ]]; then
-        "${vng[@]}" || true
+        # Interactive: keep the guest in the terminal's foreground process group,
+        # or its first read of the terminal stops it (SIGTTIN).
+        "${vng[0]}" --foreground "${vng[@]:1}" || true
     else
         # Through a pipe: qemu reopens its stdout, which would truncate a log file
         # that our caller redirected us into.
