@@ -104,6 +104,37 @@ fn snaps(v: &[crate::proto::SnapEntry]) -> Vec<Snap> {
         .collect()
 }
 
+/// What the planner needs of a source dataset.
+fn source_state(d: &DatasetState) -> SourceState {
+    SourceState {
+        snapshots: snaps(&d.snapshots),
+        bookmarks: d
+            .bookmarks
+            .iter()
+            .map(|b| Bookmark {
+                name: b.name.clone(),
+                guid: b.guid,
+                createtxg: b.createtxg,
+            })
+            .collect(),
+    }
+}
+
+/// What the planner needs of an existing target dataset.
+fn target_state(t: &DatasetState) -> TargetState {
+    TargetState::Present {
+        snapshots: snaps(&t.snapshots),
+        modified: t.written > 0,
+        resume: t.resume_token.as_ref().and_then(|token| {
+            Some(ResumeInfo {
+                token: token.clone(),
+                toguid: t.resume_toguid?,
+                fromguid: t.resume_fromguid,
+            })
+        }),
+    }
+}
+
 /// Runs a replication; returns one outcome per dataset (parents first).
 pub fn replicate(
     opts: &Options,
@@ -220,32 +251,8 @@ fn one(
     let (up_to, would_snapshot, id) = (names.up_to, names.would_snapshot, names.id);
     let tag = format!("zrep-{id}");
     let tstate = dst.state(target, false)?.into_iter().next();
-    let source = SourceState {
-        snapshots: snaps(&d.snapshots),
-        bookmarks: d
-            .bookmarks
-            .iter()
-            .map(|b| Bookmark {
-                name: b.name.clone(),
-                guid: b.guid,
-                createtxg: b.createtxg,
-            })
-            .collect(),
-    };
-    let tgt = match &tstate {
-        None => TargetState::Absent,
-        Some(t) => TargetState::Present {
-            snapshots: snaps(&t.snapshots),
-            modified: t.written > 0,
-            resume: t.resume_token.as_ref().and_then(|token| {
-                Some(ResumeInfo {
-                    token: token.clone(),
-                    toguid: t.resume_toguid?,
-                    fromguid: t.resume_fromguid,
-                })
-            }),
-        },
-    };
+    let source = source_state(d);
+    let tgt = tstate.as_ref().map_or(TargetState::Absent, target_state);
     let req = PlanRequest {
         up_to: up_to.map(str::to_owned),
         force: opts.force,
@@ -473,29 +480,8 @@ fn cursor(
 fn preflight(opts: &Options, dst: &mut Side, root: &DatasetState) -> OpResult<()> {
     match dst.state(&opts.target, false)?.into_iter().next() {
         Some(t) => {
-            let target = TargetState::Present {
-                snapshots: snaps(&t.snapshots),
-                modified: t.written > 0,
-                resume: t.resume_token.as_ref().and_then(|token| {
-                    Some(ResumeInfo {
-                        token: token.clone(),
-                        toguid: t.resume_toguid?,
-                        fromguid: t.resume_fromguid,
-                    })
-                }),
-            };
-            let source = SourceState {
-                snapshots: snaps(&root.snapshots),
-                bookmarks: root
-                    .bookmarks
-                    .iter()
-                    .map(|b| Bookmark {
-                        name: b.name.clone(),
-                        guid: b.guid,
-                        createtxg: b.createtxg,
-                    })
-                    .collect(),
-            };
+            let target = target_state(&t);
+            let source = source_state(root);
             let req = PlanRequest {
                 up_to: None,
                 force: opts.force,
