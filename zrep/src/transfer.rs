@@ -46,6 +46,24 @@ pub struct Target {
     pub readonly: bool,
 }
 
+impl Target {
+    /// Receives one stream from `input` into this target on the local pools.
+    fn receive_here(
+        &self,
+        zfs: &libzfs::Zfs,
+        input: impl std::os::fd::AsFd,
+    ) -> OpResult<(String, u64)> {
+        local::receive(
+            zfs,
+            &self.dataset,
+            self.force,
+            self.resumable,
+            self.readonly,
+            input,
+        )
+    }
+}
+
 /// Result of a transfer.
 #[derive(Debug, Clone)]
 pub struct Transferred {
@@ -81,14 +99,7 @@ pub fn transfer(
                     drop(r1);
                     n
                 });
-                let received = local::receive(
-                    &dz,
-                    &target.dataset,
-                    target.force,
-                    target.resumable,
-                    target.readonly,
-                    &r2,
-                );
+                let received = target.receive_here(&dz, &r2);
                 drop(r2);
                 let sent = sender.join().expect("send thread panicked");
                 let _ = copier.join().expect("copy thread panicked");
@@ -177,14 +188,7 @@ pub fn transfer(
             let (received, ended) = std::thread::scope(|s| {
                 let from = &mut r.from;
                 let reader = s.spawn(move || pump::frames_in(from, wr, tick));
-                let received = local::receive(
-                    &dz,
-                    &target.dataset,
-                    target.force,
-                    target.resumable,
-                    target.readonly,
-                    &rd,
-                );
+                let received = target.receive_here(&dz, &rd);
                 drop(rd);
                 (received, reader.join().expect("stream reader panicked"))
             });
