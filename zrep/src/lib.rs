@@ -7,12 +7,14 @@
 //! - [`proto`], [`serve`]: the framed protocol and its server end;
 //! - [`local`]: operations on this machine's pools through libzfs.
 
+pub mod clock;
 pub mod local;
 pub mod lock;
 pub mod plan;
 pub mod proto;
 pub mod pump;
 pub mod replicate;
+pub mod retention;
 pub mod serve;
 pub mod side;
 pub mod transfer;

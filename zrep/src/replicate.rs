@@ -8,6 +8,7 @@
 //! - bookmark `#zrep-<id>-<snapshot>` on the source: the incremental base when that
 //!   snapshot is pruned on the source.
 
+use std::collections::HashMap;
 use std::time::Instant;
 
 use serde::Serialize;
@@ -85,13 +86,12 @@ pub fn target_id(host: &str, dataset: &str) -> String {
     format!("{h:08x}")
 }
 
-/// A new snapshot name for now (UTC).
+/// A new snapshot name for now (UTC; `ZREP_NOW` sets the clock).
 pub fn new_snapshot_name() -> String {
-    let secs = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
-    format!("{SNAPSHOT_PREFIX}{}", crate::ui::utc_stamp(secs))
+    format!(
+        "{SNAPSHOT_PREFIX}{}",
+        crate::clock::utc_stamp(crate::clock::now())
+    )
 }
 
 fn snaps(v: &[crate::proto::SnapEntry]) -> Vec<Snap> {
@@ -194,7 +194,14 @@ pub fn replicate(
         _ => None,
     };
     let id = target_id(&opts.target_host, &opts.target);
+    // The whole target tree in one listing.
+    let targets: HashMap<String, DatasetState> = dst
+        .state(&opts.target, opts.recursive)?
+        .into_iter()
+        .map(|t| (t.name.clone(), t))
+        .collect();
     let mut out = Vec::new();
+    let mut moves = Vec::new();
     for d in &states {
         let rel = &d.name[opts.source.len()..];
         let target = format!("{}{rel}", opts.target);
@@ -216,14 +223,20 @@ pub fn replicate(
             would_snapshot: would_snapshot.as_deref(),
             id: &id,
         };
-        if let Err(e) = one(opts, src, dst, d, &target, &names, ui, &mut o) {
-            o.error = Some(e.message.clone());
-            ui.error(&e.message);
+        let t = targets.get(&target);
+        match one(opts, src, dst, d, &target, &names, t, ui, &mut o) {
+            Ok(Some(c)) => moves.push((out.len(), c)),
+            Ok(None) => {}
+            Err(e) => {
+                o.error = Some(e.message.clone());
+                ui.error(&e.message);
+            }
         }
         o.seconds = t0.elapsed().as_secs_f64();
         ui.summary(&o);
         out.push(o);
     }
+    move_cursors(moves, src, dst, &mut out, ui);
     Ok(out)
 }
 
@@ -245,14 +258,14 @@ fn one(
     d: &DatasetState,
     target: &str,
     names: &Names<'_>,
+    tstate: Option<&DatasetState>,
     ui: &Ui,
     o: &mut Outcome,
-) -> OpResult<()> {
+) -> OpResult<Option<Cursor>> {
     let (up_to, would_snapshot, id) = (names.up_to, names.would_snapshot, names.id);
     let tag = format!("zrep-{id}");
-    let tstate = dst.state(target, false)?.into_iter().next();
     let source = source_state(d);
-    let tgt = tstate.as_ref().map_or(TargetState::Absent, target_state);
+    let tgt = tstate.map_or(TargetState::Absent, target_state);
     let req = PlanRequest {
         up_to: up_to.map(str::to_owned),
         force: opts.force,
@@ -268,7 +281,7 @@ fn one(
     o.resumed = plan.resume.is_some();
 
     // Where the data will land, and how much room there is.
-    let available = match &tstate {
+    let available = match tstate {
         Some(t) => t.available,
         None => {
             let parent = target.rsplit_once('/').map(|(p, _)| p).ok_or_else(|| {
@@ -336,7 +349,7 @@ fn one(
         ));
     }
     if opts.dry_run {
-        return Ok(());
+        return Ok(None);
     }
 
     if let Some(token) = &plan.discard_resume {
@@ -414,10 +427,7 @@ fn one(
         .last()
         .map(|s| s.to.clone())
         .or_else(|| plan.common.clone());
-    if let Some(newest) = newest {
-        cursor(src, dst, d, target, &newest, &tag, id)?;
-    }
-    Ok(())
+    Ok(newest.map(|newest| Cursor::new(d, tstate, target, &plan, &newest, &tag, id)))
 }
 
 fn base_name(ds: &str, b: Option<&Base>) -> Option<String> {
@@ -427,51 +437,121 @@ fn base_name(ds: &str, b: Option<&Base>) -> Option<String> {
     })
 }
 
-/// After success: `newest` is held on both sides and bookmarked on the source; older
-/// holds and bookmarks of this target are released and destroyed.
-fn cursor(
+/// Where a dataset's cursor moves after a successful transfer: `newest` held on both
+/// sides and bookmarked on the source; this target's older holds released and older
+/// bookmarks destroyed. A run collects every dataset's move and applies them together
+/// (one call per kind and side, so one transaction group instead of one per dataset).
+#[derive(Debug, Default, Clone)]
+struct Cursor {
+    src_hold: Vec<(String, String)>,
+    dst_hold: Vec<(String, String)>,
+    bookmark: Vec<(String, String)>,
+    src_release: Vec<(String, String)>,
+    dst_release: Vec<(String, String)>,
+    destroy_bookmarks: Vec<String>,
+}
+
+impl Cursor {
+    fn new(
+        d: &DatasetState,
+        t: Option<&DatasetState>,
+        target: &str,
+        plan: &Plan,
+        newest: &str,
+        tag: &str,
+        id: &str,
+    ) -> Cursor {
+        let held = |ds: &str, s: &crate::proto::SnapEntry| {
+            (s.userrefs > 0 && s.name != newest).then(|| (format!("{ds}@{}", s.name), tag.into()))
+        };
+        let bm = format!("zrep-{id}-{newest}");
+        let prefix = format!("zrep-{id}-");
+        let mut c = Cursor {
+            src_hold: vec![(format!("{}@{newest}", d.name), tag.into())],
+            dst_hold: vec![(format!("{target}@{newest}"), tag.into())],
+            src_release: d
+                .snapshots
+                .iter()
+                .filter_map(|s| held(&d.name, s))
+                .collect(),
+            // Snapshots held before the transfer; a rollback may have destroyed some,
+            // which release skips.
+            dst_release: t
+                .map(|t| {
+                    t.snapshots
+                        .iter()
+                        .filter(|s| !plan.destroy_on_target.contains(&s.name))
+                        .filter_map(|s| held(target, s))
+                        .collect()
+                })
+                .unwrap_or_default(),
+            destroy_bookmarks: d
+                .bookmarks
+                .iter()
+                .filter(|b| b.name.starts_with(&prefix) && b.name != bm)
+                .map(|b| format!("{}#{}", d.name, b.name))
+                .collect(),
+            ..Cursor::default()
+        };
+        if !d.bookmarks.iter().any(|b| b.name == bm) && bm.len() + d.name.len() < 255 {
+            c.bookmark
+                .push((format!("{}#{bm}", d.name), format!("{}@{newest}", d.name)));
+        }
+        c
+    }
+
+    fn append(&mut self, o: Cursor) {
+        self.src_hold.extend(o.src_hold);
+        self.dst_hold.extend(o.dst_hold);
+        self.bookmark.extend(o.bookmark);
+        self.src_release.extend(o.src_release);
+        self.dst_release.extend(o.dst_release);
+        self.destroy_bookmarks.extend(o.destroy_bookmarks);
+    }
+
+    /// New holds and the bookmark first, so that a failure part way leaves the
+    /// newest snapshot protected; then the old ones go.
+    fn apply(&self, src: &mut Side, dst: &mut Side) -> OpResult<()> {
+        src.hold(&self.src_hold)?;
+        dst.hold(&self.dst_hold)?;
+        src.bookmark(&self.bookmark)?;
+        src.release(&self.src_release)?;
+        dst.release(&self.dst_release)?;
+        src.destroy_bookmarks(&self.destroy_bookmarks)
+    }
+}
+
+/// Moves every dataset's cursor in one batch; when the batch fails, dataset by
+/// dataset, so that each failure lands on its own outcome.
+fn move_cursors(
+    moves: Vec<(usize, Cursor)>,
     src: &mut Side,
     dst: &mut Side,
-    d: &DatasetState,
-    target: &str,
-    newest: &str,
-    tag: &str,
-    id: &str,
-) -> OpResult<()> {
-    src.hold(&[(format!("{}@{newest}", d.name), tag.to_string())])?;
-    dst.hold(&[(format!("{target}@{newest}"), tag.to_string())])?;
-    let bm = format!("zrep-{id}-{newest}");
-    let have_bm = d.bookmarks.iter().any(|b| b.name == bm);
-    if !have_bm && bm.len() + d.name.len() < 255 {
-        src.bookmark(&[(format!("{}#{bm}", d.name), format!("{}@{newest}", d.name))])?;
+    out: &mut [Outcome],
+    ui: &Ui,
+) {
+    if moves.is_empty() {
+        return;
     }
-    // Older holds (the listing's userrefs tells which snapshots have any).
-    let stale_src: Vec<(String, String)> = d
-        .snapshots
-        .iter()
-        .filter(|s| s.userrefs > 0 && s.name != newest)
-        .map(|s| (format!("{}@{}", d.name, s.name), tag.to_string()))
-        .collect();
-    src.release(&stale_src)?;
-    let tstate = dst.state(target, false)?.into_iter().next();
-    if let Some(t) = tstate {
-        let stale: Vec<(String, String)> = t
-            .snapshots
-            .iter()
-            .filter(|s| s.userrefs > 0 && s.name != newest)
-            .map(|s| (format!("{target}@{}", s.name), tag.to_string()))
-            .collect();
-        dst.release(&stale)?;
+    let mut all = Cursor::default();
+    if moves.len() > 1 {
+        for (_, c) in &moves {
+            all.append(c.clone());
+        }
+        if all.apply(src, dst).is_ok() {
+            return;
+        }
     }
-    let prefix = format!("zrep-{id}-");
-    let old_bms: Vec<String> = d
-        .bookmarks
-        .iter()
-        .filter(|b| b.name.starts_with(&prefix) && b.name != bm)
-        .map(|b| format!("{}#{}", d.name, b.name))
-        .collect();
-    src.destroy_bookmarks(&old_bms)?;
-    Ok(())
+    for (i, c) in moves {
+        if let Err(e) = c.apply(src, dst) {
+            let o = &mut out[i];
+            ui.error(&format!(
+                "{}: cannot move the replication cursor: {}",
+                o.source, e.message
+            ));
+            o.error = Some(e.message);
+        }
+    }
 }
 
 /// Refuses before taking a snapshot when the target could not take it anyway (no
