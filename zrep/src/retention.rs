@@ -1,0 +1,265 @@
+//! Retention: which of zrep's snapshots to keep, as a grid of calendar periods.
+//!
+//! Rules read like sanoid's: `last = 3, hourly = 24, daily = 30, monthly = 12` keeps
+//! the three newest snapshots, plus, for each of the 24 most recent hours that have
+//! a snapshot, the oldest snapshot of that hour; likewise for days and months. The
+//! oldest of a period is kept (not the newest) so that what a period keeps does not
+//! change as more snapshots arrive in it. Periods are counted among those that have
+//! snapshots, so a machine that was off for a week does not lose its history on the
+//! first run after.
+//!
+//! A snapshot any rule keeps is kept; so is every snapshot the caller protects (the
+//! newest common snapshot, anything held, what is not replicated yet). Only
+//! snapshots zrep named (`zrep-<UTC time>`) are ever candidates.
+
+use std::collections::BTreeMap;
+
+use crate::clock::{self, Period};
+use crate::replicate::SNAPSHOT_PREFIX;
+
+/// How many snapshots to keep, per kind of period.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Rules {
+    /// The newest N snapshots.
+    #[serde(default)]
+    pub last: u32,
+    /// The oldest snapshot of each of the N most recent hours.
+    #[serde(default)]
+    pub hourly: u32,
+    /// Days.
+    #[serde(default)]
+    pub daily: u32,
+    /// Weeks (Monday to Sunday, UTC).
+    #[serde(default)]
+    pub weekly: u32,
+    /// Calendar months.
+    #[serde(default)]
+    pub monthly: u32,
+    /// Calendar years.
+    #[serde(default)]
+    pub yearly: u32,
+}
+
+impl Rules {
+    fn periods(&self) -> [(Period, u32, &'static str); 5] {
+        [
+            (Period::Hour, self.hourly, "hourly"),
+            (Period::Day, self.daily, "daily"),
+            (Period::Week, self.weekly, "weekly"),
+            (Period::Month, self.monthly, "monthly"),
+            (Period::Year, self.yearly, "yearly"),
+        ]
+    }
+
+    /// Whether the rules keep anything at all.
+    pub fn is_empty(&self) -> bool {
+        self.last == 0 && self.periods().iter().all(|p| p.1 == 0)
+    }
+}
+
+impl std::fmt::Display for Rules {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut parts = Vec::new();
+        if self.last > 0 {
+            parts.push(format!("last {}", self.last));
+        }
+        for (_, n, name) in self.periods() {
+            if n > 0 {
+                parts.push(format!("{n} {name}"));
+            }
+        }
+        f.write_str(&parts.join(", "))
+    }
+}
+
+/// The time a zrep snapshot name carries, `None` for other snapshots.
+pub fn snapshot_time(short_name: &str) -> Option<u64> {
+    clock::parse_stamp(short_name.strip_prefix(SNAPSHOT_PREFIX)?)
+}
+
+/// One snapshot to judge.
+#[derive(Debug, Clone)]
+pub struct Candidate {
+    /// Short name.
+    pub name: String,
+    /// Time from its name.
+    pub time: u64,
+    /// Why it must stay whatever the rules say.
+    pub protected: Option<String>,
+}
+
+/// The fate of a candidate, with the reason (for `prune --dry-run`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    /// Stays.
+    Keep(String),
+    /// Goes.
+    Prune(String),
+}
+
+impl Verdict {
+    /// Whether it goes.
+    pub fn prune(&self) -> bool {
+        matches!(self, Verdict::Prune(_))
+    }
+}
+
+/// Judges every candidate (the result is parallel to `snaps`).
+pub fn decide(snaps: &[Candidate], rules: &Rules) -> Vec<Verdict> {
+    let mut keep: Vec<Option<String>> = snaps.iter().map(|s| s.protected.clone()).collect();
+    // Newest first; equal times by name, for a stable answer.
+    let mut order: Vec<usize> = (0..snaps.len()).collect();
+    order.sort_by(|&a, &b| (snaps[b].time, &snaps[b].name).cmp(&(snaps[a].time, &snaps[a].name)));
+    for &i in order.iter().take(rules.last as usize) {
+        keep[i].get_or_insert_with(|| format!("one of the last {}", rules.last));
+    }
+    for (period, n, name) in rules.periods() {
+        if n == 0 {
+            continue;
+        }
+        // Period key -> its oldest snapshot.
+        let mut oldest: BTreeMap<i64, usize> = BTreeMap::new();
+        for &i in order.iter().rev() {
+            oldest.entry(period.key(snaps[i].time)).or_insert(i);
+        }
+        for (_, &i) in oldest.iter().rev().take(n as usize) {
+            keep[i].get_or_insert_with(|| {
+                format!("oldest of its {} ({n} {name})", period.label(snaps[i].time))
+            });
+        }
+    }
+    keep.into_iter()
+        .map(|k| match k {
+            Some(why) => Verdict::Keep(why),
+            None => Verdict::Prune(format!("beyond the rules ({rules})")),
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(stamp: &str) -> u64 {
+        clock::parse_stamp(stamp).unwrap()
+    }
+
+    fn cands(times: &[u64]) -> Vec<Candidate> {
+        times
+            .iter()
+            .map(|&t| Candidate {
+                name: format!("zrep-{}", clock::utc_stamp(t)),
+                time: t,
+                protected: None,
+            })
+            .collect()
+    }
+
+    fn kept(c: &[Candidate], rules: &Rules) -> Vec<String> {
+        decide(c, rules)
+            .iter()
+            .zip(c)
+            .filter(|(v, _)| !v.prune())
+            .map(|(_, c)| c.name[5..].to_string())
+            .collect()
+    }
+
+    #[test]
+    fn names_carry_times() {
+        assert_eq!(
+            snapshot_time("zrep-20261126T091242Z"),
+            Some(at("20261126T091242Z"))
+        );
+        assert_eq!(snapshot_time("daily-20261126T091242Z"), None);
+        assert_eq!(snapshot_time("zrep-2026"), None);
+    }
+
+    #[test]
+    fn last_keeps_the_newest() {
+        let t0 = at("20260101T000000Z");
+        let c = cands(&[t0, t0 + 60, t0 + 120, t0 + 180]);
+        let r = Rules {
+            last: 2,
+            ..Rules::default()
+        };
+        assert_eq!(kept(&c, &r), ["20260101T000200Z", "20260101T000300Z"]);
+    }
+
+    #[test]
+    fn hourly_keeps_the_oldest_of_each_recent_hour() {
+        let t0 = at("20260101T000000Z");
+        // Every 20 minutes for 5 hours.
+        let c = cands(&(0..15).map(|i| t0 + i * 1200).collect::<Vec<_>>());
+        let r = Rules {
+            hourly: 3,
+            ..Rules::default()
+        };
+        assert_eq!(
+            kept(&c, &r),
+            ["20260101T020000Z", "20260101T030000Z", "20260101T040000Z"]
+        );
+    }
+
+    #[test]
+    fn periods_without_snapshots_do_not_count() {
+        // Two snapshots a week apart: daily = 2 keeps both.
+        let t0 = at("20260101T120000Z");
+        let c = cands(&[t0, t0 + 7 * 86_400]);
+        let r = Rules {
+            daily: 2,
+            ..Rules::default()
+        };
+        assert_eq!(kept(&c, &r).len(), 2);
+    }
+
+    #[test]
+    fn rules_combine_and_protection_wins() {
+        let t0 = at("20260101T000000Z");
+        // Every 6 hours for 60 days.
+        let mut c = cands(&(0..240).map(|i| t0 + i * 6 * 3600).collect::<Vec<_>>());
+        c[5].protected = Some("held by backup".into());
+        let r = Rules {
+            last: 1,
+            daily: 7,
+            monthly: 2,
+            ..Rules::default()
+        };
+        let v = decide(&c, &r);
+        // The last snapshot is 2026-03-01T18:00: February and March's first, the
+        // first of the 7 newest days (one of them March 1st again), the newest, and
+        // the protected one.
+        assert_eq!(
+            kept(&c, &r),
+            [
+                "20260102T060000Z",
+                "20260201T000000Z",
+                "20260223T000000Z",
+                "20260224T000000Z",
+                "20260225T000000Z",
+                "20260226T000000Z",
+                "20260227T000000Z",
+                "20260228T000000Z",
+                "20260301T000000Z",
+                "20260301T180000Z",
+            ]
+        );
+        assert_eq!(v[5], Verdict::Keep("held by backup".into()));
+        assert_eq!(
+            v[0],
+            Verdict::Prune("beyond the rules (last 1, 7 daily, 2 monthly)".into())
+        );
+        assert_eq!(
+            v[124],
+            Verdict::Keep("oldest of its month 2026-02 (2 monthly)".into())
+        );
+    }
+
+    #[test]
+    fn empty_rules_keep_only_protected() {
+        let t0 = at("20260101T000000Z");
+        let c = cands(&[t0, t0 + 1]);
+        assert!(Rules::default().is_empty());
+        assert!(kept(&c, &Rules::default()).is_empty());
+    }
+}
