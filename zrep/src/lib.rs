@@ -8,6 +8,8 @@
 //! - [`local`]: operations on this machine's pools through libzfs.
 
 pub mod clock;
+pub mod config;
+pub mod jobs;
 pub mod local;
 pub mod lock;
 pub mod plan;
@@ -17,5 +19,6 @@ pub mod replicate;
 pub mod retention;
 pub mod serve;
 pub mod side;
+pub mod state;
 pub mod transfer;
 pub mod ui;

@@ -49,11 +49,25 @@ fn file_name(dataset: &str) -> String {
 }
 
 impl Lock {
-    /// Takes the lock for `dataset`, waiting up to `wait_secs` for another holder.
+    /// Takes the lock for replicating into `dataset`, waiting up to `wait_secs` for
+    /// another holder.
     pub fn acquire(dataset: &str, wait_secs: u64) -> OpResult<Lock> {
+        Lock::take(&file_name(dataset), wait_secs, || {
+            format!("another zrep is replicating into {dataset}")
+        })
+    }
+
+    /// Takes the lock of a configured job (one run of a job at a time).
+    pub fn job(name: &str, wait_secs: u64) -> OpResult<Lock> {
+        Lock::take(&file_name(&format!("job {name}")), wait_secs, || {
+            format!("job {name} is already running")
+        })
+    }
+
+    fn take(file: &str, wait_secs: u64, busy: impl Fn() -> String) -> OpResult<Lock> {
         let dir = lock_dir();
         let _ = std::fs::create_dir_all(&dir);
-        let path = dir.join(file_name(dataset));
+        let path = dir.join(file);
         let file = OpenOptions::new()
             .create(true)
             .truncate(false)
@@ -65,7 +79,8 @@ impl Lock {
                     format!("cannot open lock file {}: {e}", path.display()),
                 )
             })?;
-        let deadline = Instant::now() + Duration::from_secs(wait_secs);
+        // No deadline when it lies beyond what the clock can say.
+        let deadline = Instant::now().checked_add(Duration::from_secs(wait_secs));
         loop {
             // SAFETY: flock on a descriptor we own.
             let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
@@ -76,13 +91,10 @@ impl Lock {
             if e.raw_os_error() != Some(libc::EWOULDBLOCK) {
                 return Err(err("Io", format!("cannot lock {}: {e}", path.display())));
             }
-            if Instant::now() >= deadline {
+            if deadline.is_some_and(|d| Instant::now() >= d) {
                 return Err(err(
                     "Busy",
-                    format!(
-                        "another zrep is replicating into {dataset} (waited {wait_secs} s; lock {})",
-                        path.display()
-                    ),
+                    format!("{} (waited {wait_secs} s; lock {})", busy(), path.display()),
                 ));
             }
             std::thread::sleep(Duration::from_millis(200));

@@ -6,11 +6,12 @@ use std::process::ExitCode;
 
 use clap::{Args, CommandFactory, Parser, Subcommand};
 
+use zrep::config::{self, Config, Overlap};
 use zrep::local::{self, err, OpResult};
 use zrep::proto::{Flags, RemoteError};
-use zrep::side::{Remote, Side};
+use zrep::side::{split_host, Side};
 use zrep::ui::{self, Ui};
-use zrep::{replicate, serve};
+use zrep::{jobs, replicate, serve};
 
 /// ZFS replication that calls libzfs_core directly: no `zfs` processes, resumable,
 /// GUID-planned, safe by default.
@@ -84,6 +85,58 @@ enum Cmd {
         /// `[[user@]host:]pool/fs`.
         dataset: String,
     },
+    /// Run configured jobs (all unless named): snapshot, replicate, prune.
+    ///
+    /// Meant for a systemd timer or cron. One line per dataset: outcome, bytes,
+    /// seconds, snapshots pruned. A job still running from before is skipped (or
+    /// waited for, with `overlap = "wait"`). Results go to the state file for
+    /// `zrep status` and, if configured, to a Prometheus textfile.
+    Run {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// Plan, estimates and retention decisions too.
+        #[arg(short, long)]
+        verbose: bool,
+        /// Errors only.
+        #[arg(short, long)]
+        quiet: bool,
+        /// One JSON document for the whole run on stdout.
+        #[arg(long)]
+        json: bool,
+        /// Jobs to run (default: all).
+        jobs: Vec<String>,
+    },
+    /// Apply the jobs' retention rules now, without snapshot or replication.
+    Prune {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// List what would be destroyed and why; destroy nothing.
+        #[arg(short = 'n', long)]
+        dry_run: bool,
+        /// Also list what is kept and why.
+        #[arg(short, long)]
+        verbose: bool,
+        /// Jobs (default: all).
+        jobs: Vec<String>,
+    },
+    /// Per job and dataset: last success, last error, lag, snapshot counts.
+    ///
+    /// Exits 2 when a job's lag (the age of the newest snapshot both sides have)
+    /// exceeds its `lag_limit`, for monitoring checks.
+    Status {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// JSON output.
+        #[arg(long)]
+        json: bool,
+        /// Jobs (default: all).
+        jobs: Vec<String>,
+    },
+    /// Check the config file and print what each job will do.
+    CheckConfig {
+        #[command(flatten)]
+        config: ConfigArg,
+    },
     /// The remote end: speak the protocol on stdin/stdout (run by ssh).
     Serve,
     /// Print shell completions.
@@ -140,6 +193,19 @@ struct RemoteArgs {
     remote_zrep: String,
 }
 
+#[derive(Args, Debug, Clone)]
+struct ConfigArg {
+    /// The job file.
+    #[arg(short, long, default_value = config::DEFAULT_PATH, value_name = "FILE")]
+    config: std::path::PathBuf,
+}
+
+impl ConfigArg {
+    fn load(&self) -> OpResult<Config> {
+        Config::load(&self.config).map_err(|e| err("Config", e.to_string()))
+    }
+}
+
 #[derive(Args, Debug)]
 struct ReplicateArgs {
     /// Include descendants, parents first; a failing child does not stop the others.
@@ -181,36 +247,8 @@ struct ReplicateArgs {
     target: String,
 }
 
-/// `[user@]host:dataset` → (host, dataset). A colon counts as a host separator only
-/// when what precedes it has no `/` or `#` (dataset names may contain colons).
-fn split_host(spec: &str) -> (Option<&str>, &str) {
-    match spec.split_once(':') {
-        Some((h, rest)) if !h.is_empty() && !h.contains(['/', '#']) && !rest.is_empty() => {
-            (Some(h), rest)
-        }
-        _ => (None, spec),
-    }
-}
-
 fn open_side(host: Option<&str>, remote: &RemoteArgs) -> OpResult<Side> {
-    match host {
-        None => Ok(Side::Local(libzfs::Zfs::open()?)),
-        Some(h) => {
-            let ssh = shlex::split(&remote.ssh)
-                .filter(|v| !v.is_empty())
-                .ok_or_else(|| {
-                    err(
-                        "InvalidArgument",
-                        format!("cannot parse --ssh {:?}", remote.ssh),
-                    )
-                })?;
-            Ok(Side::Remote(Box::new(Remote::connect(
-                h,
-                &ssh,
-                &remote.remote_zrep,
-            )?)))
-        }
-    }
+    Side::open(host, &remote.ssh, &remote.remote_zrep)
 }
 
 fn main() -> ExitCode {
@@ -227,6 +265,26 @@ fn main() -> ExitCode {
 fn run(cli: Cli) -> OpResult<ExitCode> {
     match cli.command {
         Cmd::Serve => Ok(ExitCode::from(serve::serve() as u8)),
+        Cmd::Run {
+            config,
+            verbose,
+            quiet,
+            json,
+            jobs,
+        } => cmd_run(&config.load()?, &jobs, Ui::new(verbose, json, quiet)),
+        Cmd::Prune {
+            config,
+            dry_run,
+            verbose,
+            jobs,
+        } => cmd_prune(
+            &config.load()?,
+            &jobs,
+            dry_run,
+            &Ui::new(verbose, false, false),
+        ),
+        Cmd::Status { config, json, jobs } => cmd_status(&config.load()?, &jobs, json),
+        Cmd::CheckConfig { config } => cmd_check_config(&config.load()?),
         Cmd::Replicate(a) => cmd_replicate(a),
         Cmd::Snapshot { recursive, dataset } => cmd_snapshot(recursive, &dataset),
         Cmd::Send {
@@ -266,6 +324,137 @@ fn run(cli: Cli) -> OpResult<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+fn select<'a>(cfg: &'a Config, names: &[String]) -> OpResult<Vec<&'a config::Job>> {
+    cfg.select(names).map_err(|e| err("Config", e.to_string()))
+}
+
+fn json_out<T: serde::Serialize>(v: &T) -> OpResult<()> {
+    let text = serde_json::to_string_pretty(v).map_err(|e| err("Io", e.to_string()))?;
+    println!("{text}");
+    Ok(())
+}
+
+fn cmd_run(cfg: &Config, names: &[String], ui: Ui) -> OpResult<ExitCode> {
+    let reports: Vec<jobs::JobReport> = select(cfg, names)?
+        .into_iter()
+        .map(|job| jobs::run(cfg, job, &ui))
+        .collect();
+    if ui.json {
+        json_out(&reports)?;
+    }
+    let failed = reports.iter().filter(|r| r.status == "failed").count();
+    Ok(ExitCode::from(u8::from(failed > 0)))
+}
+
+fn cmd_prune(cfg: &Config, names: &[String], dry_run: bool, ui: &Ui) -> OpResult<ExitCode> {
+    for job in select(cfg, names)? {
+        jobs::prune(job, dry_run, ui)?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn cmd_status(cfg: &Config, names: &[String], json: bool) -> OpResult<ExitCode> {
+    let state = zrep::state::State::load(&cfg.state_dir)?;
+    let all: Vec<jobs::JobStatus> = select(cfg, names)?
+        .into_iter()
+        .map(|job| jobs::status(job, &state))
+        .collect();
+    if json {
+        json_out(&all)?;
+    } else {
+        all.iter().for_each(jobs::print_status);
+    }
+    Ok(ExitCode::from(if all.iter().any(|s| s.over_limit) {
+        2
+    } else {
+        0
+    }))
+}
+
+fn cmd_check_config(cfg: &Config) -> OpResult<ExitCode> {
+    println!(
+        "{}: {} job{}; state in {}{}",
+        cfg.path.display(),
+        cfg.jobs.len(),
+        if cfg.jobs.len() == 1 { "" } else { "s" },
+        cfg.state_dir.display(),
+        cfg.prometheus
+            .as_ref()
+            .map(|p| format!("; Prometheus textfile {}", p.display()))
+            .unwrap_or_default()
+    );
+    for j in &cfg.jobs {
+        let f = j.flags;
+        let flags: Vec<&str> = [
+            (f.compressed, "compressed"),
+            (f.large_blocks, "large blocks"),
+            (f.embedded, "embedded"),
+            (f.raw, "raw"),
+        ]
+        .into_iter()
+        .filter_map(|(on, n)| on.then_some(n))
+        .collect();
+        println!(
+            "job {}: {}{} -> {}",
+            j.name,
+            j.source_spec(),
+            if j.recursive { " and descendants" } else { "" },
+            j.target_spec()
+        );
+        println!(
+            "  each run: {}replicate{}{}",
+            if j.snapshot {
+                "snapshot @zrep-<UTC time>, "
+            } else {
+                ""
+            },
+            if flags.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", flags.join(", "))
+            },
+            if j.keep_source.is_some() || j.keep_target.is_some() {
+                ", prune"
+            } else {
+                ""
+            }
+        );
+        let keeps = |r: &Option<zrep::retention::Rules>, source: bool| {
+            match r {
+            Some(r) => format!(
+                "keeps {r} of zrep's snapshots, and always the newest common snapshot and held ones{}",
+                if source && !j.prune_unreplicated { ", and those not replicated yet" } else { "" }
+            ),
+            None => "keeps every snapshot".into(),
+        }
+        };
+        println!("  source {}", keeps(&j.keep_source, true));
+        println!("  target {}", keeps(&j.keep_target, false));
+        println!(
+            "  new targets {}; a run that finds the previous one going {}{}",
+            if j.writable {
+                "writable"
+            } else {
+                "readonly=on"
+            },
+            match j.overlap {
+                Overlap::Skip => "skips",
+                Overlap::Wait => "waits",
+            },
+            j.lag_limit
+                .map(|l| format!(
+                    "; status fails when lag > {}",
+                    zrep::clock::age(l.as_secs())
+                ))
+                .unwrap_or_default()
+        );
+        if j.source_host.is_some() || j.target_host.is_some() {
+            println!("  ssh: {} (remote zrep: {})", j.ssh, j.remote_zrep);
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn cmd_replicate(a: ReplicateArgs) -> OpResult<ExitCode> {

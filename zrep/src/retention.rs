@@ -90,7 +90,8 @@ pub struct Candidate {
 }
 
 /// The fate of a candidate, with the reason (for `prune --dry-run`).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Verdict {
     /// Stays.
     Keep(String),

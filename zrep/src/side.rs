@@ -32,18 +32,58 @@ pub fn conn_err(host: &str, e: ProtoError) -> RemoteError {
     err("Connection", format!("{host}: {e}"))
 }
 
+/// `[user@]host:dataset` → (host, dataset). A colon counts as a host separator only
+/// when what precedes it has no `/` or `#` (dataset names may contain colons).
+pub fn split_host(spec: &str) -> (Option<&str>, &str) {
+    match spec.split_once(':') {
+        Some((h, rest)) if !h.is_empty() && !h.contains(['/', '#']) && !rest.is_empty() => {
+            (Some(h), rest)
+        }
+        _ => (None, spec),
+    }
+}
+
+/// Refuses hosts that ssh would read as an option or that no host name contains.
+pub fn check_host(host: &str) -> OpResult<()> {
+    if host.is_empty()
+        || host.starts_with('-')
+        || host.chars().any(|c| c.is_whitespace() || c.is_control())
+    {
+        return Err(err("InvalidName", format!("invalid host {host:?}")));
+    }
+    Ok(())
+}
+
+impl Side {
+    /// This machine (`host` is `None`) or `host` through `ssh` (a command line, split
+    /// like a shell would, but no shell runs it).
+    pub fn open(host: Option<&str>, ssh: &str, remote_zrep: &str) -> OpResult<Side> {
+        match host {
+            None => Ok(Side::Local(Zfs::open()?)),
+            Some(h) => {
+                let argv = shlex::split(ssh).filter(|v| !v.is_empty()).ok_or_else(|| {
+                    err(
+                        "InvalidArgument",
+                        format!("cannot parse ssh command {ssh:?}"),
+                    )
+                })?;
+                Ok(Side::Remote(Box::new(Remote::connect(
+                    h,
+                    &argv,
+                    remote_zrep,
+                )?)))
+            }
+        }
+    }
+}
+
 impl Remote {
     /// Runs `SSH... HOST REMOTE_ZREP serve` and exchanges versions. `ssh` is the
     /// command as argv (e.g. `["ssh", "-p", "2222"]`). The host travels as one argv
     /// element after `--`; only the remote command is seen by the remote shell, and
     /// it is quoted.
     pub fn connect(host: &str, ssh: &[String], remote_zrep: &str) -> OpResult<Remote> {
-        if host.is_empty()
-            || host.starts_with('-')
-            || host.chars().any(|c| c.is_whitespace() || c.is_control())
-        {
-            return Err(err("InvalidName", format!("invalid host {host:?}")));
-        }
+        check_host(host)?;
         let quoted = shlex::try_quote(remote_zrep).map_err(|_| {
             err(
                 "InvalidName",

@@ -1,0 +1,563 @@
+//! Configured jobs: `zrep run` (snapshot, replicate, prune), `zrep prune` and
+//! `zrep status`. No daemon: the system's scheduler starts `zrep run`.
+
+use std::collections::HashMap;
+use std::time::Instant;
+
+use serde::Serialize;
+
+use crate::clock;
+use crate::config::{Config, Job, Overlap};
+use crate::local::OpResult;
+use crate::proto::{DatasetState, SnapEntry};
+use crate::replicate::{self, Outcome};
+use crate::retention::{self, Candidate, Rules, Verdict};
+use crate::side::Side;
+use crate::state::{self, DatasetRecord, State};
+use crate::ui::{bytes, Ui};
+
+/// One dataset of a job's run.
+#[derive(Debug, Serialize)]
+pub struct DatasetReport {
+    /// What replication did.
+    #[serde(flatten)]
+    pub outcome: Outcome,
+    /// Snapshots retention destroyed on the source.
+    pub pruned_source: Vec<String>,
+    /// Snapshots retention destroyed on the target.
+    pub pruned_target: Vec<String>,
+}
+
+/// One job's run.
+#[derive(Debug, Serialize)]
+pub struct JobReport {
+    /// The job.
+    pub job: String,
+    /// `ok`, `failed` or `skipped`.
+    pub status: &'static str,
+    /// Why the job as a whole failed or was skipped.
+    pub error: Option<String>,
+    /// Wall time.
+    pub seconds: f64,
+    /// Per dataset, parents first.
+    pub datasets: Vec<DatasetReport>,
+}
+
+fn open(job: &Job) -> OpResult<(Side, Side)> {
+    let src = Side::open(job.source_host.as_deref(), &job.ssh, &job.remote_zrep)?;
+    let dst = Side::open(job.target_host.as_deref(), &job.ssh, &job.remote_zrep)?;
+    Ok((src, dst))
+}
+
+/// Runs one job: snapshot, replicate, prune; records the result in the state file.
+pub fn run(cfg: &Config, job: &Job, ui: &Ui) -> JobReport {
+    let t0 = Instant::now();
+    let started = clock::now();
+    let mut report = JobReport {
+        job: job.name.clone(),
+        status: "ok",
+        error: None,
+        seconds: 0.0,
+        datasets: Vec::new(),
+    };
+    let wait = match job.overlap {
+        Overlap::Skip => 0,
+        Overlap::Wait => u64::MAX,
+    };
+    let _lock = match crate::lock::Lock::job(&job.name, wait) {
+        Ok(l) => l,
+        Err(e) => {
+            report.status = "skipped";
+            report.error = Some(format!("{} (overlap = skip)", e.message));
+            ui.info(&format!("[{}] skipped: {}", job.name, e.message));
+            return report;
+        }
+    };
+    if let Err(e) = run_locked(job, ui, &mut report) {
+        report.status = "failed";
+        report.error = Some(e.message.clone());
+        ui.error(&format!("[{}] {}", job.name, e.message));
+    }
+    if report.datasets.iter().any(|d| d.outcome.error.is_some()) {
+        report.status = "failed";
+    }
+    report.seconds = t0.elapsed().as_secs_f64();
+    if let Err(e) = record(cfg, job, &report, started) {
+        ui.error(&format!("[{}] {}", job.name, e.message));
+    }
+    report
+}
+
+fn run_locked(job: &Job, ui: &Ui, report: &mut JobReport) -> OpResult<()> {
+    let (mut src, mut dst) = open(job)?;
+    let opts = replicate::Options {
+        source: job.source.clone(),
+        up_to: None,
+        target: job.target.clone(),
+        target_host: job.target_host.clone().unwrap_or_default(),
+        recursive: job.recursive,
+        force: false,
+        dry_run: false,
+        no_snapshot: !job.snapshot,
+        flags: job.flags,
+        lock_wait: job.lock_wait,
+        writable: job.writable,
+    };
+    // The summary lines below replace replicate's own.
+    let quiet_ui = Ui::new(ui.verbose, true, ui.quiet);
+    let outcomes = replicate::replicate(&opts, &mut src, &mut dst, &quiet_ui)?;
+    let mut pruned: HashMap<String, (Vec<String>, Vec<String>)> = HashMap::new();
+    if job.keep_source.is_some() || job.keep_target.is_some() {
+        let plans = plan_prune(job, &mut src, &mut dst)?;
+        for (side, p) in apply_prune(&plans, &mut src, &mut dst, ui) {
+            let e = pruned.entry(p.source.clone()).or_default();
+            match side {
+                Which::Source => e.0 = p.destroy(),
+                Which::Target => e.1 = p.destroy(),
+            }
+        }
+    }
+    for o in outcomes {
+        let (ps, pt) = pruned.remove(&o.source).unwrap_or_default();
+        ui.info(&line(&job.name, &o, &ps, &pt));
+        report.datasets.push(DatasetReport {
+            outcome: o,
+            pruned_source: ps,
+            pruned_target: pt,
+        });
+    }
+    Ok(())
+}
+
+/// The log line of one dataset: outcome, bytes, seconds, what retention removed.
+fn line(job: &str, o: &Outcome, ps: &[String], pt: &[String]) -> String {
+    let what = match (&o.error, o.mode.as_str()) {
+        (Some(e), _) => format!("FAILED: {e}"),
+        (None, "noop") => "up to date".into(),
+        (None, m) => format!(
+            "{m}, {} snapshot{}",
+            o.snapshots.len(),
+            if o.snapshots.len() == 1 { "" } else { "s" }
+        ),
+    };
+    let mut s = format!(
+        "[{job}] {} -> {}: {what}, {} in {:.1} s",
+        o.source,
+        o.target,
+        bytes(o.bytes_sent),
+        o.seconds
+    );
+    if !ps.is_empty() || !pt.is_empty() {
+        s += &format!("; pruned {} on source, {} on target", ps.len(), pt.len());
+    }
+    s
+}
+
+fn record(cfg: &Config, job: &Job, report: &JobReport, started: u64) -> OpResult<()> {
+    let now = clock::now();
+    let target_prefix = job
+        .target_host
+        .as_ref()
+        .map(|h| format!("{h}:"))
+        .unwrap_or_default();
+    let s = State::update(&cfg.state_dir, &job.name, |r| {
+        r.last_run = Some(started);
+        if report.status == "ok" {
+            r.last_success = Some(now);
+            r.last_error = None;
+        } else if report.status == "failed" {
+            r.failures_total += 1;
+            r.last_error = report.error.clone().or_else(|| {
+                let n = report
+                    .datasets
+                    .iter()
+                    .filter(|d| d.outcome.error.is_some())
+                    .count();
+                Some(format!("{n} of {} datasets failed", report.datasets.len()))
+            });
+        }
+        for d in &report.datasets {
+            let o = &d.outcome;
+            r.bytes_total += o.bytes_sent;
+            let rec = r
+                .datasets
+                .entry(o.source.clone())
+                .or_insert_with(DatasetRecord::default);
+            rec.target = format!("{target_prefix}{}", o.target);
+            rec.bytes = o.bytes_sent;
+            rec.seconds = o.seconds;
+            rec.last_error = o.error.clone();
+            if o.error.is_none() {
+                rec.last_success = Some(now);
+                rec.newest_common = o
+                    .snapshots
+                    .last()
+                    .and_then(|s| retention::snapshot_time(s).map(|t| (s.clone(), t)))
+                    .or(rec.newest_common.take());
+            }
+        }
+    })?;
+    if let Some(p) = &cfg.prometheus {
+        state::write_atomic(p, state::prometheus(&s, now).as_bytes())?;
+    }
+    Ok(())
+}
+
+/// Which side a prune plan is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Which {
+    /// The source.
+    Source,
+    /// The target.
+    Target,
+}
+
+/// Retention's verdicts for one dataset on one side.
+#[derive(Debug, Serialize)]
+pub struct PrunePlan {
+    /// The dataset pruned.
+    pub dataset: String,
+    /// Its source dataset (the key of reports).
+    #[serde(skip)]
+    pub source: String,
+    /// (short snapshot name, verdict), oldest first.
+    pub verdicts: Vec<(String, Verdict)>,
+}
+
+impl PrunePlan {
+    fn destroy(&self) -> Vec<String> {
+        self.verdicts
+            .iter()
+            .filter(|(_, v)| v.prune())
+            .map(|(n, _)| n.clone())
+            .collect()
+    }
+}
+
+/// The newest source snapshot whose GUID the target has.
+fn newest_common<'a>(d: &'a DatasetState, t: Option<&DatasetState>) -> Option<&'a SnapEntry> {
+    let t = t?;
+    d.snapshots
+        .iter()
+        .filter(|s| t.snapshots.iter().any(|x| x.guid == s.guid))
+        .max_by_key(|s| s.createtxg)
+}
+
+/// When a snapshot was taken: from a zrep name, else its `creation`.
+pub fn snapshot_time(s: &SnapEntry) -> u64 {
+    retention::snapshot_time(&s.name).unwrap_or(s.creation)
+}
+
+fn judge(
+    snaps: &[SnapEntry],
+    rules: &Rules,
+    protect: impl Fn(&SnapEntry) -> Option<String>,
+) -> Vec<(String, Verdict)> {
+    let cands: Vec<(Candidate, &SnapEntry)> = snaps
+        .iter()
+        .filter_map(|s| {
+            let time = retention::snapshot_time(&s.name)?;
+            let protected = protect(s).or_else(|| (s.userrefs > 0).then(|| "held".to_string()));
+            Some((
+                Candidate {
+                    name: s.name.clone(),
+                    time,
+                    protected,
+                },
+                s,
+            ))
+        })
+        .collect();
+    let list: Vec<Candidate> = cands.iter().map(|(c, _)| c.clone()).collect();
+    retention::decide(&list, rules)
+        .into_iter()
+        .zip(cands)
+        .map(|(v, (c, _))| (c.name, v))
+        .collect()
+}
+
+/// Retention's verdicts for every dataset of a job, on both sides.
+pub fn plan_prune(job: &Job, src: &mut Side, dst: &mut Side) -> OpResult<Vec<(Which, PrunePlan)>> {
+    let sources = src.state(&job.source, job.recursive)?;
+    let targets: HashMap<String, DatasetState> = dst
+        .state(&job.target, job.recursive)?
+        .into_iter()
+        .map(|t| (t.name.clone(), t))
+        .collect();
+    let mut plans = Vec::new();
+    for d in &sources {
+        let target = format!("{}{}", job.target, &d.name[job.source.len()..]);
+        let t = targets.get(&target);
+        let common = newest_common(d, t);
+        if let Some(rules) = &job.keep_source {
+            let verdicts = judge(&d.snapshots, rules, |s| match common {
+                Some(c) if c.guid == s.guid => Some("the newest snapshot both sides have".into()),
+                Some(c) if s.createtxg > c.createtxg && !job.prune_unreplicated => {
+                    Some("not on the target yet".into())
+                }
+                None if !job.prune_unreplicated => Some("not on the target yet".into()),
+                _ => None,
+            });
+            plans.push((
+                Which::Source,
+                PrunePlan {
+                    dataset: d.name.clone(),
+                    source: d.name.clone(),
+                    verdicts,
+                },
+            ));
+        }
+        if let (Some(rules), Some(t)) = (&job.keep_target, t) {
+            let tc = common.and_then(|c| t.snapshots.iter().find(|s| s.guid == c.guid));
+            let verdicts = judge(&t.snapshots, rules, |s| match tc {
+                Some(c) if c.guid == s.guid => Some("the newest snapshot both sides have".into()),
+                Some(c) if s.createtxg > c.createtxg => {
+                    Some("newer than the newest snapshot both sides have".into())
+                }
+                None => Some("the target shares no snapshot with the source".into()),
+                _ => None,
+            });
+            plans.push((
+                Which::Target,
+                PrunePlan {
+                    dataset: target,
+                    source: d.name.clone(),
+                    verdicts,
+                },
+            ));
+        }
+    }
+    Ok(plans)
+}
+
+/// Destroys what the plans prune: one call per side, or dataset by dataset when that
+/// fails (a clone, a new hold), so one stuck snapshot does not stop the others.
+/// Returns the plans whose snapshots were destroyed.
+pub fn apply_prune<'a>(
+    plans: &'a [(Which, PrunePlan)],
+    src: &mut Side,
+    dst: &mut Side,
+    ui: &Ui,
+) -> Vec<(Which, &'a PrunePlan)> {
+    let mut done = Vec::new();
+    for which in [Which::Source, Which::Target] {
+        let side = match which {
+            Which::Source => &mut *src,
+            Which::Target => &mut *dst,
+        };
+        let mine: Vec<&PrunePlan> = plans
+            .iter()
+            .filter(|(w, p)| *w == which && !p.destroy().is_empty())
+            .map(|(_, p)| p)
+            .collect();
+        let names = |p: &PrunePlan| -> Vec<String> {
+            p.destroy()
+                .iter()
+                .map(|n| format!("{}@{n}", p.dataset))
+                .collect()
+        };
+        let all: Vec<String> = mine.iter().flat_map(|p| names(p)).collect();
+        if all.is_empty() {
+            continue;
+        }
+        if side.destroy_snapshots(&all).is_ok() {
+            done.extend(mine.into_iter().map(|p| (which, p)));
+            continue;
+        }
+        for p in mine {
+            match side.destroy_snapshots(&names(p)) {
+                Ok(()) => done.push((which, p)),
+                Err(e) => ui.error(&format!("cannot prune {}: {}", p.dataset, e.message)),
+            }
+        }
+    }
+    done
+}
+
+/// `zrep prune [--dry-run]`: retention alone, no snapshot and no replication.
+pub fn prune(job: &Job, dry_run: bool, ui: &Ui) -> OpResult<Vec<(Which, PrunePlan)>> {
+    if job.keep_source.is_none() && job.keep_target.is_none() {
+        ui.info(&format!(
+            "[{}] no retention rules: nothing is pruned",
+            job.name
+        ));
+        return Ok(Vec::new());
+    }
+    // A dry run only reads; a real prune does not race a run of the same job.
+    let _lock = match dry_run {
+        true => None,
+        false => Some(crate::lock::Lock::job(&job.name, job.lock_wait)?),
+    };
+    let (mut src, mut dst) = open(job)?;
+    let plans = plan_prune(job, &mut src, &mut dst)?;
+    for (which, p) in &plans {
+        for (name, v) in &p.verdicts {
+            let (word, why) = match v {
+                Verdict::Keep(w) => ("keep", w),
+                Verdict::Prune(w) if dry_run => ("would prune", w),
+                Verdict::Prune(w) => ("prune", w),
+            };
+            if v.prune() || dry_run || ui.verbose {
+                let side = format!("{which:?}").to_lowercase();
+                ui.info(&format!(
+                    "[{}] {side} {word} {}@{name}: {why}",
+                    job.name, p.dataset
+                ));
+            }
+        }
+    }
+    if !dry_run {
+        apply_prune(&plans, &mut src, &mut dst, ui);
+    }
+    Ok(plans)
+}
+
+/// One dataset in `zrep status`.
+#[derive(Debug, Serialize)]
+pub struct DatasetStatus {
+    /// Source dataset.
+    pub source: String,
+    /// Target dataset.
+    pub target: String,
+    /// The newest snapshot both sides have.
+    pub newest_common: Option<String>,
+    /// Its age.
+    pub lag_seconds: Option<u64>,
+    /// Snapshots on the source.
+    pub snapshots_source: usize,
+    /// Snapshots on the target.
+    pub snapshots_target: usize,
+    /// When it was last replicated without error (from the state file).
+    pub last_success: Option<u64>,
+    /// The last run's error for it.
+    pub last_error: Option<String>,
+}
+
+/// One job in `zrep status`.
+#[derive(Debug, Serialize)]
+pub struct JobStatus {
+    /// The job.
+    pub job: String,
+    /// When its last run started.
+    pub last_run: Option<u64>,
+    /// When its last run without failure ended.
+    pub last_success: Option<u64>,
+    /// Its last run's error.
+    pub last_error: Option<String>,
+    /// Why the sides could not be listed now (the lag then comes from the state file).
+    pub unreachable: Option<String>,
+    /// The configured limit.
+    pub lag_limit_seconds: Option<u64>,
+    /// The largest lag of its datasets (`None`: some dataset was never replicated).
+    pub lag_seconds: Option<u64>,
+    /// The lag exceeds the limit (or nothing was replicated yet).
+    pub over_limit: bool,
+    /// Per dataset.
+    pub datasets: Vec<DatasetStatus>,
+}
+
+/// Where a job stands: both sides listed now, with the state file's history.
+pub fn status(job: &Job, state: &State) -> JobStatus {
+    let now = clock::now();
+    let rec = state.jobs.get(&job.name).cloned().unwrap_or_default();
+    let mut st = JobStatus {
+        job: job.name.clone(),
+        last_run: rec.last_run,
+        last_success: rec.last_success,
+        last_error: rec.last_error.clone(),
+        unreachable: None,
+        lag_limit_seconds: job.lag_limit.map(|d| d.as_secs()),
+        lag_seconds: None,
+        over_limit: false,
+        datasets: Vec::new(),
+    };
+    let listed = open(job).and_then(|(mut src, mut dst)| {
+        Ok((
+            src.state(&job.source, job.recursive)?,
+            dst.state(&job.target, job.recursive)?,
+        ))
+    });
+    match listed {
+        Ok((sources, targets)) => {
+            for d in &sources {
+                let target = format!("{}{}", job.target, &d.name[job.source.len()..]);
+                let t = targets.iter().find(|t| t.name == target);
+                let common = newest_common(d, t);
+                let r = rec.datasets.get(&d.name);
+                st.datasets.push(DatasetStatus {
+                    source: d.name.clone(),
+                    target,
+                    newest_common: common.map(|c| c.name.clone()),
+                    lag_seconds: common.map(|c| now.saturating_sub(snapshot_time(c))),
+                    snapshots_source: d.snapshots.len(),
+                    snapshots_target: t.map_or(0, |t| t.snapshots.len()),
+                    last_success: r.and_then(|r| r.last_success),
+                    last_error: r.and_then(|r| r.last_error.clone()),
+                });
+            }
+        }
+        Err(e) => {
+            st.unreachable = Some(e.message);
+            for (source, r) in &rec.datasets {
+                st.datasets.push(DatasetStatus {
+                    source: source.clone(),
+                    target: r.target.clone(),
+                    newest_common: r.newest_common.as_ref().map(|c| c.0.clone()),
+                    lag_seconds: r.newest_common.as_ref().map(|c| now.saturating_sub(c.1)),
+                    snapshots_source: 0,
+                    snapshots_target: 0,
+                    last_success: r.last_success,
+                    last_error: r.last_error.clone(),
+                });
+            }
+        }
+    }
+    let lags: Option<Vec<u64>> = st.datasets.iter().map(|d| d.lag_seconds).collect();
+    st.lag_seconds = lags.and_then(|l| l.into_iter().max());
+    st.over_limit = match st.lag_limit_seconds {
+        Some(limit) => !st.lag_seconds.is_some_and(|l| l <= limit),
+        None => false,
+    };
+    st
+}
+
+/// `zrep status` for people.
+pub fn print_status(s: &JobStatus) {
+    let when = |t: Option<u64>| t.map_or("never".to_string(), clock::utc_stamp);
+    println!(
+        "job {}: last run {}, last success {}{}",
+        s.job,
+        when(s.last_run),
+        when(s.last_success),
+        s.last_error
+            .as_ref()
+            .map(|e| format!(", last error: {e}"))
+            .unwrap_or_default()
+    );
+    if let Some(u) = &s.unreachable {
+        println!("  cannot list the datasets now ({u}); lag from the last run");
+    }
+    for d in &s.datasets {
+        println!(
+            "  {} -> {}: lag {}, newest common @{}, snapshots {} source / {} target{}",
+            d.source,
+            d.target,
+            d.lag_seconds.map_or("-".into(), clock::age),
+            d.newest_common.as_deref().unwrap_or("-"),
+            d.snapshots_source,
+            d.snapshots_target,
+            d.last_error
+                .as_ref()
+                .map(|e| format!(", last error: {e}"))
+                .unwrap_or_default()
+        );
+    }
+    if s.over_limit {
+        println!(
+            "  LAG OVER LIMIT: {} > {}",
+            s.lag_seconds.map_or("never replicated".into(), clock::age),
+            clock::age(s.lag_limit_seconds.unwrap_or(0))
+        );
+    }
+}
