@@ -113,6 +113,17 @@ pub fn zrep(args: &[&str]) -> Run {
     Run::from(out)
 }
 
+/// Runs zrep to completion with extra environment (e.g. `ZREP_NOW`).
+pub fn zrep_env(args: &[&str], env: &[(&str, &str)]) -> Run {
+    let out = zrep_cmd(args)
+        .envs(env.iter().copied())
+        .stdin(Stdio::null())
+        .output()
+        .expect("run zrep");
+    assert_no_zfs_spawned();
+    Run::from(out)
+}
+
 /// Starts zrep without waiting.
 pub fn zrep_spawn(args: &[&str]) -> Child {
     zrep_cmd(args)

@@ -484,6 +484,14 @@ ssh = "ssh -i /root/key"
     }
 
     #[test]
+    fn the_shipped_example_is_valid() {
+        let ex = Path::new(env!("CARGO_MANIFEST_DIR")).join("../contrib/zrep.toml");
+        let c = Config::load(&ex).unwrap();
+        assert_eq!(c.jobs.len(), 2);
+        assert_eq!(c.jobs[0].name, "home");
+    }
+
+    #[test]
     fn select_jobs() {
         let c = parse("[[job]]\nname = \"a\"\nsource = \"t/a\"\ntarget = \"b/a\"\n").unwrap();
         assert_eq!(c.select(&[]).unwrap().len(), 1);

@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use crate::clock;
 use crate::config::{Config, Job, Overlap};
-use crate::local::OpResult;
+use crate::local::{err, OpResult};
 use crate::proto::{DatasetState, SnapEntry};
 use crate::replicate::{self, Outcome};
 use crate::retention::{self, Candidate, Rules, Verdict};
@@ -89,7 +89,23 @@ pub fn run(cfg: &Config, job: &Job, ui: &Ui) -> JobReport {
 }
 
 fn run_locked(job: &Job, ui: &Ui, report: &mut JobReport) -> OpResult<()> {
-    let (mut src, mut dst) = open(job)?;
+    let mut src = Side::open(job.source_host.as_deref(), &job.ssh, &job.remote_zrep)?;
+    let mut dst = match Side::open(job.target_host.as_deref(), &job.ssh, &job.remote_zrep) {
+        Ok(d) => d,
+        // The schedule's snapshot is still taken: it is history on the source, and
+        // the next run that reaches the target sends it (retention keeps it until).
+        Err(e) if job.snapshot => {
+            let name = snapshot_only(job, &mut src)?;
+            return Err(err(
+                &e.kind,
+                format!(
+                    "{}; took @{name} on the source, to be sent when the target is back",
+                    e.message
+                ),
+            ));
+        }
+        Err(e) => return Err(e),
+    };
     let opts = replicate::Options {
         source: job.source.clone(),
         up_to: None,
@@ -127,6 +143,18 @@ fn run_locked(job: &Job, ui: &Ui, report: &mut JobReport) -> OpResult<()> {
         });
     }
     Ok(())
+}
+
+/// Takes the run's snapshot of the job's datasets (one atomic call) and names it.
+fn snapshot_only(job: &Job, src: &mut Side) -> OpResult<String> {
+    let name = replicate::new_snapshot_name();
+    let all: Vec<String> = src
+        .state(&job.source, job.recursive)?
+        .iter()
+        .map(|d| format!("{}@{name}", d.name))
+        .collect();
+    src.snapshot(&all, &[])?;
+    Ok(name)
 }
 
 /// The log line of one dataset: outcome, bytes, seconds, what retention removed.

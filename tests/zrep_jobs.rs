@@ -1,0 +1,485 @@
+//! Scheduled jobs on real pools: `zrep run`, `prune`, `status`, `check-config`.
+//!
+//! The clock is the test's (`ZREP_NOW`): a month of runs takes minutes, and after
+//! every run the snapshots on each side are compared with what the retention rules
+//! say, computed here from the rules' wording rather than from zrep's code.
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use zrep::clock::{parse_stamp, utc_stamp, Civil};
+use zrep_tests::cli::{zrep, zrep_cmd, zrep_env, Run};
+use zrep_tests::{mount, test_dir, tree_digest, write_random, zfs, zfs_get, TestPool};
+
+const DAY: u64 = 86_400;
+
+fn start() -> u64 {
+    parse_stamp("20260101T000000Z").unwrap()
+}
+
+/// A config file with its own state directory and Prometheus textfile.
+struct Conf {
+    dir: PathBuf,
+    path: PathBuf,
+}
+
+impl Conf {
+    fn new(pool: &TestPool, jobs: &str) -> Conf {
+        let dir = test_dir().join(format!("jobs-{}", pool.name()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let c = Conf {
+            path: dir.join("zrep.toml"),
+            dir,
+        };
+        c.write(jobs);
+        c
+    }
+
+    fn write(&self, jobs: &str) {
+        let head = format!(
+            "state_dir = \"{0}/state\"\nprometheus = \"{0}/zrep.prom\"\n\n",
+            self.dir.display()
+        );
+        std::fs::write(&self.path, head + jobs).unwrap();
+    }
+
+    fn path(&self) -> &str {
+        self.path.to_str().unwrap()
+    }
+
+    /// `zrep CMD -c FILE ARGS...` at time `now`.
+    fn at(&self, now: u64, cmd: &str, args: &[&str]) -> Run {
+        let mut a = vec![cmd, "-c", self.path()];
+        a.extend_from_slice(args);
+        zrep_env(&a, &[("ZREP_NOW", &now.to_string())])
+    }
+}
+
+/// Times of zrep's snapshots of `ds`, oldest first.
+fn zrep_times(ds: &str) -> Vec<u64> {
+    let mut v: Vec<u64> = zfs(&["list", "-H", "-t", "snapshot", "-o", "name", "-d", "1", ds])
+        .lines()
+        .filter_map(|l| l.split_once("@zrep-"))
+        .filter_map(|(_, stamp)| parse_stamp(stamp))
+        .collect();
+    v.sort_unstable();
+    v
+}
+
+fn stamps(v: &[u64]) -> Vec<String> {
+    v.iter().map(|&t| utc_stamp(t)).collect()
+}
+
+/// Retention rules as the config spells them.
+#[derive(Clone, Copy, Default)]
+struct Keep {
+    last: usize,
+    daily: usize,
+    weekly: usize,
+    monthly: usize,
+}
+
+/// What `k` keeps of `times`, read off the rules' wording: the `last` newest, and for
+/// each kind of period, the oldest snapshot of each of the N most recent periods
+/// that have snapshots; plus what is protected.
+fn model(times: &[u64], k: Keep, protected: &[u64]) -> Vec<u64> {
+    let day = |t: u64| (t / DAY) as i64;
+    let week = |t: u64| ((t / DAY) as i64 + 3).div_euclid(7);
+    let month = |t: u64| {
+        let c = Civil::from_secs(t);
+        c.year * 12 + i64::from(c.month)
+    };
+    let periods: [(usize, &dyn Fn(u64) -> i64); 3] =
+        [(k.daily, &day), (k.weekly, &week), (k.monthly, &month)];
+    let kept_by = |t: u64, n: usize, key: &dyn Fn(u64) -> i64| {
+        let oldest_of_its_period = times.iter().all(|&u| key(u) != key(t) || u >= t);
+        let newer_periods: BTreeSet<i64> = times
+            .iter()
+            .map(|&u| key(u))
+            .filter(|&p| p > key(t))
+            .collect();
+        oldest_of_its_period && newer_periods.len() < n
+    };
+    times
+        .iter()
+        .copied()
+        .filter(|&t| {
+            protected.contains(&t)
+                || times.iter().filter(|&&u| u > t).count() < k.last
+                || periods.iter().any(|&(n, key)| kept_by(t, n, key))
+        })
+        .collect()
+}
+
+#[test]
+fn a_simulated_month_keeps_what_the_rules_say() {
+    let p = TestPool::with_size(512 << 20);
+    let src = p.create("src");
+    p.create("src/child");
+    let dst = p.ds("dst");
+    let conf = Conf::new(
+        &p,
+        &format!(
+            "[[job]]\nname = \"month\"\nsource = \"{src}\"\ntarget = \"{dst}\"\nrecursive = true\n\
+             keep_source = {{ last = 3, daily = 4 }}\n\
+             keep_target = {{ daily = 7, weekly = 3, monthly = 2 }}\nlag_limit = \"11h\"\n"
+        ),
+    );
+    let (ks, kt) = (
+        Keep {
+            last: 3,
+            daily: 4,
+            ..Keep::default()
+        },
+        Keep {
+            daily: 7,
+            weekly: 3,
+            monthly: 2,
+            ..Keep::default()
+        },
+    );
+    // A run every 10 hours for a month and a bit: 80 runs, January 1st to February 3rd.
+    let (mut on_src, mut on_dst) = (Vec::new(), Vec::new());
+    let mut last = 0;
+    for i in 0..80u64 {
+        let t = start() + i * 10 * 3600;
+        last = t;
+        if i % 4 == 0 {
+            write_random(&p.path(&format!("src/child/f{}", i % 12)), 64 << 10, i);
+        }
+        let r = conf.at(t, "run", &["--json"]).ok();
+        let j = &r.json()[0];
+        assert_eq!(j["status"], "ok", "{}", r.stdout);
+        for d in j["datasets"].as_array().unwrap() {
+            let want = if i == 0 { "full" } else { "incremental" };
+            assert_eq!(d["mode"], want, "run {i}: the chain must never break: {d}");
+        }
+        on_src.push(t);
+        on_dst.push(t);
+        on_src = model(&on_src, ks, &[t]);
+        on_dst = model(&on_dst, kt, &[t]);
+        for rel in ["", "/child"] {
+            assert_eq!(
+                stamps(&zrep_times(&format!("{src}{rel}"))),
+                stamps(&on_src),
+                "run {i} at {}: source{rel}",
+                utc_stamp(t)
+            );
+            assert_eq!(
+                stamps(&zrep_times(&format!("{dst}{rel}"))),
+                stamps(&on_dst),
+                "run {i} at {}: target{rel}",
+                utc_stamp(t)
+            );
+        }
+    }
+    // Retention did prune, and what is left matches the rules' reading: January 1st
+    // survives only as the monthly snapshot.
+    assert_eq!(on_src.len(), 6, "{:?}", stamps(&on_src));
+    assert!(
+        on_dst.contains(&start()) && on_dst.len() < 16,
+        "{:?}",
+        stamps(&on_dst)
+    );
+    // The cursor: one zrep hold per side on the newest snapshot, one bookmark.
+    let newest = format!("@zrep-{}", utc_stamp(last));
+    for ds in [&src, &dst] {
+        let holds = zfs(&["holds", "-H", "-r", &format!("{ds}{newest}")]);
+        assert_eq!(holds.lines().count(), 2, "{holds}"); // the dataset and its child
+    }
+    let bms = zfs(&["list", "-H", "-t", "bookmark", "-o", "name", "-r", &src]);
+    assert_eq!(bms.lines().count(), 2, "{bms}");
+    assert!(bms.lines().all(|b| b.ends_with(&newest[1..])), "{bms}");
+    mount(&format!("{dst}/child"));
+    assert_eq!(
+        tree_digest(&p.path("src/child")),
+        tree_digest(&p.path("dst/child"))
+    );
+
+    // Status: lag 0 now, 12 h later over the 11 h limit (exit 2).
+    let s = conf.at(last, "status", &["--json"]).ok();
+    let j = &s.json()[0];
+    assert_eq!(j["lag_seconds"], 0, "{}", s.stdout);
+    assert_eq!(j["datasets"][1]["snapshots_source"], 6);
+    let late = conf.at(last + 12 * 3600, "status", &[]);
+    assert_eq!(late.code, 2, "{}{}", late.stdout, late.stderr);
+    assert!(
+        late.stdout.contains("LAG OVER LIMIT: 12h00m > 11h00m"),
+        "{}",
+        late.stdout
+    );
+    let prom = std::fs::read_to_string(conf.dir.join("zrep.prom")).unwrap();
+    assert!(
+        prom.contains(&format!(
+            "zrep_lag_seconds{{job=\"month\",dataset=\"{src}/child\"}} 0\n"
+        )),
+        "{prom}"
+    );
+    assert!(
+        prom.contains("zrep_failures_total{job=\"month\"} 0\n"),
+        "{prom}"
+    );
+}
+
+/// Kills `child` once `cond` holds, or panics after 60 s.
+fn kill_when(child: &mut std::process::Child, mut cond: impl FnMut() -> bool) {
+    let t0 = Instant::now();
+    while !cond() {
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "zrep ended before the kill"
+        );
+        assert!(
+            t0.elapsed() < Duration::from_secs(60),
+            "condition never held"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
+
+fn spawn_run(conf: &Conf, now: u64) -> std::process::Child {
+    zrep_cmd(&["run", "-c", conf.path()])
+        .env("ZREP_NOW", now.to_string())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+fn referenced(ds: &str) -> u64 {
+    zfs(&["list", "-Hp", "-o", "referenced", ds])
+        .trim()
+        .parse()
+        .unwrap_or(0)
+}
+
+fn exists(ds: &str) -> bool {
+    std::process::Command::new("zfs")
+        .args(["list", "-H", ds])
+        .output()
+        .unwrap()
+        .status
+        .success()
+}
+
+#[test]
+fn an_interrupted_run_resumes_on_the_next() {
+    let p = TestPool::with_size(512 << 20);
+    let src = p.create("src");
+    write_random(&p.path("src/big"), 96 << 20, 3);
+    let dst = p.ds("dst");
+    let conf = Conf::new(
+        &p,
+        &format!(
+            "[[job]]\nname = \"big\"\nsource = \"{src}\"\ntarget = \"{dst}\"\n\
+             keep_source = {{ last = 1 }}\n"
+        ),
+    );
+    let t0 = start();
+    let mut child = spawn_run(&conf, t0);
+    kill_when(&mut child, || exists(&dst) && referenced(&dst) > 8 << 20);
+    let r = conf.at(t0 + 3600, "run", &["--json"]).ok();
+    let d = &r.json()[0]["datasets"][0];
+    assert_eq!(d["resumed"], true, "{d}");
+    assert_eq!(d["snapshots"].as_array().unwrap().len(), 1, "{d}");
+    // The interrupted snapshot was completed, then the new one sent on top of it;
+    // the source keeps only the newest (last = 1), the target both.
+    assert_eq!(zrep_times(&src), [t0 + 3600]);
+    assert_eq!(zrep_times(&dst), [t0, t0 + 3600]);
+    mount(&dst);
+    assert_eq!(tree_digest(&p.path("src")), tree_digest(&p.path("dst")));
+}
+
+#[test]
+fn an_unreachable_target_keeps_snapshots_until_it_is_back() {
+    let p = TestPool::with_size(256 << 20);
+    let src = p.create("src");
+    let dst = p.ds("dst");
+    let ssh = std::env::var("ZREP_TEST_SSH").expect("ZREP_TEST_SSH (the guest's sshd)");
+    let zrep_path = zrep_tests::zrep_bin().display().to_string();
+    let job = |ssh: &str| {
+        format!(
+            "[[job]]\nname = \"away\"\nsource = \"{src}\"\ntarget = \"localhost:{dst}\"\n\
+             ssh = \"{ssh}\"\nremote_zrep = \"{zrep_path}\"\nkeep_source = {{ last = 1 }}\n\
+             lag_limit = \"90m\"\n"
+        )
+    };
+    let conf = Conf::new(&p, &job(&ssh));
+    let t0 = start();
+    conf.at(t0, "run", &[]).ok();
+    // Port 1 refuses connections: the target is gone for three runs.
+    conf.write(&job(&format!("{ssh} -p 1")));
+    for h in 1..=3 {
+        let r = conf.at(t0 + h * 3600, "run", &[]);
+        assert_eq!(r.code, 1, "{}", r.stderr);
+        assert!(
+            r.stderr.contains("[away]") && r.stderr.contains("localhost"),
+            "{}",
+            r.stderr
+        );
+    }
+    // Each run still took its snapshot; none of them is pruned while unreplicated.
+    let held_back: Vec<u64> = (0..=3).map(|h| t0 + h * 3600).collect();
+    assert_eq!(zrep_times(&src), held_back);
+    assert_eq!(zrep_times(&dst), [t0]);
+    let s = conf.at(t0 + 3 * 3600, "status", &["--json"]);
+    assert_eq!(s.code, 2, "lag 3h > 90m: {}{}", s.stdout, s.stderr);
+    let j = &s.json()[0];
+    assert!(j["unreachable"].is_string(), "{j}");
+    assert!(
+        j["last_error"].as_str().unwrap().contains("localhost"),
+        "{j}"
+    );
+    assert_eq!(j["lag_seconds"], 3 * 3600);
+    let prom = std::fs::read_to_string(conf.dir.join("zrep.prom")).unwrap();
+    assert!(
+        prom.contains("zrep_failures_total{job=\"away\"} 3\n"),
+        "{prom}"
+    );
+    assert!(
+        prom.contains("zrep_last_run_success{job=\"away\"} 0\n"),
+        "{prom}"
+    );
+
+    // Back: every held-back snapshot is sent, then the source is pruned.
+    conf.write(&job(&ssh));
+    let r = conf.at(t0 + 4 * 3600, "run", &["--json"]).ok();
+    let d = &r.json()[0]["datasets"][0];
+    assert_eq!(d["mode"], "incremental");
+    assert_eq!(d["snapshots"].as_array().unwrap().len(), 4, "{d}");
+    assert_eq!(zrep_times(&src), [t0 + 4 * 3600]);
+    assert_eq!(zrep_times(&dst).len(), 5);
+    assert_eq!(conf.at(t0 + 4 * 3600, "status", &[]).code, 0);
+}
+
+#[test]
+fn overlapping_runs_skip_or_wait() {
+    let p = TestPool::with_size(512 << 20);
+    let src = p.create("src");
+    write_random(&p.path("src/big"), 96 << 20, 5);
+    let dst = p.ds("dst");
+    let job = |overlap: &str| {
+        format!(
+            "[[job]]\nname = \"o\"\nsource = \"{src}\"\ntarget = \"{dst}\"\noverlap = \"{overlap}\"\n"
+        )
+    };
+    let conf = Conf::new(&p, &job("skip"));
+    let t0 = start();
+    let mut first = spawn_run(&conf, t0);
+    let t = Instant::now();
+    while !exists(&dst) {
+        assert!(t.elapsed() < Duration::from_secs(60));
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let second = conf.at(t0 + 60, "run", &[]).ok();
+    assert!(
+        second
+            .stderr
+            .contains("[o] skipped: job o is already running"),
+        "{}",
+        second.stderr
+    );
+    assert!(first.wait().unwrap().success());
+    assert_eq!(zrep_times(&dst), [t0], "the skipped run took no snapshot");
+
+    // With overlap = "wait", the second run starts when the first is done.
+    conf.write(&job("wait"));
+    write_random(&p.path("src/big2"), 64 << 20, 6);
+    let mut first = spawn_run(&conf, t0 + 3600);
+    let t = Instant::now();
+    while zrep_times(&src).len() < 2 {
+        assert!(t.elapsed() < Duration::from_secs(60));
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let second = conf.at(t0 + 7200, "run", &[]).ok();
+    assert!(
+        first.try_wait().unwrap().is_some(),
+        "the second run did not wait"
+    );
+    assert!(!second.stderr.contains("skipped"), "{}", second.stderr);
+    assert_eq!(zrep_times(&dst), [t0, t0 + 3600, t0 + 7200]);
+}
+
+#[test]
+fn prune_dry_run_says_what_and_why() {
+    let p = TestPool::new();
+    let src = p.create("src");
+    let dst = p.ds("dst");
+    let job = |keep: &str| {
+        format!("[[job]]\nname = \"p\"\nsource = \"{src}\"\ntarget = \"{dst}\"\n{keep}")
+    };
+    let conf = Conf::new(&p, &job(""));
+    let t0 = start();
+    for h in 0..4 {
+        conf.at(t0 + h * 3600, "run", &[]).ok();
+    }
+    let oldest = format!("{src}@zrep-{}", utc_stamp(t0));
+    zfs(&["hold", "keepme", &oldest]);
+    conf.write(&job(
+        "keep_source = { last = 1 }\nkeep_target = { last = 2 }\n",
+    ));
+    let r = conf.at(t0 + 4 * 3600, "prune", &["--dry-run"]).ok();
+    let out = &r.stderr;
+    assert!(
+        out.contains(&format!("[p] source keep {oldest}: held")),
+        "{out}"
+    );
+    for h in [1, 2] {
+        let s = format!(
+            "{src}@zrep-{}: beyond the rules (last 1)",
+            utc_stamp(t0 + h * 3600)
+        );
+        assert!(
+            out.contains(&format!("[p] source would prune {s}")),
+            "{out}"
+        );
+    }
+    let newest = utc_stamp(t0 + 3 * 3600);
+    assert!(
+        out.contains(&format!(
+            "[p] target keep {dst}@zrep-{newest}: the newest snapshot both sides have"
+        )),
+        "{out}"
+    );
+    assert_eq!(zrep_times(&src).len(), 4, "a dry run destroys nothing");
+    conf.at(t0 + 4 * 3600, "prune", &[]).ok();
+    assert_eq!(zrep_times(&src), [t0, t0 + 3 * 3600]);
+    assert_eq!(zrep_times(&dst), [t0 + 2 * 3600, t0 + 3 * 3600]);
+    zfs(&["release", "keepme", &oldest]);
+}
+
+#[test]
+fn a_bad_config_changes_nothing() {
+    let p = TestPool::new();
+    let src = p.create("src");
+    let dst = p.ds("dst");
+    let conf = Conf::new(
+        &p,
+        &format!(
+            "[[job]]\nname = \"b\"\nsource = \"{src}\"\ntarget = \"{dst}\"\n\
+             keep_source = {{ hourly = 24, dayly = 7 }}\n"
+        ),
+    );
+    let r = conf
+        .at(start(), "run", &[])
+        .fails_with("line 8: unknown field `dayly`, expected one of `last`, `hourly`, `daily`");
+    assert!(r.stderr.contains(conf.path()), "{}", r.stderr);
+    assert!(zrep_times(&src).is_empty() && !exists(&dst));
+    zrep(&["check-config", "-c", conf.path()]).fails_with("line 8");
+    // A good one is described.
+    conf.write(&format!(
+        "[[job]]\nname = \"b\"\nsource = \"{src}\"\ntarget = \"{dst}\"\nkeep_target = {{ daily = 7 }}\n"
+    ));
+    let ok = zrep(&["check-config", "-c", conf.path()]).ok();
+    assert!(
+        ok.stdout.contains(&format!("job b: {src} -> {dst}")),
+        "{}",
+        ok.stdout
+    );
+    assert!(ok.stdout.contains("target keeps 7 daily"), "{}", ok.stdout);
+    assert_eq!(zfs_get("type", &src), "filesystem");
+}
