@@ -439,7 +439,8 @@ fn recursive_continues_past_a_failing_child() {
     zrep(&["replicate", "-r", "--json", &src, &dst2]).ok();
     // Make child b diverge on the target.
     snap(&format!("{dst2}/b"), "foreign");
-    let r = zrep(&["replicate", "-r", "--json", &src, &dst2]);
+    // Nothing was written: --allow-empty snapshots every dataset anyway.
+    let r = zrep(&["replicate", "-r", "--json", "--allow-empty", &src, &dst2]);
     assert_eq!(r.code, 1, "{}", r.stderr);
     let j = r.json();
     let arr = j.as_array().unwrap();
@@ -451,6 +452,22 @@ fn recursive_continues_past_a_failing_child() {
         assert_eq!(o["mode"], "incremental", "{o}");
     }
     assert!(r.stderr.contains("1 of 4 datasets failed"), "{}", r.stderr);
+}
+
+#[test]
+fn unchanged_datasets_get_no_new_snapshot() {
+    let p = TestPool::new();
+    let src = p.create("src");
+    p.create("src/quiet");
+    let dst = p.ds("dst");
+    zrep(&["replicate", "-r", &src, &dst]).ok();
+    write_random(&p.path("src/new"), 64 << 10, 21);
+    let j = zrep(&["replicate", "-r", "--json", &src, &dst]).ok().json();
+    assert_eq!(j[0]["mode"], "incremental", "{j}");
+    assert_eq!(j[1]["mode"], "noop", "{j}");
+    assert_eq!(short_snaps(&src).len(), 2);
+    assert_eq!(short_snaps(&format!("{src}/quiet")).len(), 1);
+    assert_eq!(short_snaps(&format!("{dst}/quiet")).len(), 1);
 }
 
 #[test]

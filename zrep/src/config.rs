@@ -71,6 +71,8 @@ pub struct Job {
     pub recursive: bool,
     /// Take a snapshot on each run (else replicate the newest existing one).
     pub snapshot: bool,
+    /// Snapshot datasets nothing was written to since their newest snapshot.
+    pub allow_empty: bool,
     /// Stream flags.
     pub flags: Flags,
     /// SSH command for the remote side.
@@ -146,6 +148,8 @@ struct RawJob {
     recursive: bool,
     #[serde(default = "yes")]
     snapshot: bool,
+    #[serde(default)]
+    allow_empty: bool,
     #[serde(default)]
     send: SendFlags,
     ssh: Option<Spanned<String>>,
@@ -287,6 +291,7 @@ impl Config {
                 target,
                 recursive: j.recursive,
                 snapshot: j.snapshot,
+                allow_empty: j.allow_empty,
                 flags: Flags {
                     compressed: j.send.compressed,
                     large_blocks: j.send.large_blocks,

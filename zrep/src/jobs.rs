@@ -118,6 +118,7 @@ fn run_locked(job: &Job, ui: &Ui, report: &mut JobReport) -> OpResult<()> {
         flags: job.flags,
         lock_wait: job.lock_wait,
         writable: job.writable,
+        allow_empty: job.allow_empty,
     };
     // The summary lines below replace replicate's own.
     let quiet_ui = Ui::new(ui.verbose, true, ui.quiet);
@@ -151,6 +152,7 @@ fn snapshot_only(job: &Job, src: &mut Side) -> OpResult<String> {
     let all: Vec<String> = src
         .state(&job.source, job.recursive)?
         .iter()
+        .filter(|d| replicate::needs_snapshot(d, job.allow_empty))
         .map(|d| format!("{}@{name}", d.name))
         .collect();
     src.snapshot(&all, &[])?;

@@ -221,6 +221,10 @@ struct ReplicateArgs {
     /// Send up to the newest existing snapshot instead of taking one.
     #[arg(long)]
     no_snapshot: bool,
+    /// Snapshot datasets even when nothing was written since their newest snapshot
+    /// (by default those send their newest snapshot as it is).
+    #[arg(long, conflicts_with = "no_snapshot")]
+    allow_empty: bool,
     #[command(flatten)]
     flags: FlagArgs,
     /// Create new targets writable instead of `readonly=on` (a modified target refuses
@@ -494,6 +498,7 @@ fn cmd_replicate(a: ReplicateArgs) -> OpResult<ExitCode> {
         flags: a.flags.flags(),
         lock_wait: a.lock_wait,
         writable: a.writable,
+        allow_empty: a.allow_empty,
     };
     let mut src = open_side(shost, &a.remote)?;
     let mut dst = open_side(thost, &a.remote)?;

@@ -8,7 +8,7 @@
 //! - bookmark `#zrep-<id>-<snapshot>` on the source: the incremental base when that
 //!   snapshot is pruned on the source.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::time::Instant;
 
 use serde::Serialize;
@@ -50,6 +50,14 @@ pub struct Options {
     pub lock_wait: u64,
     /// Leave new targets writable (default: created `readonly=on`).
     pub writable: bool,
+    /// Snapshot datasets that nothing was written to since their newest snapshot.
+    pub allow_empty: bool,
+}
+
+/// Whether the run's snapshot includes `d`: something was written since its newest
+/// snapshot, or it has none, or the user wants empty snapshots too.
+pub fn needs_snapshot(d: &DatasetState, allow_empty: bool) -> bool {
+    allow_empty || d.written > 0 || d.snapshots.is_empty()
 }
 
 /// The result for one dataset (printed with `--json`).
@@ -157,16 +165,28 @@ pub fn replicate(
     if opts.up_to.is_none() && !opts.no_snapshot {
         preflight(opts, dst, &states[0])?;
     }
-    let up_to = match (&opts.up_to, opts.no_snapshot) {
-        (Some(s), _) => Some(s.clone()),
-        (None, true) => None,
-        (None, false) => {
-            let name = new_snapshot_name();
-            if opts.dry_run {
-                // Plan as if the snapshot existed; its size is estimated from the
-                // dataset's own numbers below.
-                ui.info(&format!("would snapshot {}@{name}", opts.source));
-                for (i, d) in states.iter_mut().enumerate() {
+    // The run's snapshot, of the datasets written to since their newest snapshot
+    // (all of them with --allow-empty): one atomic call. An unchanged dataset's
+    // newest snapshot already holds what a new one would.
+    let mut fresh: HashSet<String> = HashSet::new();
+    let name = (opts.up_to.is_none() && !opts.no_snapshot).then(new_snapshot_name);
+    if let Some(name) = &name {
+        fresh = states
+            .iter()
+            .filter(|d| needs_snapshot(d, opts.allow_empty))
+            .map(|d| d.name.clone())
+            .collect();
+        if fresh.is_empty() {
+            ui.verbose(&format!(
+                "{}: nothing written since the newest snapshot, none taken",
+                opts.source
+            ));
+        } else if opts.dry_run {
+            // Plan as if the snapshot existed; its size is estimated from the
+            // dataset's own numbers below.
+            ui.info(&format!("would snapshot {}@{name}", opts.source));
+            for (i, d) in states.iter_mut().enumerate() {
+                if fresh.contains(&d.name) {
                     d.snapshots.push(crate::proto::SnapEntry {
                         name: name.clone(),
                         guid: u64::MAX - i as u64,
@@ -176,23 +196,18 @@ pub fn replicate(
                         userrefs: 0,
                     });
                 }
-                Some(name)
-            } else {
-                let all: Vec<String> = states
-                    .iter()
-                    .map(|d| format!("{}@{name}", d.name))
-                    .collect();
-                src.snapshot(&all, &[])?;
-                ui.verbose(&format!("snapshot {}@{name}", opts.source));
-                states = src.state(&opts.source, opts.recursive)?;
-                Some(name)
             }
+        } else {
+            let all: Vec<String> = states
+                .iter()
+                .filter(|d| fresh.contains(&d.name))
+                .map(|d| format!("{}@{name}", d.name))
+                .collect();
+            src.snapshot(&all, &[])?;
+            ui.verbose(&format!("snapshot {}@{name}", opts.source));
+            states = src.state(&opts.source, opts.recursive)?;
         }
-    };
-    let would_snapshot = match (&opts.up_to, opts.no_snapshot, opts.dry_run) {
-        (None, false, true) => up_to.clone(),
-        _ => None,
-    };
+    }
     let id = target_id(&opts.target_host, &opts.target);
     // The whole target tree in one listing.
     let targets: HashMap<String, DatasetState> = dst
@@ -218,9 +233,10 @@ pub fn replicate(
             dry_run: opts.dry_run,
             error: None,
         };
+        let taken = name.as_deref().filter(|_| fresh.contains(&d.name));
         let names = Names {
-            up_to: up_to.as_deref(),
-            would_snapshot: would_snapshot.as_deref(),
+            up_to: opts.up_to.as_deref().or(taken),
+            would_snapshot: taken.filter(|_| opts.dry_run),
             id: &id,
         };
         let t = targets.get(&target);
