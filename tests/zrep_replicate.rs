@@ -131,6 +131,54 @@ fn push_over_ssh() {
 }
 
 #[test]
+fn a_tree_goes_in_parallel_over_ssh() {
+    let p = TestPool::with_size(512 << 20);
+    let src = p.create("src");
+    for c in ["a", "b", "c", "d", "e"] {
+        p.create(&format!("src/{c}"));
+        p.create(&format!("src/{c}/deeper"));
+        write_random(&p.path(&format!("src/{c}/deeper/x")), 256 << 10, 30);
+    }
+    let dst = p.ds("dst");
+    let args = with_ssh(vec![
+        "replicate".into(),
+        "-r".into(),
+        "-j".into(),
+        "3".into(),
+        "--json".into(),
+        src.clone(),
+        format!("localhost:{dst}"),
+    ]);
+    // Children wait for their parents' first receive; siblings go three at a time.
+    let j = run(&args).ok().json();
+    let all = j.as_array().unwrap();
+    assert_eq!(all.len(), 11);
+    assert!(all.iter().all(|o| o["mode"] == "full"), "{j}");
+    for c in ["a", "b", "c", "d", "e"] {
+        write_random(&p.path(&format!("src/{c}/deeper/y")), 64 << 10, 31);
+    }
+    let j = run(&args).ok().json();
+    for o in j.as_array().unwrap() {
+        let deep = o["source"].as_str().unwrap().ends_with("/deeper");
+        assert_eq!(o["mode"], if deep { "incremental" } else { "noop" }, "{o}");
+    }
+    for c in ["a", "b", "c", "d", "e"] {
+        let rel = format!("{c}/deeper");
+        same_data(&p, &format!("src/{rel}"), &p, &format!("dst/{rel}"));
+    }
+    // One cursor per dataset, as with one worker: the first snapshot stays held where
+    // it is still the newest (the root and a..e), released under */deeper.
+    let holds = zfs(&[
+        "holds",
+        "-H",
+        "-r",
+        &format!("{dst}@{}", short_snaps(&dst)[0]),
+    ]);
+    assert_eq!(holds.lines().count(), 6, "{holds}");
+    assert!(!holds.contains("/deeper@"), "{holds}");
+}
+
+#[test]
 fn pull_over_ssh() {
     let p = TestPool::new();
     let src = p.create("src");

@@ -73,6 +73,8 @@ pub struct Job {
     pub snapshot: bool,
     /// Snapshot datasets nothing was written to since their newest snapshot.
     pub allow_empty: bool,
+    /// Datasets sent at once.
+    pub parallel: usize,
     /// Stream flags.
     pub flags: Flags,
     /// SSH command for the remote side.
@@ -150,6 +152,7 @@ struct RawJob {
     snapshot: bool,
     #[serde(default)]
     allow_empty: bool,
+    parallel: Option<Spanned<usize>>,
     #[serde(default)]
     send: SendFlags,
     ssh: Option<Spanned<String>>,
@@ -292,6 +295,19 @@ impl Config {
                 recursive: j.recursive,
                 snapshot: j.snapshot,
                 allow_empty: j.allow_empty,
+                parallel: match &j.parallel {
+                    None => 4,
+                    Some(p) if (1..=64).contains(p.get_ref()) => *p.get_ref(),
+                    Some(p) => {
+                        return Err(at(
+                            p.span(),
+                            format!(
+                                "job {name}: parallel = {}: allowed are 1 to 64",
+                                p.get_ref()
+                            ),
+                        ))
+                    }
+                },
                 flags: Flags {
                     compressed: j.send.compressed,
                     large_blocks: j.send.large_blocks,

@@ -119,10 +119,11 @@ fn run_locked(job: &Job, ui: &Ui, report: &mut JobReport) -> OpResult<()> {
         lock_wait: job.lock_wait,
         writable: job.writable,
         allow_empty: job.allow_empty,
+        jobs: job.parallel,
     };
     // The summary lines below replace replicate's own.
     let quiet_ui = Ui::new(ui.verbose, true, ui.quiet);
-    let outcomes = replicate::replicate(&opts, &mut src, &mut dst, &quiet_ui)?;
+    let outcomes = replicate::replicate(&opts, &mut src, &mut dst, &|| open(job), &quiet_ui)?;
     let mut pruned: HashMap<String, (Vec<String>, Vec<String>)> = HashMap::new();
     if job.keep_source.is_some() || job.keep_target.is_some() {
         let plans = plan_prune(job, &mut src, &mut dst)?;

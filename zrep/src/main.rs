@@ -231,6 +231,10 @@ struct ReplicateArgs {
     /// incrementals until rolled back).
     #[arg(long)]
     writable: bool,
+    /// Datasets sent at once with -r (each with its own SSH connection when remote).
+    #[arg(short = 'j', long, default_value_t = 4, value_name = "N",
+          value_parser = clap::value_parser!(u16).range(1..=64))]
+    jobs: u16,
     /// Seconds to wait when another zrep is replicating into the same target.
     #[arg(long, default_value_t = 30, value_name = "SECS")]
     lock_wait: u64,
@@ -499,10 +503,12 @@ fn cmd_replicate(a: ReplicateArgs) -> OpResult<ExitCode> {
         lock_wait: a.lock_wait,
         writable: a.writable,
         allow_empty: a.allow_empty,
+        jobs: usize::from(a.jobs),
     };
     let mut src = open_side(shost, &a.remote)?;
     let mut dst = open_side(thost, &a.remote)?;
-    let outcomes = replicate::replicate(&opts, &mut src, &mut dst, &ui)?;
+    let more = || Ok((open_side(shost, &a.remote)?, open_side(thost, &a.remote)?));
+    let outcomes = replicate::replicate(&opts, &mut src, &mut dst, &more, &ui)?;
     if a.json {
         let text = if a.recursive {
             serde_json::to_string_pretty(&outcomes)

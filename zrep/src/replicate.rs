@@ -52,6 +52,8 @@ pub struct Options {
     pub writable: bool,
     /// Snapshot datasets that nothing was written to since their newest snapshot.
     pub allow_empty: bool,
+    /// Datasets sent at once (each with its own connection to a remote side).
+    pub jobs: usize,
 }
 
 /// Whether the run's snapshot includes `d`: something was written since its newest
@@ -144,10 +146,14 @@ fn target_state(t: &DatasetState) -> TargetState {
 }
 
 /// Runs a replication; returns one outcome per dataset (parents first).
+///
+/// `more` opens another pair of sides (a new connection where one is remote) for
+/// datasets sent in parallel, up to `opts.jobs` pairs in all.
 pub fn replicate(
     opts: &Options,
     src: &mut Side,
     dst: &mut Side,
+    more: &dyn Fn() -> OpResult<(Side, Side)>,
     ui: &Ui,
 ) -> OpResult<Vec<Outcome>> {
     let _lock = if opts.dry_run {
@@ -215,11 +221,80 @@ pub fn replicate(
         .into_iter()
         .map(|t| (t.name.clone(), t))
         .collect();
-    let mut out = Vec::new();
-    let mut moves = Vec::new();
-    for d in &states {
-        let rel = &d.name[opts.source.len()..];
-        let target = format!("{}{rel}", opts.target);
+    let work = Work {
+        opts,
+        states: &states,
+        targets: &targets,
+        name: name.as_deref(),
+        fresh: &fresh,
+        id: &id,
+    };
+    // Datasets that have something to send can go in parallel (receives then share
+    // transaction groups), each worker with its own pair of sides.
+    let busy = states.iter().filter(|d| work.has_work(d)).count();
+    let mut extra = Vec::new();
+    if !opts.dry_run {
+        for _ in 1..opts.jobs.min(busy) {
+            match more() {
+                Ok(pair) => extra.push(pair),
+                Err(e) => {
+                    ui.verbose(&format!("one connection fewer in parallel: {}", e.message));
+                    break;
+                }
+            }
+        }
+    }
+    let (mut out, mut moves) = if extra.is_empty() {
+        let mut out = Vec::new();
+        let mut moves = Vec::new();
+        for i in 0..states.len() {
+            let (o, c) = work.one(i, src, dst, ui);
+            if let Some(c) = c {
+                moves.push((i, c));
+            }
+            out.push(o);
+        }
+        (out, moves)
+    } else {
+        work.parallel(src, dst, extra, &ui.without_progress())
+    };
+    moves.sort_by_key(|m| m.0);
+    move_cursors(moves, src, dst, &mut out, ui);
+    Ok(out)
+}
+
+/// What every dataset of a run shares.
+struct Work<'a> {
+    opts: &'a Options,
+    states: &'a [DatasetState],
+    targets: &'a HashMap<String, DatasetState>,
+    /// The run's new snapshot, and the datasets that got it.
+    name: Option<&'a str>,
+    fresh: &'a HashSet<String>,
+    id: &'a str,
+}
+
+impl Work<'_> {
+    fn target(&self, d: &DatasetState) -> String {
+        format!("{}{}", self.opts.target, &d.name[self.opts.source.len()..])
+    }
+
+    /// Whether `d` will (probably) send something: its newest snapshot is not on the
+    /// target, or a receive is pending there.
+    fn has_work(&self, d: &DatasetState) -> bool {
+        match (self.targets.get(&self.target(d)), d.snapshots.last()) {
+            (None, _) => true,
+            (Some(t), Some(newest)) => {
+                t.resume_token.is_some() || !t.snapshots.iter().any(|s| s.guid == newest.guid)
+            }
+            (Some(t), None) => t.resume_token.is_some(),
+        }
+    }
+
+    /// Replicates dataset `i`; its outcome and, on success, its cursor move.
+    fn one(&self, i: usize, src: &mut Side, dst: &mut Side, ui: &Ui) -> (Outcome, Option<Cursor>) {
+        let d = &self.states[i];
+        let target = self.target(d);
         let t0 = Instant::now();
         let mut o = Outcome {
             source: d.name.clone(),
@@ -230,30 +305,98 @@ pub fn replicate(
             estimated_bytes: 0,
             seconds: 0.0,
             resumed: false,
-            dry_run: opts.dry_run,
+            dry_run: self.opts.dry_run,
             error: None,
         };
-        let taken = name.as_deref().filter(|_| fresh.contains(&d.name));
+        let taken = self.name.filter(|_| self.fresh.contains(&d.name));
         let names = Names {
-            up_to: opts.up_to.as_deref().or(taken),
-            would_snapshot: taken.filter(|_| opts.dry_run),
-            id: &id,
+            up_to: self.opts.up_to.as_deref().or(taken),
+            would_snapshot: taken.filter(|_| self.opts.dry_run),
+            id: self.id,
         };
-        let t = targets.get(&target);
-        match one(opts, src, dst, d, &target, &names, t, ui, &mut o) {
-            Ok(Some(c)) => moves.push((out.len(), c)),
-            Ok(None) => {}
+        let t = self.targets.get(&target);
+        let cursor = match one(self.opts, src, dst, d, &target, &names, t, ui, &mut o) {
+            Ok(c) => c,
             Err(e) => {
                 o.error = Some(e.message.clone());
                 ui.error(&e.message);
+                None
             }
-        }
+        };
         o.seconds = t0.elapsed().as_secs_f64();
         ui.summary(&o);
-        out.push(o);
+        (o, cursor)
     }
-    move_cursors(moves, src, dst, &mut out, ui);
-    Ok(out)
+
+    /// Runs the datasets on `1 + extra.len()` workers. A dataset starts once its
+    /// parent (when the run includes it) is done: a child's first receive needs it.
+    fn parallel(
+        &self,
+        src: &mut Side,
+        dst: &mut Side,
+        extra: Vec<(Side, Side)>,
+        ui: &Ui,
+    ) -> (Vec<Outcome>, Vec<(usize, Cursor)>) {
+        use std::sync::{Condvar, Mutex};
+        let n = self.states.len();
+        let parent: Vec<Option<usize>> = self
+            .states
+            .iter()
+            .map(|d| {
+                let (p, _) = d.name.rsplit_once('/')?;
+                self.states.iter().position(|x| x.name == p)
+            })
+            .collect();
+        struct Board {
+            started: Vec<bool>,
+            done: Vec<bool>,
+            results: Vec<Option<(Outcome, Option<Cursor>)>>,
+        }
+        let board = Mutex::new(Board {
+            started: vec![false; n],
+            done: vec![false; n],
+            results: (0..n).map(|_| None).collect(),
+        });
+        let changed = Condvar::new();
+        let worker = |src: &mut Side, dst: &mut Side| loop {
+            let mut b = board.lock().unwrap_or_else(|e| e.into_inner());
+            let next = loop {
+                let ready =
+                    (0..n).find(|&i| !b.started[i] && parent[i].map_or(true, |p| b.done[p]));
+                match ready {
+                    Some(i) => break Some(i),
+                    None if b.started.iter().all(|&s| s) => break None,
+                    None => b = changed.wait(b).unwrap_or_else(|e| e.into_inner()),
+                }
+            };
+            let Some(i) = next else { return };
+            b.started[i] = true;
+            drop(b);
+            let r = self.one(i, src, dst, ui);
+            let mut b = board.lock().unwrap_or_else(|e| e.into_inner());
+            b.done[i] = true;
+            b.results[i] = Some(r);
+            changed.notify_all();
+        };
+        std::thread::scope(|scope| {
+            for (mut s, mut d) in extra {
+                let worker = &worker;
+                scope.spawn(move || worker(&mut s, &mut d));
+            }
+            worker(src, dst);
+        });
+        let board = board.into_inner().unwrap_or_else(|e| e.into_inner());
+        let mut out = Vec::with_capacity(n);
+        let mut moves = Vec::new();
+        for (i, r) in board.results.into_iter().enumerate() {
+            let (o, c) = r.expect("every dataset ran");
+            if let Some(c) = c {
+                moves.push((i, c));
+            }
+            out.push(o);
+        }
+        (out, moves)
+    }
 }
 
 /// Names shared by every dataset of a run.

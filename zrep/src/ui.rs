@@ -32,6 +32,14 @@ impl Ui {
         }
     }
 
+    /// The same, without progress bars (several transfers at once).
+    pub fn without_progress(&self) -> Ui {
+        Ui {
+            progress: false,
+            ..*self
+        }
+    }
+
     /// A normal line.
     pub fn info(&self, msg: &str) {
         if !self.quiet {
