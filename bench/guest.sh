@@ -50,6 +50,38 @@ if [[ $BENCH_PEERS == 1 ]]; then
 fi
 for d in recvonly pipe sshpipe zrep zrepssh syncoid zab; do fresh $d; done
 
+# Workload 1b: 300 MB of compressible data on an lz4 dataset, sent compressed.
+zfs create -o compression=lz4 bsrc/comp
+python3 - <<'PY'
+import random
+r = random.Random(7)
+words = [bytes(r.choice(b"abcdefghijklmnopqrstuvwxyz") for _ in range(r.randint(2, 9))) for _ in range(5000)]
+with open("/tmp/bsrc/comp/text", "wb") as f:
+    n = 0
+    while n < 300 << 20:
+        line = b" ".join(r.choice(words) for _ in range(12)) + b"\n"
+        f.write(line)
+        n += len(line)
+PY
+zfs snapshot bsrc/comp@s1
+w="full, compressible, sent compressed"
+row "$w" "bound: zfs send -c > /dev/null" "" -- sh -c 'zfs send -c bsrc/comp@s1 >/dev/null'
+zfs send -c bsrc/comp@s1 >/dev/shm/comp.stream
+row "$w" "bound: zfs receive < file (tmpfs)" "" -- sh -c 'zfs receive -u bdst/crecvonly </dev/shm/comp.stream'
+rm -f /dev/shm/comp.stream
+row "$w" "zfs send -c | zfs receive" "" -- sh -c 'zfs send -c bsrc/comp@s1 | zfs receive -u bdst/cpipe'
+row "$w" "zfs send -c | ssh zfs receive" "" -- sh -c "zfs send -c bsrc/comp@s1 | $ssh localhost zfs receive -u bdst/csshpipe"
+row "$w" "zrep local -c" "" -- "$zrep" replicate -q -c --no-snapshot bsrc/comp bdst/czrep
+row "$w" "zrep over ssh -c" "" -- "$zrep" replicate -q -c --no-snapshot --ssh "$ssh" --remote-zrep "$zrep" bsrc/comp localhost:bdst/czrepssh
+if [[ $BENCH_PEERS == 1 ]]; then
+    row "$w" "syncoid --sendoptions=c" "" -- syncoid --quiet --no-sync-snap --sendoptions=c bsrc/comp bdst/csyncoid
+    zfs set autobackup:cbench=true bsrc/comp
+    row "$w" "zfs-autobackup --zfs-compressed" "" -- zfs-autobackup --no-progress --zfs-compressed cbench bdst/czab
+    zfs inherit autobackup:cbench bsrc/comp
+fi
+for d in crecvonly cpipe csshpipe czrep czrepssh csyncoid czab; do fresh $d; done
+zfs destroy -r bsrc/comp
+
 # Workload 2: an incremental of a few MB.
 zfs create bsrc/inc
 head -c 64M /dev/urandom >/tmp/bsrc/inc/base
@@ -57,11 +89,21 @@ zfs snapshot bsrc/inc@a
 zfs send bsrc/inc@a | zfs receive -u bdst/inc-pipe
 zfs send bsrc/inc@a | zfs receive -u bdst/inc-zrep
 zfs send bsrc/inc@a | zfs receive -u bdst/inc-zrepssh
+if [[ $BENCH_PEERS == 1 ]]; then
+    # The peers' own first runs (full), so that the measured runs are incremental.
+    syncoid --quiet bsrc/inc bdst/inc-syncoid >/dev/null 2>&1
+    zfs set autobackup:inc=true bsrc/inc
+    zfs-autobackup --no-progress inc bdst/inc-zab >/dev/null 2>&1
+fi
 head -c 4M /dev/urandom >/tmp/bsrc/inc/delta
 zfs snapshot bsrc/inc@b
 row incremental "zfs send -i | zfs receive" "" -- sh -c 'zfs send -i @a bsrc/inc@b | zfs receive -u bdst/inc-pipe'
 row incremental "zrep local" "" -- "$zrep" replicate -q --no-snapshot bsrc/inc bdst/inc-zrep
 row incremental "zrep over ssh" "" -- "$zrep" replicate -q --no-snapshot --ssh "$ssh" --remote-zrep "$zrep" bsrc/inc localhost:bdst/inc-zrepssh
+if [[ $BENCH_PEERS == 1 ]]; then
+    row incremental "syncoid" "" -- syncoid --quiet bsrc/inc bdst/inc-syncoid
+    row incremental "zfs-autobackup" "" -- zfs-autobackup --no-progress inc bdst/inc-zab
+fi
 
 # Workload 3: a scheduled run over N small datasets, nothing changed / all changed.
 n=${BENCH_DATASETS:-50}
@@ -83,11 +125,20 @@ if [[ $BENCH_PEERS == 1 ]]; then
     row "scheduled, $n datasets, all changed" "zfs-autobackup" "" -- zfs-autobackup --no-progress many bdst/many-zab
 fi
 
-# Processes started by one zrep run: none of them zfs or zpool.
-strace -f -e trace=execve -o /tmp/strace.out "$zrep" replicate -q bsrc/inc bdst/inc-zrep >/dev/null 2>&1 || true
-if [[ -s /tmp/strace.out ]]; then
-    printf 'spawned\tzrep local\t%s\t0\t%s\n' "$(($(grep -c 'execve(' /tmp/strace.out) - 1))" \
-        "$(grep -cE 'execve\("[^"]*/(zfs|zpool)"' /tmp/strace.out) zfs/zpool" >>"$res"
+# Processes each tool starts for one incremental run (a small change first).
+spawned() {
+    local c=$1; shift
+    echo "x" >>/tmp/bsrc/inc/delta
+    strace -f -qq -e trace=execve -e signal=none -o /tmp/strace.out "$@" >/dev/null 2>&1 || true
+    [[ -s /tmp/strace.out ]] || return 0
+    printf 'spawned\t%s\t%s\t0\t%s\n' "$c" "$(($(grep -c 'execve(' /tmp/strace.out) - 1))" \
+        "$(grep -cE 'execve\("[^"]*/(zfs|zpool)"' /tmp/strace.out)" >>"$res"
+}
+spawned "zrep local" "$zrep" replicate -q bsrc/inc bdst/inc-zrep
+spawned "zrep over ssh" "$zrep" replicate -q --ssh "$ssh" --remote-zrep "$zrep" bsrc/inc localhost:bdst/inc-zrepssh
+if [[ $BENCH_PEERS == 1 ]]; then
+    spawned "syncoid" syncoid --quiet bsrc/inc bdst/inc-syncoid
+    spawned "zfs-autobackup" zfs-autobackup --no-progress inc bdst/inc-zab
 fi
 uname -r >"$BENCH_OUT/kernel"
 cat /sys/module/zfs/version >"$BENCH_OUT/zfs"

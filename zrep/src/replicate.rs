@@ -561,6 +561,7 @@ fn one(
                 },
                 &tgt_spec,
                 &tick,
+                ui.shows_progress(),
             )?;
             sent_bytes += t.bytes;
         }
@@ -570,7 +571,7 @@ fn one(
                 from: base_name(&d.name, step.from.as_ref()),
                 flags,
             };
-            let t = transfer::transfer(src, dst, &stream, &tgt_spec, &tick)?;
+            let t = transfer::transfer(src, dst, &stream, &tgt_spec, &tick, ui.shows_progress())?;
             sent_bytes += t.bytes;
             ui.verbose(&format!("received {}", t.snapshot));
         }

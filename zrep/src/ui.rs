@@ -40,6 +40,11 @@ impl Ui {
         }
     }
 
+    /// Whether progress bars are drawn.
+    pub fn shows_progress(&self) -> bool {
+        self.progress && !self.json
+    }
+
     /// A normal line.
     pub fn info(&self, msg: &str) {
         if !self.quiet {
@@ -101,7 +106,7 @@ impl Ui {
 
     /// A progress bar for one stream (hidden when not on a terminal).
     pub fn bar(&self, name: &str, total: u64) -> ProgressBar {
-        if !self.progress || self.json {
+        if !self.shows_progress() {
             return ProgressBar::hidden();
         }
         let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
