@@ -490,3 +490,61 @@ fn a_bad_config_changes_nothing() {
     assert!(ok.stdout.contains("target keeps 7 daily"), "{}", ok.stdout);
     assert_eq!(zfs_get("type", &src), "filesystem");
 }
+
+#[test]
+fn two_jobs_on_one_source_run_together() {
+    let p = TestPool::with_size(512 << 20);
+    let src = p.create("src");
+    p.create("src/child");
+    let (a, b) = (p.ds("a"), p.ds("b"));
+    let jobs = format!(
+        "[[job]]\nname = \"a\"\nsource = \"{src}\"\ntarget = \"{a}\"\nrecursive = true\n\
+         keep_source = {{ last = 1 }}\n\n\
+         [[job]]\nname = \"b\"\nsource = \"{src}\"\ntarget = \"{b}\"\nrecursive = true\n\
+         keep_source = {{ last = 1 }}\n"
+    );
+    let conf = Conf::new(&p, &jobs);
+    let t0 = start();
+    for round in 0..3u64 {
+        write_random(&p.path("src/child/f"), 8 << 20, round);
+        // Started in the same second: both want @zrep-<same time>.
+        let now = t0 + round * 3600;
+        let started: Vec<_> = ["a", "b"]
+            .iter()
+            .map(|j| {
+                zrep_cmd(&["run", "-c", conf.path(), j])
+                    .env("ZREP_NOW", now.to_string())
+                    .stdout(Stdio::piped())
+                    .stderr(Stdio::piped())
+                    .spawn()
+                    .unwrap()
+            })
+            .collect();
+        for c in started {
+            let out = c.wait_with_output().unwrap();
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        for t in [&a, &b] {
+            assert_eq!(
+                *zrep_times(&format!("{t}/child")).last().unwrap(),
+                now,
+                "{t}"
+            );
+        }
+    }
+    // Each job's cursor protects what the other still needs: both chains go on.
+    write_random(&p.path("src/child/g"), 1 << 20, 9);
+    for j in ["a", "b"] {
+        let r = conf.at(t0 + 4 * 3600, "run", &["--json", j]).ok();
+        assert_eq!(
+            r.json()[0]["datasets"][1]["mode"],
+            "incremental",
+            "{}",
+            r.stdout
+        );
+    }
+}

@@ -150,13 +150,10 @@ fn run_locked(job: &Job, ui: &Ui, report: &mut JobReport) -> OpResult<()> {
 /// Takes the run's snapshot of the job's datasets (one atomic call) and names it.
 fn snapshot_only(job: &Job, src: &mut Side) -> OpResult<String> {
     let name = replicate::new_snapshot_name();
-    let all: Vec<String> = src
-        .state(&job.source, job.recursive)?
-        .iter()
-        .filter(|d| replicate::needs_snapshot(d, job.allow_empty))
-        .map(|d| format!("{}@{name}", d.name))
-        .collect();
-    src.snapshot(&all, &[])?;
+    let states = src.state(&job.source, job.recursive)?;
+    replicate::snapshot_tree(src, &job.source, job.recursive, &states, &name, &|d| {
+        replicate::needs_snapshot(d, job.allow_empty)
+    })?;
     Ok(name)
 }
 

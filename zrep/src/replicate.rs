@@ -204,14 +204,10 @@ pub fn replicate(
                 }
             }
         } else {
-            let all: Vec<String> = states
-                .iter()
-                .filter(|d| fresh.contains(&d.name))
-                .map(|d| format!("{}@{name}", d.name))
-                .collect();
-            src.snapshot(&all, &[])?;
+            states = snapshot_tree(src, &opts.source, opts.recursive, &states, name, &|d| {
+                fresh.contains(&d.name)
+            })?;
             ui.verbose(&format!("snapshot {}@{name}", opts.source));
-            states = src.state(&opts.source, opts.recursive)?;
         }
     }
     let id = target_id(&opts.target_host, &opts.target);
@@ -261,6 +257,36 @@ pub fn replicate(
     moves.sort_by_key(|m| m.0);
     move_cursors(moves, src, dst, &mut out, ui);
     Ok(out)
+}
+
+/// Takes `@name` of the datasets `which` selects in one atomic call and lists the
+/// tree again. A dataset that has it already is left alone: another job on the same
+/// source took it in the same second, for the same moment.
+pub fn snapshot_tree(
+    src: &mut Side,
+    root: &str,
+    recursive: bool,
+    states: &[DatasetState],
+    name: &str,
+    which: &dyn Fn(&DatasetState) -> bool,
+) -> OpResult<Vec<DatasetState>> {
+    let missing = |states: &[DatasetState]| -> Vec<String> {
+        states
+            .iter()
+            .filter(|d| which(d) && !d.snapshots.iter().any(|s| s.name == name))
+            .map(|d| format!("{}@{name}", d.name))
+            .collect()
+    };
+    if let Err(e) = src.snapshot(&missing(states), &[]) {
+        if e.kind != "AlreadyExists" {
+            return Err(e);
+        }
+        let rest = missing(&src.state(root, recursive)?);
+        if !rest.is_empty() {
+            src.snapshot(&rest, &[])?;
+        }
+    }
+    src.state(root, recursive)
 }
 
 /// What every dataset of a run shares.
