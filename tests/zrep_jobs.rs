@@ -198,11 +198,15 @@ fn a_simulated_month_keeps_what_the_rules_say() {
         tree_digest(&p.path("dst/child"))
     );
 
-    // Status: lag 0 now, 12 h later over the 11 h limit (exit 2).
+    // Status: lag 0 now; 12 h later, with something written meanwhile, over the
+    // 11 h limit (exit 2). (Nothing written: still up to date, lag 0.)
     let s = conf.at(last, "status", &["--json"]).ok();
     let j = &s.json()[0];
     assert_eq!(j["lag_seconds"], 0, "{}", s.stdout);
     assert_eq!(j["datasets"][1]["snapshots_source"], 6);
+    let quiet = conf.at(last + 12 * 3600, "status", &["--json"]).ok();
+    assert_eq!(quiet.json()[0]["lag_seconds"], 0, "{}", quiet.stdout);
+    write_random(&p.path("src/child/late"), 4 << 10, 99);
     let late = conf.at(last + 12 * 3600, "status", &[]);
     assert_eq!(late.code, 2, "{}{}", late.stdout, late.stderr);
     assert!(

@@ -150,6 +150,9 @@ fn run_locked(job: &Job, ui: &Ui, report: &mut JobReport) -> OpResult<()> {
 /// Takes the run's snapshot of the job's datasets (one atomic call) and names it.
 fn snapshot_only(job: &Job, src: &mut Side) -> OpResult<String> {
     let name = replicate::new_snapshot_name();
+    if !job.allow_empty {
+        src.sync(&job.source)?;
+    }
     let states = src.state(&job.source, job.recursive)?;
     replicate::snapshot_tree(src, &job.source, job.recursive, &states, &name, &|d| {
         replicate::needs_snapshot(d, job.allow_empty)
@@ -217,6 +220,7 @@ fn record(cfg: &Config, job: &Job, report: &JobReport, started: u64) -> OpResult
             rec.last_error = o.error.clone();
             if o.error.is_none() {
                 rec.last_success = Some(now);
+                rec.synced_at = Some(started);
                 rec.newest_common = o
                     .snapshots
                     .last()
@@ -270,6 +274,17 @@ fn newest_common<'a>(d: &'a DatasetState, t: Option<&DatasetState>) -> Option<&'
         .iter()
         .filter(|s| t.snapshots.iter().any(|x| x.guid == s.guid))
         .max_by_key(|s| s.createtxg)
+}
+
+/// How far behind the target is: 0 when it has the source's newest snapshot and
+/// nothing was written since, else the age of the newest snapshot both have.
+fn lag(d: &DatasetState, common: &SnapEntry, now: u64) -> u64 {
+    let newest = d.snapshots.iter().max_by_key(|s| s.createtxg);
+    if d.written == 0 && newest.is_some_and(|n| n.guid == common.guid) {
+        0
+    } else {
+        now.saturating_sub(snapshot_time(common))
+    }
 }
 
 /// When a snapshot was taken: from a zrep name, else its `creation`.
@@ -517,7 +532,7 @@ pub fn status(job: &Job, state: &State) -> JobStatus {
                     source: d.name.clone(),
                     target,
                     newest_common: common.map(|c| c.name.clone()),
-                    lag_seconds: common.map(|c| now.saturating_sub(snapshot_time(c))),
+                    lag_seconds: common.map(|c| lag(d, c, now)),
                     snapshots_source: d.snapshots.len(),
                     snapshots_target: t.map_or(0, |t| t.snapshots.len()),
                     last_success: r.and_then(|r| r.last_success),
@@ -532,7 +547,7 @@ pub fn status(job: &Job, state: &State) -> JobStatus {
                     source: source.clone(),
                     target: r.target.clone(),
                     newest_common: r.newest_common.as_ref().map(|c| c.0.clone()),
-                    lag_seconds: r.newest_common.as_ref().map(|c| now.saturating_sub(c.1)),
+                    lag_seconds: r.synced_at.map(|t| now.saturating_sub(t)),
                     snapshots_source: 0,
                     snapshots_target: 0,
                     last_success: r.last_success,

@@ -110,6 +110,13 @@ fn source(from: Option<&str>) -> OpResult<Option<SendSource>> {
     })
 }
 
+/// Waits until what was written to `dataset`'s pool is on disk: only then does a
+/// dataset's `written` count it.
+pub fn sync(zfs: &Zfs, dataset: &str) -> OpResult<()> {
+    let ds = DatasetName::new(dataset)?;
+    Ok(zfs.sync(ds.pool(), false)?)
+}
+
 /// Estimated stream size.
 pub fn estimate(zfs: &Zfs, snapshot: &str, from: Option<&str>, flags: Flags) -> OpResult<u64> {
     let snap = SnapshotName::new(snapshot)?;

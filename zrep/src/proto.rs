@@ -345,6 +345,12 @@ pub enum Request {
         /// zrep's hold tag: holds with it on destroyed snapshots are released.
         tag: String,
     },
+    /// Wait for the pool of a dataset to write out what is pending (so that
+    /// `written` tells whether anything changed).
+    Sync {
+        /// Any dataset of the pool.
+        dataset: String,
+    },
     /// Abort a resumable receive (discard its partial state).
     AbortResume {
         /// The target dataset.

@@ -161,6 +161,11 @@ pub fn replicate(
     } else {
         dst.lock(&opts.target, opts.lock_wait)?
     };
+    let name = (opts.up_to.is_none() && !opts.no_snapshot).then(new_snapshot_name);
+    if name.is_some() && !opts.allow_empty && !opts.dry_run {
+        // `written`, which decides who gets a snapshot, counts only what is on disk.
+        src.sync(&opts.source)?;
+    }
     let mut states = src.state(&opts.source, opts.recursive)?;
     if states.is_empty() {
         return Err(err(
@@ -175,7 +180,6 @@ pub fn replicate(
     // (all of them with --allow-empty): one atomic call. An unchanged dataset's
     // newest snapshot already holds what a new one would.
     let mut fresh: HashSet<String> = HashSet::new();
-    let name = (opts.up_to.is_none() && !opts.no_snapshot).then(new_snapshot_name);
     if let Some(name) = &name {
         fresh = states
             .iter()

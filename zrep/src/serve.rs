@@ -124,6 +124,7 @@ fn session(input: &mut File, output: &mut File) -> Result<(), ProtoError> {
                 local::snapshot(&zfs, &snapshots, &props).map(|_| Response::Ok)
             }
             Request::Hold { holds } => local::hold(&zfs, &holds).map(|_| Response::Ok),
+            Request::Sync { dataset } => local::sync(&zfs, &dataset).map(|_| Response::Ok),
             Request::Release { holds } => local::release(&zfs, &holds).map(|_| Response::Ok),
             Request::Bookmark { pairs } => local::bookmark(&zfs, &pairs).map(|_| Response::Ok),
             Request::DestroySnapshots { snapshots } => {

@@ -202,6 +202,16 @@ impl Side {
         }
     }
 
+    /// See [`local::sync`].
+    pub fn sync(&mut self, dataset: &str) -> OpResult<()> {
+        match self {
+            Side::Local(z) => local::sync(z, dataset),
+            Side::Remote(r) => r.expect_ok(&Request::Sync {
+                dataset: dataset.into(),
+            }),
+        }
+    }
+
     /// See [`local::estimate`].
     pub fn estimate(&mut self, snapshot: &str, from: Option<&str>, flags: Flags) -> OpResult<u64> {
         match self {

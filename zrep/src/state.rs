@@ -54,6 +54,9 @@ pub struct DatasetRecord {
     pub seconds: f64,
     /// The newest snapshot both sides had after the last run, and its time.
     pub newest_common: Option<(String, u64)>,
+    /// The target held everything written before this time (the start of the last
+    /// run that succeeded for the dataset): the lag is measured from it.
+    pub synced_at: Option<u64>,
 }
 
 fn file(dir: &Path) -> PathBuf {
@@ -138,7 +141,7 @@ pub fn prometheus(state: &State, now: u64) -> String {
     metric(
         "zrep_lag_seconds",
         "gauge",
-        "Age of the newest snapshot both sides have.",
+        "Seconds since the target last held everything written on the source.",
         datasets()
             .filter_map(|(l, d)| {
                 d.newest_common
@@ -209,6 +212,7 @@ mod tests {
             "tank/a \"q\"".into(),
             DatasetRecord {
                 newest_common: Some(("zrep-x".into(), 40)),
+                synced_at: Some(40),
                 bytes: 5,
                 ..DatasetRecord::default()
             },
