@@ -516,6 +516,7 @@ pub fn status(job: &Job, state: &State) -> JobStatus {
         datasets: Vec::new(),
     };
     let listed = open(job).and_then(|(mut src, mut dst)| {
+        src.sync(&job.source)?; // `written` counts only what is on disk
         Ok((
             src.state(&job.source, job.recursive)?,
             dst.state(&job.target, job.recursive)?,
