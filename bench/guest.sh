@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs inside the guest (scripts/bench). Every row: one command, timed with the same
 # clock, in the same boot; results appended to $BENCH_OUT/results.tsv as
-# workload<TAB>contender<TAB>seconds<TAB>peak_rss_kib<TAB>note
+# workload<TAB>contender<TAB>seconds<TAB>peak_rss_kib<TAB>note<TAB>cpu_seconds (user+sys
+# of the command and its children, kernel work done in their system calls included)
 set -uo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 zrep=$repo/target/release/zrep
@@ -22,10 +23,11 @@ row() {
     local w=$1 c=$2 note=$3; shift 4
     local t0 t1 rss
     t0=$(now)
-    /usr/bin/time -f '%M' -o /tmp/rss "$@" >/tmp/row.out 2>&1 || { log "$c failed: $(tail -3 /tmp/row.out)"; note="FAILED $note"; }
+    /usr/bin/time -f '%M %U %S' -o /tmp/rss "$@" >/tmp/row.out 2>&1 || { log "$c failed: $(tail -3 /tmp/row.out)"; note="FAILED $note"; }
     t1=$(now)
-    rss=$(tail -1 /tmp/rss 2>/dev/null || echo 0)
-    printf '%s\t%s\t%.3f\t%s\t%s\n' "$w" "$c" "$(echo "$t1 - $t0" | bc)" "$rss" "$note" >>"$res"
+    read -r rss user sys < <(tail -1 /tmp/rss 2>/dev/null || echo "0 0 0")
+    printf '%s\t%s\t%.3f\t%s\t%s\t%s\n' "$w" "$c" "$(echo "$t1 - $t0" | bc)" "$rss" "$note" \
+        "$(echo "${user:-0} + ${sys:-0}" | bc)" >>"$res"
     log "$w / $c: $(tail -1 "$res" | cut -f3) s"
 }
 fresh() { zfs destroy -r "bdst/$1" 2>/dev/null; true; }
