@@ -66,6 +66,12 @@ pub fn run(cfg: &Config, job: &Job, ui: &Ui) -> JobReport {
     };
     let _lock = match crate::lock::Lock::job(&job.name, wait) {
         Ok(l) => l,
+        Err(e) if e.kind != "Busy" => {
+            report.status = "failed";
+            report.error = Some(e.message.clone());
+            ui.error(&format!("[{}] {}", job.name, e.message));
+            return report;
+        }
         Err(e) => {
             report.status = "skipped";
             report.error = Some(format!("{} (overlap = skip)", e.message));
