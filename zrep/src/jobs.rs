@@ -329,15 +329,22 @@ fn judge(
 /// Retention's verdicts for every dataset of a job, on both sides.
 pub fn plan_prune(job: &Job, src: &mut Side, dst: &mut Side) -> OpResult<Vec<(Which, PrunePlan)>> {
     let sources = src.state(&job.source, job.recursive)?;
-    let targets: HashMap<String, DatasetState> = dst
-        .state(&job.target, job.recursive)?
-        .into_iter()
-        .map(|t| (t.name.clone(), t))
-        .collect();
+    let targets = dst.state(&job.target, job.recursive)?;
+    Ok(prune_plans(job, &sources, &targets))
+}
+
+/// [`plan_prune`] on listings already made.
+fn prune_plans(
+    job: &Job,
+    sources: &[DatasetState],
+    targets: &[DatasetState],
+) -> Vec<(Which, PrunePlan)> {
+    let targets: HashMap<&str, &DatasetState> =
+        targets.iter().map(|t| (t.name.as_str(), t)).collect();
     let mut plans = Vec::new();
-    for d in &sources {
+    for d in sources {
         let target = format!("{}{}", job.target, &d.name[job.source.len()..]);
-        let t = targets.get(&target);
+        let t = targets.get(target.as_str()).copied();
         let common = newest_common(d, t);
         if let Some(rules) = &job.keep_source {
             let verdicts = judge(&d.snapshots, rules, |s| match common {
@@ -377,7 +384,7 @@ pub fn plan_prune(job: &Job, src: &mut Side, dst: &mut Side) -> OpResult<Vec<(Wh
             ));
         }
     }
-    Ok(plans)
+    plans
 }
 
 /// Destroys what the plans prune: one call per side, or dataset by dataset when that
@@ -609,5 +616,144 @@ pub fn print_status(s: &JobStatus) {
             s.lag_seconds.map_or("never replicated".into(), clock::age),
             clock::age(s.lag_limit_seconds.unwrap_or(0))
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+
+    fn job(keep: &str) -> Job {
+        let text = format!("[[job]]\nname = \"t\"\nsource = \"p/s\"\ntarget = \"q/t\"\n{keep}\n");
+        Config::parse(std::path::Path::new("t.toml"), &text)
+            .unwrap()
+            .jobs
+            .remove(0)
+    }
+
+    fn snap(hour: u64, guid: u64, userrefs: u64) -> SnapEntry {
+        SnapEntry {
+            name: format!("zrep-{}", clock::utc_stamp(1_767_225_600 + hour * 3600)),
+            guid,
+            createtxg: guid,
+            creation: 0,
+            written: 0,
+            userrefs,
+        }
+    }
+
+    fn ds(name: &str, snapshots: Vec<SnapEntry>) -> DatasetState {
+        DatasetState {
+            name: name.into(),
+            kind: "filesystem".into(),
+            snapshots,
+            bookmarks: Vec::new(),
+            written: 0,
+            available: 0,
+            referenced: 0,
+            resume_token: None,
+            resume_toguid: None,
+            resume_fromguid: None,
+            encrypted: false,
+        }
+    }
+
+    fn verdicts(p: &PrunePlan) -> Vec<(usize, bool)> {
+        p.verdicts
+            .iter()
+            .enumerate()
+            .map(|(i, (_, v))| (i, v.prune()))
+            .collect()
+    }
+
+    #[test]
+    fn the_newest_common_held_and_unreplicated_stay() {
+        // Source: 0..5, 1 held by someone, the target has 0..2.
+        let src = ds(
+            "p/s",
+            (0..6)
+                .map(|h| snap(h, h + 1, u64::from(h == 1 || h == 2)))
+                .collect(),
+        );
+        let dst = ds(
+            "q/t",
+            (0..3).map(|h| snap(h, h + 1, u64::from(h == 2))).collect(),
+        );
+        let plans = prune_plans(
+            &job("keep_source = { last = 1 }\nkeep_target = { last = 1 }"),
+            &[src],
+            &[dst],
+        );
+        let (w, s) = &plans[0];
+        assert_eq!(*w, Which::Source);
+        // 0 goes; 1 held; 2 newest common; 3, 4 not replicated; 5 the newest.
+        assert_eq!(
+            verdicts(s),
+            [
+                (0, true),
+                (1, false),
+                (2, false),
+                (3, false),
+                (4, false),
+                (5, false)
+            ]
+        );
+        assert_eq!(
+            s.verdicts[3].1,
+            Verdict::Keep("not on the target yet".into())
+        );
+        let (w, t) = &plans[1];
+        assert_eq!((*w, t.dataset.as_str()), (Which::Target, "q/t"));
+        assert_eq!(verdicts(t), [(0, true), (1, true), (2, false)]);
+    }
+
+    #[test]
+    fn prune_unreplicated_lets_them_go() {
+        let src = ds("p/s", (0..4).map(|h| snap(h, h + 1, 0)).collect());
+        let dst = ds("q/t", vec![snap(0, 1, 0)]);
+        let plans = prune_plans(
+            &job("keep_source = { last = 1 }\nprune_unreplicated = true"),
+            &[src],
+            &[dst],
+        );
+        assert_eq!(
+            verdicts(&plans[0].1),
+            [(0, false), (1, true), (2, true), (3, false)]
+        );
+    }
+
+    #[test]
+    fn a_target_without_a_common_snapshot_is_left_alone() {
+        let src = ds("p/s", vec![snap(5, 50, 0)]);
+        let dst = ds("q/t", (0..3).map(|h| snap(h, h + 100, 0)).collect());
+        let plans = prune_plans(&job("keep_target = { last = 1 }"), &[src.clone()], &[dst]);
+        assert!(plans[0].1.verdicts.iter().all(|(_, v)| !v.prune()));
+        // No target at all: nothing to judge there, and the source keeps everything
+        // that is not replicated.
+        let plans = prune_plans(
+            &job("keep_source = { last = 1 }\nkeep_target = { last = 1 }"),
+            &[src],
+            &[],
+        );
+        assert_eq!(plans.len(), 1);
+        assert!(!plans[0].1.verdicts[0].1.prune());
+    }
+
+    #[test]
+    fn only_zrep_snapshots_are_candidates() {
+        let mut mine = snap(0, 1, 0);
+        mine.name = "before-upgrade".into();
+        let src = ds("p/s", vec![mine, snap(1, 2, 0), snap(2, 3, 0)]);
+        let dst = ds("q/t", vec![snap(2, 3, 0)]);
+        let plans = prune_plans(&job("keep_source = { last = 1 }"), &[src], &[dst]);
+        let names: Vec<&str> = plans[0]
+            .1
+            .verdicts
+            .iter()
+            .map(|(n, _)| n.as_str())
+            .collect();
+        assert!(!names.contains(&"before-upgrade"));
+        assert_eq!(plans[0].1.destroy().len(), 1);
     }
 }
