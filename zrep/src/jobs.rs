@@ -727,7 +727,11 @@ mod tests {
     fn a_target_without_a_common_snapshot_is_left_alone() {
         let src = ds("p/s", vec![snap(5, 50, 0)]);
         let dst = ds("q/t", (0..3).map(|h| snap(h, h + 100, 0)).collect());
-        let plans = prune_plans(&job("keep_target = { last = 1 }"), &[src.clone()], &[dst]);
+        let plans = prune_plans(
+            &job("keep_target = { last = 1 }"),
+            std::slice::from_ref(&src),
+            &[dst],
+        );
         assert!(plans[0].1.verdicts.iter().all(|(_, v)| !v.prune()));
         // No target at all: nothing to judge there, and the source keeps everything
         // that is not replicated.
