@@ -142,6 +142,23 @@ if [[ $BENCH_PEERS == 1 ]]; then
     spawned "syncoid" syncoid --quiet bsrc/inc bdst/inc-syncoid
     spawned "zfs-autobackup" zfs-autobackup --no-progress inc bdst/inc-zab
 fi
+# Where the time of a local full stream goes: every CPU sampled (the kernel's ZFS
+# threads do most of the work), for zrep and for the receive-alone bound.
+if command -v perf >/dev/null; then
+    zfs create bsrc/prof
+    head -c 200M /dev/urandom >/tmp/bsrc/prof/data
+    zfs snapshot bsrc/prof@s1
+    zfs send bsrc/prof@s1 >/dev/shm/prof.stream
+    profile() {
+        local name=$1; shift
+        perf record -q -a -e cpu-clock -o "/tmp/$name.perf" -- "$@" >/dev/null 2>&1
+        perf report -q -i "/tmp/$name.perf" --sort comm,sym --stdio 2>/dev/null |
+            grep -v '^#' | grep -v '^$' | head -25 >"$BENCH_OUT/profile-$name.txt"
+    }
+    profile receive sh -c 'zfs receive -u bdst/prof-recv </dev/shm/prof.stream'
+    profile zrep "$zrep" replicate -q --no-snapshot bsrc/prof bdst/prof-zrep
+    rm -f /dev/shm/prof.stream
+fi
 uname -r >"$BENCH_OUT/kernel"
 cat /sys/module/zfs/version >"$BENCH_OUT/zfs"
 zpool destroy bsrc; zpool destroy bdst

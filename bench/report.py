@@ -84,3 +84,12 @@ if spawned:
     for c, n, z in spawned:
         print(f"| {c} | {n} | {z} |")
     print()
+profiles = [(n, os.path.join(out, f"profile-{n}.txt")) for n in ("receive", "zrep")]
+if any(os.path.exists(p) for _, p in profiles):
+    print("## Where the time goes: a 200 MB local full stream, every CPU sampled\n")
+    print("`perf record -a -e cpu-clock` in the guest; overhead by command and symbol "
+          "(kernel threads such as z_wr_iss do ZFS's checksumming and writing).\n")
+    for n, p in profiles:
+        if os.path.exists(p):
+            title = "zfs receive < file" if n == "receive" else "zrep replicate (local)"
+            print(f"### {title}\n\n```\n{open(p).read().rstrip()}\n```\n")
