@@ -47,6 +47,7 @@ row full "zrep over ssh" "" -- "$zrep" replicate -q --no-snapshot --ssh "$ssh" -
 if [[ $BENCH_PEERS == 1 ]]; then
     row full "syncoid" "" -- syncoid --quiet --no-sync-snap bsrc/full bdst/syncoid
     zfs set autobackup:bench=true bsrc/full
+    zfs create bdst/zab  # zfs-autobackup wants its target to exist
     row full "zfs-autobackup" "" -- zfs-autobackup --no-progress bench bdst/zab
     zfs inherit autobackup:bench bsrc/full
 fi
@@ -78,6 +79,7 @@ row "$w" "zrep over ssh -c" "" -- "$zrep" replicate -q -c --no-snapshot --ssh "$
 if [[ $BENCH_PEERS == 1 ]]; then
     row "$w" "syncoid --sendoptions=c" "" -- syncoid --quiet --no-sync-snap --sendoptions=c bsrc/comp bdst/csyncoid
     zfs set autobackup:cbench=true bsrc/comp
+    zfs create bdst/czab
     row "$w" "zfs-autobackup --zfs-compressed" "" -- zfs-autobackup --no-progress --zfs-compressed cbench bdst/czab
     zfs inherit autobackup:cbench bsrc/comp
 fi
@@ -95,6 +97,7 @@ if [[ $BENCH_PEERS == 1 ]]; then
     # The peers' own first runs (full), so that the measured runs are incremental.
     syncoid --quiet bsrc/inc bdst/inc-syncoid >/dev/null 2>&1
     zfs set autobackup:inc=true bsrc/inc
+    zfs create bdst/inc-zab
     zfs-autobackup --no-progress inc bdst/inc-zab >/dev/null 2>&1
 fi
 head -c 4M /dev/urandom >/tmp/bsrc/inc/delta
@@ -117,6 +120,7 @@ if [[ $BENCH_PEERS == 1 ]]; then
     syncoid --quiet -r bsrc/many bdst/many-syncoid >/dev/null 2>&1
     row "scheduled, $n datasets, no change" "syncoid -r" "" -- syncoid --quiet -r bsrc/many bdst/many-syncoid
     zfs set autobackup:many=true bsrc/many
+    zfs create bdst/many-zab
     zfs-autobackup --no-progress many bdst/many-zab >/dev/null 2>&1
     row "scheduled, $n datasets, no change" "zfs-autobackup" "" -- zfs-autobackup --no-progress many bdst/many-zab
 fi
