@@ -13,15 +13,26 @@ use crate::proto::{self, Frame, ProtoError, RemoteError};
 /// Chunk size for reads, writes and frames.
 pub const CHUNK: usize = 1 << 20;
 
-/// Makes a pipe with a large buffer (1 MiB on Linux, where the size can be set).
+/// Makes a pipe with a large buffer (1 MiB on Linux, where the size can be set;
+/// `ZREP_PIPE_BYTES` overrides it for measurements, 0 keeps the kernel's default).
 pub fn pipe() -> io::Result<(os_pipe::PipeReader, os_pipe::PipeWriter)> {
     let (r, w) = os_pipe::pipe()?;
     #[cfg(target_os = "linux")]
     {
-        // SAFETY: F_SETPIPE_SZ on a pipe we own; failure (e.g. over
-        // /proc/sys/fs/pipe-max-size) only leaves the default size.
-        unsafe {
-            libc::fcntl(w.as_raw_fd(), libc::F_SETPIPE_SZ, CHUNK as libc::c_int);
+        let size = std::env::var("ZREP_PIPE_BYTES")
+            .ok()
+            .and_then(|v| v.parse::<usize>().ok())
+            .unwrap_or(CHUNK);
+        if size > 0 {
+            // SAFETY: F_SETPIPE_SZ on a pipe we own; failure (e.g. over
+            // /proc/sys/fs/pipe-max-size) only leaves the default size.
+            unsafe {
+                libc::fcntl(
+                    w.as_raw_fd(),
+                    libc::F_SETPIPE_SZ,
+                    size.min(1 << 30) as libc::c_int,
+                );
+            }
         }
     }
     Ok((r, w))
