@@ -178,11 +178,7 @@ pub fn replicate(
                 }
                 Some(name)
             } else {
-                let all: Vec<String> = states
-                    .iter()
-                    .map(|d| format!("{}@{name}", d.name))
-                    .collect();
-                src.snapshot(&all, &[])?;
+                let name = take_snapshot(src, &states, name)?;
                 ui.verbose(&format!("snapshot {}@{name}", opts.source));
                 states = src.state(&opts.source, opts.recursive)?;
                 Some(name)
@@ -225,6 +221,26 @@ pub fn replicate(
         out.push(o);
     }
     Ok(out)
+}
+
+/// Snapshots every dataset of `states` as `@name`. Names have a one-second
+/// resolution: when another run (into another target) took the same name in the same
+/// second, wait for the next second and take a name of our own.
+fn take_snapshot(src: &mut Side, states: &[DatasetState], mut name: String) -> OpResult<String> {
+    for attempt in 0.. {
+        let all: Vec<String> = states
+            .iter()
+            .map(|d| format!("{}@{name}", d.name))
+            .collect();
+        match src.snapshot(&all, &[]) {
+            Err(e) if e.kind == "AlreadyExists" && attempt < 3 => {
+                std::thread::sleep(std::time::Duration::from_millis(1000));
+                name = new_snapshot_name();
+            }
+            other => return other.map(|()| name),
+        }
+    }
+    unreachable!("the loop returns")
 }
 
 /// Names shared by every dataset of a run.
@@ -378,6 +394,12 @@ fn one(
         readonly: !opts.writable,
     };
     let mut sent_bytes = 0u64;
+    // The newest snapshot received by this run (short name): the new cursor.
+    let mut received: Option<String> = None;
+    let mut got = |t: &transfer::Transferred| {
+        sent_bytes += t.bytes;
+        received = t.snapshot.split_once('@').map(|(_, s)| s.to_string());
+    };
     let result = (|| -> OpResult<()> {
         if let Some(token) = &plan.resume {
             ui.verbose(&format!("{target}: resuming an interrupted transfer"));
@@ -390,7 +412,7 @@ fn one(
                 &tgt_spec,
                 &tick,
             )?;
-            sent_bytes += t.bytes;
+            got(&t);
         }
         for step in &plan.steps {
             let stream = Stream::Snapshot {
@@ -399,7 +421,7 @@ fn one(
                 flags,
             };
             let t = transfer::transfer(src, dst, &stream, &tgt_spec, &tick)?;
-            sent_bytes += t.bytes;
+            got(&t);
             ui.verbose(&format!("received {}", t.snapshot));
         }
         Ok(())
@@ -408,12 +430,9 @@ fn one(
     o.bytes_sent = sent_bytes.max(counter.get());
     result?;
 
-    // Move the cursor: hold and bookmark the newest replicated snapshot, drop the old.
-    let newest = plan
-        .steps
-        .last()
-        .map(|s| s.to.clone())
-        .or_else(|| plan.common.clone());
+    // Move the cursor: hold and bookmark the newest replicated snapshot (a resumed
+    // transfer's too), drop the old.
+    let newest = received.or_else(|| plan.common.clone());
     if let Some(newest) = newest {
         cursor(src, dst, d, target, &newest, &tag, id)?;
     }
@@ -445,23 +464,19 @@ fn cursor(
     if !have_bm && bm.len() + d.name.len() < 255 {
         src.bookmark(&[(format!("{}#{bm}", d.name), format!("{}@{newest}", d.name))])?;
     }
-    // Older holds (the listing's userrefs tells which snapshots have any).
-    let stale_src: Vec<(String, String)> = d
-        .snapshots
-        .iter()
-        .filter(|s| s.userrefs > 0 && s.name != newest)
-        .map(|s| (format!("{}@{}", d.name, s.name), tag.to_string()))
-        .collect();
-    src.release(&stale_src)?;
-    let tstate = dst.state(target, false)?.into_iter().next();
-    if let Some(t) = tstate {
-        let stale: Vec<(String, String)> = t
+    // Older holds, on both sides listed again: this run placed holds of its own (on
+    // the common snapshot while sending). userrefs tells which snapshots have any.
+    for (side, ds) in [(&mut *src, d.name.as_str()), (&mut *dst, target)] {
+        let Some(st) = side.state(ds, false)?.into_iter().next() else {
+            continue;
+        };
+        let stale: Vec<(String, String)> = st
             .snapshots
             .iter()
             .filter(|s| s.userrefs > 0 && s.name != newest)
-            .map(|s| (format!("{target}@{}", s.name), tag.to_string()))
+            .map(|s| (format!("{ds}@{}", s.name), tag.to_string()))
             .collect();
-        dst.release(&stale)?;
+        side.release(&stale)?;
     }
     let prefix = format!("zrep-{id}-");
     let old_bms: Vec<String> = d
