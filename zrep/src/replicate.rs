@@ -265,6 +265,13 @@ fn one(
     o: &mut Outcome,
 ) -> OpResult<()> {
     let (up_to, would_snapshot, id) = (names.up_to, names.would_snapshot, names.id);
+    // A child of a recursive run is locked too: a run aimed at the child itself
+    // (which locks only the child) must not receive into it at the same time.
+    let _child_lock = if !opts.dry_run && target != opts.target {
+        dst.lock(target, opts.lock_wait)?
+    } else {
+        None
+    };
     let tag = format!("zrep-{id}");
     let tstate = dst.state(target, false)?.into_iter().next();
     let source = source_state(d);
