@@ -83,7 +83,8 @@ elif case.startswith("after-hello-"):
         msg({"launch": {"missiles": True}})
     elif what == "kind":
         frame(b"Z", b"")
-    # "close": nothing
+    elif what == "close":
+        sys.exit(0)
 else:
     sys.exit(f"fake_peer.py: unknown case {case}")
 out.flush()
