@@ -39,9 +39,75 @@ pub fn assert_no_zfs_spawned() {
     }
 }
 
+/// With `ZREP_VALGRIND=DIR` (set by `scripts/test --valgrind`), every zrep the tests
+/// start, local or remote, runs under valgrind memcheck and logs to `DIR/zrep.PID.log`
+/// (scripts/guest-run sums them up). `--undef-value-errors=no`: valgrind does not
+/// model ZFS ioctls, so what the kernel writes looks uninitialised to it.
+fn valgrind() -> Option<Vec<String>> {
+    let dir = std::env::var("ZREP_VALGRIND")
+        .ok()
+        .filter(|d| !d.is_empty())?;
+    let supp = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/valgrind.supp");
+    Some(
+        [
+            "valgrind",
+            "--undef-value-errors=no",
+            "--leak-check=full",
+            "--show-leak-kinds=definite",
+            "--errors-for-leak-kinds=definite",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .chain([
+            format!("--suppressions={supp}"),
+            format!("--log-file={dir}/zrep.%p.log"),
+        ])
+        .collect(),
+    )
+}
+
+/// The program to start for `zrep` (valgrind wrapping it when asked).
+fn zrep_program() -> (PathBuf, Vec<String>) {
+    match valgrind() {
+        Some(vg) => (vg[0].clone().into(), {
+            let mut a = vg[1..].to_vec();
+            a.push(zrep_bin().display().to_string());
+            a
+        }),
+        None => (zrep_bin(), Vec::new()),
+    }
+}
+
+/// The `--remote-zrep` path: zrep itself, or a script running it under valgrind.
+fn remote_zrep() -> String {
+    let (prog, args) = zrep_program();
+    if args.is_empty() {
+        return prog.display().to_string();
+    }
+    let script = test_dir().join("zrep-valgrind");
+    if !script.exists() {
+        let words: Vec<String> = std::iter::once(prog.display().to_string())
+            .chain(args)
+            .map(|w| format!("'{w}'"))
+            .collect();
+        let tmp = test_dir().join(format!(".zrep-valgrind.{}", std::process::id()));
+        std::fs::write(
+            &tmp,
+            format!("#!/bin/sh\nexec {} \"$@\"\n", words.join(" ")),
+        )
+        .unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o755)).unwrap();
+        std::fs::rename(&tmp, &script).unwrap();
+    }
+    script.display().to_string()
+}
+
 /// A `zrep` command with the shim PATH.
 pub fn zrep_cmd(args: &[&str]) -> Command {
-    let mut c = Command::new(zrep_bin());
+    let (prog, pre) = zrep_program();
+    let mut c = Command::new(prog);
+    c.args(pre);
     let path = std::env::var("PATH").unwrap_or_default();
     c.env("PATH", format!("{}:{path}", shim_dir().display()));
     c.env("ZREP_LOCK_DIR", test_dir().join("locks"));
@@ -139,12 +205,7 @@ pub fn ssh_args() -> Vec<String> {
     let ssh = std::env::var("ZREP_TEST_SSH").expect(
         "ZREP_TEST_SSH is unset: remote tests need the guest's sshd (scripts/guest-run starts it)",
     );
-    vec![
-        "--ssh".into(),
-        ssh,
-        "--remote-zrep".into(),
-        zrep_bin().display().to_string(),
-    ]
+    vec!["--ssh".into(), ssh, "--remote-zrep".into(), remote_zrep()]
 }
 
 /// Whether a path exists (for readability in tests).

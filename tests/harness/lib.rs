@@ -416,4 +416,5 @@ pub fn cli_exists(name: &str) -> bool {
         .unwrap_or(false)
 }
 
+pub mod campaign;
 pub mod cli;

@@ -452,6 +452,13 @@ fn one(
     o: &mut Outcome,
 ) -> OpResult<Option<Cursor>> {
     let (up_to, would_snapshot, id) = (names.up_to, names.would_snapshot, names.id);
+    // A child of a recursive run is locked too: a run aimed at the child itself
+    // (which locks only the child) must not receive into it at the same time.
+    let _child_lock = if !opts.dry_run && target != opts.target {
+        dst.lock(target, opts.lock_wait)?
+    } else {
+        None
+    };
     let tag = format!("zrep-{id}");
     let source = source_state(d);
     let tgt = tstate.map_or(TargetState::Absent, target_state);
@@ -580,6 +587,12 @@ fn one(
         readonly: !opts.writable,
     };
     let mut sent_bytes = 0u64;
+    // The newest snapshot this run received (short name): the new cursor.
+    let mut received: Option<String> = None;
+    let mut got = |t: &transfer::Transferred| {
+        sent_bytes += t.bytes;
+        received = t.snapshot.split_once('@').map(|(_, s)| s.to_string());
+    };
     let result = (|| -> OpResult<()> {
         if let Some(token) = &plan.resume {
             ui.verbose(&format!("{target}: resuming an interrupted transfer"));
@@ -593,7 +606,7 @@ fn one(
                 &tick,
                 ui.shows_progress(),
             )?;
-            sent_bytes += t.bytes;
+            got(&t);
         }
         for step in &plan.steps {
             let stream = Stream::Snapshot {
@@ -602,7 +615,7 @@ fn one(
                 flags,
             };
             let t = transfer::transfer(src, dst, &stream, &tgt_spec, &tick, ui.shows_progress())?;
-            sent_bytes += t.bytes;
+            got(&t);
             ui.verbose(&format!("received {}", t.snapshot));
         }
         Ok(())
@@ -611,12 +624,8 @@ fn one(
     o.bytes_sent = sent_bytes.max(counter.get());
     result?;
 
-    // Move the cursor: hold and bookmark the newest replicated snapshot, drop the old.
-    let newest = plan
-        .steps
-        .last()
-        .map(|s| s.to.clone())
-        .or_else(|| plan.common.clone());
+    // Move the cursor to the newest snapshot received (a resumed transfer's too).
+    let newest = received.or_else(|| plan.common.clone());
     Ok(newest.map(|newest| Cursor::new(d, tstate, target, &plan, &newest, &tag, id)))
 }
 
@@ -683,6 +692,17 @@ impl Cursor {
                 .collect(),
             ..Cursor::default()
         };
+        // The hold this run placed on the common snapshot while sending (the listing
+        // above predates it); release skips it when it is not there.
+        if let Some(common) = plan.common.as_ref().filter(|c| *c != newest) {
+            let hold = |ds: &str| (format!("{ds}@{common}"), tag.to_string());
+            if !c.src_release.contains(&hold(&d.name)) {
+                c.src_release.push(hold(&d.name));
+            }
+            if !c.dst_release.contains(&hold(target)) {
+                c.dst_release.push(hold(target));
+            }
+        }
         if !d.bookmarks.iter().any(|b| b.name == bm) && bm.len() + d.name.len() < 255 {
             c.bookmark
                 .push((format!("{}#{bm}", d.name), format!("{}@{newest}", d.name)));

@@ -2,6 +2,7 @@
 //! zrep serve`, spoken to with the framed protocol).
 
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::time::{Duration, Instant};
 
 use libzfs::Zfs;
 
@@ -13,8 +14,8 @@ pub struct Remote {
     /// `[user@]host`, for messages.
     pub host: String,
     child: Child,
-    /// Requests and stream frames go here.
-    pub to: ChildStdin,
+    /// Requests and stream frames go here ([`Remote::to_peer`]); closed on drop.
+    to: Option<ChildStdin>,
     /// Responses and stream frames come from here (read unbuffered).
     pub from: ChildStdout,
 }
@@ -108,7 +109,7 @@ impl Remote {
         let mut r = Remote {
             host: host.to_string(),
             child,
-            to,
+            to: Some(to),
             from,
         };
         let hello = Request::Hello {
@@ -140,9 +141,16 @@ impl Remote {
         }
     }
 
+    /// The pipe to the peer (open until the session is dropped).
+    pub fn to_peer(&mut self) -> &mut ChildStdin {
+        self.to
+            .as_mut()
+            .expect("the pipe to the peer is open until drop")
+    }
+
     /// Sends a request and reads its response; a remote error becomes `Err`.
     pub fn call(&mut self, req: &Request) -> OpResult<Response> {
-        proto::send_msg(&mut self.to, req).map_err(|e| conn_err(&self.host, e))?;
+        proto::send_msg(self.to_peer(), req).map_err(|e| conn_err(&self.host, e))?;
         self.response()
     }
 
@@ -168,9 +176,26 @@ impl Remote {
 
 impl Drop for Remote {
     fn drop(&mut self) {
-        // Bye ends the server's loop, and with it ssh; then reap ssh.
-        let _ = proto::send_msg(&mut self.to, &Request::Bye);
-        let _ = self.child.wait();
+        // Bye ends the server's loop, and with it ssh; closing the pipe tells a peer
+        // that ignores Bye that nothing more comes. Then reap ssh, killing it after a
+        // grace period: a stuck or hostile peer must not keep zrep from exiting.
+        if let Some(mut to) = self.to.take() {
+            let _ = proto::send_msg(&mut to, &Request::Bye);
+        }
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            match self.child.try_wait() {
+                Ok(None) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                Ok(None) => {
+                    let _ = self.child.kill();
+                    let _ = self.child.wait();
+                    return;
+                }
+                Ok(Some(_)) | Err(_) => return,
+            }
+        }
     }
 }
 

@@ -141,18 +141,20 @@ pub fn transfer(
             let host = r.host.clone();
             let (sent, pumped) = std::thread::scope(|s| {
                 let sender = s.spawn(move || local_send(&sz, stream, wr));
-                let pumped = pump::frames_out(&rd, &mut r.to, tick);
+                let pumped = pump::frames_out(&rd, r.to_peer(), tick);
                 drop(rd);
                 (sender.join().expect("send thread panicked"), pumped)
             });
             // Close the stream: E when everything was sent, A with the cause if not.
             let closing = match (&sent, &pumped) {
-                (Ok(()), Ok(_)) => proto::write_frame(&mut r.to, b'E', b""),
-                (Err(e), _) => {
-                    proto::write_frame(&mut r.to, b'A', &serde_json::to_vec(e).unwrap_or_default())
-                }
+                (Ok(()), Ok(_)) => proto::write_frame(r.to_peer(), b'E', b""),
+                (Err(e), _) => proto::write_frame(
+                    r.to_peer(),
+                    b'A',
+                    &serde_json::to_vec(e).unwrap_or_default(),
+                ),
                 (Ok(()), Err(e)) => proto::write_frame(
-                    &mut r.to,
+                    r.to_peer(),
                     b'A',
                     &serde_json::to_vec(&io_err(
                         "stream",
