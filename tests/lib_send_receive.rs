@@ -559,7 +559,7 @@ fn force_receive_full_into_fs_with_snapshots_replaces_it() {
         force: true,
         ..Default::default()
     };
-    // OpenZFS 2.3 lets a forced full receive replace a filesystem with snapshots.
+    // A forced full receive replaces a filesystem with snapshots (2.1.11 and 2.3 alike).
     replicate(&zfs, &format!("{fs}@s1"), None, &dst, &o);
     assert_eq!(
         zfs_get("guid", &format!("{dst}@s1")),
