@@ -111,6 +111,7 @@ fn campaign_bad_input() {
                 a.extend(ssh.iter().map(OsString::from));
             }
             a.extend(args);
+            eprintln!("-- {what} as {role}");
             let r = zrep_os(&a);
             assert!(!r.stderr.contains("panicked"), "{what}: {}", r.stderr);
             assert!(
@@ -136,6 +137,7 @@ fn campaign_bad_input() {
         ("250 bytes", 250),
         ("255 bytes", 255),
     ] {
+        eprintln!("-- valid: {what}");
         let name = if n == 0 {
             format!("{pool}/my data: v1.0_x-y")
         } else {
@@ -197,6 +199,7 @@ fn campaign_bad_input() {
         ("unknown host", "no-such-host.invalid".into()),
     ];
     for (what, host) in &bad_hosts {
+        eprintln!("-- host {what}");
         let mut a: Vec<String> = vec!["replicate".into()];
         a.extend(ssh.iter().cloned());
         a.extend([src.clone(), format!("{host}:{}", p.ds("h"))]);
@@ -235,6 +238,7 @@ fn campaign_bad_input() {
             format!("localhost:{src}"),
         ),
     ] {
+        eprintln!("-- {what}");
         let mut a: Vec<String> = vec!["replicate".into(), "--json".into()];
         a.extend(ssh.iter().cloned());
         a.extend([s, t]);
@@ -263,6 +267,7 @@ fn campaign_bad_input() {
         ("300 bytes", long(300)),
         ("empty", String::new()),
     ] {
+        eprintln!("-- serve: {what}");
         let reqs = [
             serde_json::json!({"hello": {"version": 1, "zrep": "campaign"}}),
             serde_json::json!({"state": {"dataset": ds, "recursive": false}}),
@@ -403,6 +408,7 @@ fn campaign_bad_input() {
         ),
     ];
     for (what, data, target, flags, resumable) in cases {
+        eprintln!("-- stream: {what}");
         let before = pool_view(&pool);
         std::fs::write(&file, &data).unwrap();
         let mut a = vec!["receive"];

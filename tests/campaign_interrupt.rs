@@ -5,6 +5,7 @@
 //! followed by a normal run. Every round must end with identical file trees, the
 //! target accepting the next incremental, and zrep's cursor alone left behind.
 //!
+//! Each target keeps its direction (push or pull) until a full round replaces it.
 //! The offset is the number of bytes the sending process has written (its
 //! `/proc/PID/io` `wchar`), polled every 10 ms. SSH sessions share one master
 //! connection (ControlMaster): handshakes cost seconds in the emulated guest, and what
@@ -173,6 +174,7 @@ fn campaign_interrupt() {
     let (mut resumed, mut identical, mut tokens, mut killed_n) = (0, 0, 0, 0);
     let mut rows = Vec::new();
     let mut next_full = true;
+    let mut push = true;
     for round in 0..rounds {
         let full = next_full;
         next_full = rng.range(0, 3) == 0;
@@ -198,7 +200,11 @@ fn campaign_interrupt() {
         .json()["estimated_bytes"]
             .as_u64()
             .unwrap();
-        let push = rng.range(0, 2) == 0;
+        // A target is pushed to or pulled into, the same way for its lifetime: the
+        // cursor's id names the target as seen from where zrep runs.
+        if full {
+            push = rng.range(0, 2) == 0;
+        }
         let victim = *rng.pick(&["sender", "receiver", "ssh"]);
         let offset = rng.range(1 << 20, est * 9 / 10);
         let (s_arg, t_arg) = if push {

@@ -75,6 +75,7 @@ pub fn state(zfs: &Zfs, dataset: &str, recursive: bool) -> OpResult<Vec<DatasetS
             .and_then(|t| ResumeToken::parse(t).ok());
         out.push(DatasetState {
             kind: format!("{:?}", d.kind).to_lowercase(),
+            guid: d.guid,
             snapshots: l
                 .snapshots
                 .into_iter()

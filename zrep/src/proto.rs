@@ -228,6 +228,10 @@ pub struct DatasetState {
     pub name: String,
     /// `filesystem` or `volume`.
     pub kind: String,
+    /// The dataset's own GUID (every dataset has its own, replicas too): tells that
+    /// a target reached through SSH is the source itself. 0 from older peers.
+    #[serde(default)]
+    pub guid: u64,
     /// Snapshots, oldest first.
     pub snapshots: Vec<SnapEntry>,
     /// Bookmarks, oldest first.

@@ -173,6 +173,19 @@ pub fn replicate(
             format!("source {}{} does not exist", src.prefix(), opts.source),
         ));
     }
+    // The same dataset on both ends (a target on this host reached through SSH).
+    if let Some(t) = dst.state(&opts.target, false)?.first() {
+        if t.guid != 0 && t.guid == states[0].guid {
+            return Err(err(
+                "Usage",
+                format!(
+                    "target {}{} is the source dataset itself: choose another target",
+                    dst.prefix(),
+                    opts.target
+                ),
+            ));
+        }
+    }
     if opts.up_to.is_none() && !opts.no_snapshot {
         preflight(opts, dst, &states[0])?;
     }

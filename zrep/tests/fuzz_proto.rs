@@ -71,6 +71,7 @@ fn corpus() -> Vec<Vec<u8>> {
     let state = DatasetState {
         name: "tank/a b".into(),
         kind: "filesystem".into(),
+        guid: 99,
         snapshots: vec![snap.clone(), snap.clone()],
         bookmarks: vec![snap],
         written: 0,
