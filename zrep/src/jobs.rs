@@ -646,6 +646,7 @@ mod tests {
     fn ds(name: &str, snapshots: Vec<SnapEntry>) -> DatasetState {
         DatasetState {
             name: name.into(),
+            guid: 0,
             kind: "filesystem".into(),
             snapshots,
             bookmarks: Vec::new(),
