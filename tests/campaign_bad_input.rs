@@ -145,6 +145,7 @@ fn campaign_bad_input() {
         };
         let tgt = format!("{}T", &name[..name.len() - 1]);
         zfs(&["create", &name]);
+        eprintln!("--- created");
         write_random(&p.path(&name[pool.len() + 1..]).join("f"), 4096, 9);
         let copy = p.ds(&format!("copy{}", rows.len()));
         let mut cell = Vec::new();
@@ -152,7 +153,9 @@ fn campaign_bad_input() {
             ("as source", name.as_str(), copy.as_str()),
             ("as target", src.as_str(), tgt.as_str()),
         ] {
+            eprintln!("--- {role}: {s} -> {t}");
             let r = zrep(&["replicate", "--json", s, t]);
+            eprintln!("--- exit {}: {}", r.code, first_error(&r));
             assert!(!r.stderr.contains("panicked"), "{what}: {}", r.stderr);
             if r.code == 0 {
                 let snap = r.json()["snapshots"][0].as_str().unwrap().to_string();

@@ -38,7 +38,8 @@ fn together(runs: &[Vec<String>], env_lock_dir: &[bool]) -> Vec<(Output, f64)> {
         .collect()
 }
 
-fn describe(o: &Output, secs: f64) -> String {
+fn describe(o: &Output, secs: Option<f64>) -> String {
+    let after = secs.map(|s| format!(" after {s:.1} s")).unwrap_or_default();
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(!err.contains("panicked"), "{err}");
     if o.status.success() {
@@ -48,7 +49,7 @@ fn describe(o: &Output, secs: f64) -> String {
         } else {
             j["mode"].as_str().unwrap_or("?").to_string()
         };
-        format!("ok ({mode}) after {secs:.1} s")
+        format!("ok ({mode}){after}")
     } else {
         let l = err.lines().find(|l| l.starts_with("zrep:")).unwrap_or("?");
         format!(
@@ -68,8 +69,8 @@ fn all_ok(what: &str, out: &[(Output, f64)]) -> Vec<String> {
             String::from_utf8_lossy(&o.stderr)
         );
     }
-    let rest: Vec<String> = out[1..].iter().map(|(o, s)| describe(o, *s)).collect();
-    vec![what.into(), describe(&out[0].0, out[0].1), rest.join("; ")]
+    let rest: Vec<String> = out[1..].iter().map(|(o, s)| describe(o, Some(*s))).collect();
+    vec![what.into(), describe(&out[0].0, Some(out[0].1)), rest.join("; ")]
 }
 
 fn same(p: &TestPool, s: &str, t: &str) {
@@ -143,7 +144,7 @@ fn campaign_concurrency() {
         same(&p, "src", &format!("long{wait}"));
         rows.push(vec![
             what.into(),
-            describe(&o, 0.0),
+            describe(&o, None),
             format!("exit 1 after {waited:.1} s: another zrep is replicating into ..."),
         ]);
     }

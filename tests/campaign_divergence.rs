@@ -9,13 +9,9 @@ use zrep_tests::campaign::{assert_cursor_only, zrep_marks, Report};
 use zrep_tests::cli::{zrep, Run};
 use zrep_tests::{cli_snapshots, mount, tree_digest, write_random, zfs, zfs_get, TestPool};
 
-/// What must not change on a target that zrep refused: snapshots with GUIDs, bytes
-/// written since the newest, the files.
-type View = (
-    Vec<(String, String)>,
-    String,
-    Vec<(std::path::PathBuf, u64, u64)>,
-);
+/// What must not change on a target that zrep refused: snapshots with GUIDs, and the
+/// files. (Not `written`: reading the files of a writable target updates atimes.)
+type View = (Vec<(String, String)>, Vec<(std::path::PathBuf, u64, u64)>);
 
 /// One pair under test.
 struct Pair<'a> {
@@ -63,7 +59,7 @@ impl Pair<'_> {
             .collect();
         mount(&self.dst);
         let dir = self.p.path(&format!("{}/dst", self.rel));
-        (snaps, zfs_get("written", &self.dst), tree_digest(&dir))
+        (snaps, tree_digest(&dir))
     }
 }
 

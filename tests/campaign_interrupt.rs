@@ -180,6 +180,10 @@ fn campaign_interrupt() {
         next_full = rng.range(0, 3) == 0;
         if full {
             if zrep_tests::cli_exists(&dst) {
+                // Retiring a target: release zrep's holds on it, then destroy it.
+                for (snap, tag) in zrep_tests::campaign::zrep_marks(&dst).0 {
+                    zfs(&["release", &tag, &format!("{dst}@{snap}")]);
+                }
                 zfs(&["destroy", "-r", "-f", &dst]);
             }
         } else {

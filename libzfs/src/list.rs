@@ -112,14 +112,18 @@ local dsprops = {"type", "guid", "createtxg", "creation", "used", "referenced",
     "keystatus", "origin"}
 local snapprops = {"guid", "createtxg", "creation", "used", "referenced", "written",
     "userrefs"}
+-- A dataset whose name leaves no room for "@x" or "/x" (255 bytes in all) can have
+-- no snapshots or children; and the kernel's iterators assert (hanging the caller)
+-- when asked for them, so they are not asked.
+local function room(ds) return #ds <= 253 end
 local function visit(ds)
     n = n + 1
     local t = props(ds, dsprops)
     -- An interrupted incremental receive keeps its state (and token) in ds/%recv.
-    if t["receive_resume_token"] == nil and zfs.exists(ds .. "/%recv") then
+    if t["receive_resume_token"] == nil and #ds <= 249 and zfs.exists(ds .. "/%recv") then
         t["receive_resume_token"] = zfs.get_prop(ds .. "/%recv", "receive_resume_token")
     end
-    if snaps then
+    if snaps and room(ds) then
         local s = {}
         for snap in zfs.list.snapshots(ds) do
             s[snap] = props(snap, snapprops)
@@ -127,7 +131,7 @@ local function visit(ds)
         t["snapshots"] = s
     end
     out[ds] = t
-    if recursive then
+    if recursive and room(ds) then
         for child in zfs.list.children(ds) do
             visit(child)
         end

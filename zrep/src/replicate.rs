@@ -467,10 +467,24 @@ fn one(
     let (up_to, would_snapshot, id) = (names.up_to, names.would_snapshot, names.id);
     // A child of a recursive run is locked too: a run aimed at the child itself
     // (which locks only the child) must not receive into it at the same time.
-    let _child_lock = if !opts.dry_run && target != opts.target {
+    let child = !opts.dry_run && target != opts.target;
+    let _child_lock = if child {
         dst.lock(target, opts.lock_wait)?
     } else {
         None
+    };
+    // Once the child is ours, list it again: a run that held it may have taken and
+    // sent newer snapshots, which put the target ahead of us, not diverged.
+    let fresh;
+    let d = if child {
+        fresh = src
+            .state(&d.name, false)?
+            .into_iter()
+            .next()
+            .ok_or_else(|| err("NotFound", format!("{} no longer exists", d.name)))?;
+        &fresh
+    } else {
+        d
     };
     let tag = format!("zrep-{id}");
     let source = source_state(d);

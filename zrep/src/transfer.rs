@@ -5,7 +5,8 @@
 //! - remote → local (pull): `zrep serve` → ssh → `D` frames → pipe → `lzc_receive`.
 //!
 //! Whichever end fails, the other sees a closed pipe and stops; the error reported is
-//! the one that caused it (a send error before the receive error it provoked).
+//! the one that caused it (a send error before the truncated stream it provoked, a
+//! receive's own refusal before the broken pipe it provoked).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -120,9 +121,18 @@ pub fn transfer(
                 drop(r2);
                 let sent = sender.join().expect("send thread panicked");
                 let _ = copier.join().expect("copy thread panicked");
-                sent?;
-                let (snapshot, bytes) = received?;
-                Ok(Transferred { snapshot, bytes })
+                match (sent, received) {
+                    // The receive refused for a reason of its own (a name too long, a
+                    // modified target...) and closed the pipe: that made the send fail
+                    // ("interrupted", "broken pipe"), so the receive's error is the cause.
+                    (Err(_), Err(r))
+                        if !matches!(r.kind.as_str(), "BadStream" | "StreamTruncated") =>
+                    {
+                        Err(r)
+                    }
+                    (Err(s), _) => Err(s),
+                    (Ok(()), r) => r.map(|(snapshot, bytes)| Transferred { snapshot, bytes }),
+                }
             })
         }
         (Side::Local(sz), Side::Remote(r)) => {
