@@ -205,7 +205,9 @@ fn campaign_bad_input() {
         eprintln!("-- host {what}");
         let mut a: Vec<String> = vec!["replicate".into()];
         a.extend(ssh.iter().cloned());
-        a.extend([src.clone(), format!("{host}:{}", p.ds("h"))]);
+        // After `--`, so that a host that looks like an option reaches zrep itself
+        // (as it would from a job file), not only the argument parser.
+        a.extend(["--".into(), src.clone(), format!("{host}:{}", p.ds("h"))]);
         let r = zrep(&a.iter().map(String::as_str).collect::<Vec<_>>());
         assert!(!r.stderr.contains("panicked"), "{what}: {}", r.stderr);
         assert_eq!(r.code, 1, "host {what}: {r:?}");

@@ -4,7 +4,8 @@
 //! (`zrep_` + hex snapshots, `zrep:` properties):
 //! - snapshots `@zrep-YYYYMMDDTHHMMSSZ` (UTC, so names sort by time);
 //! - hold tag `zrep-<id>` on the newest replicated snapshot on both sides, where `<id>`
-//!   is 8 hex digits naming the target (host and dataset);
+//!   is 8 hex digits naming the target dataset (its name and its pool, not the route
+//!   to it: pushing to a target and pulling into it keep one cursor);
 //! - bookmark `#zrep-<id>-<snapshot>` on the source: the incremental base when that
 //!   snapshot is pruned on the source.
 
@@ -87,10 +88,14 @@ pub struct Outcome {
     pub error: Option<String>,
 }
 
-/// The target id used in hold tags and bookmark names.
-pub fn target_id(host: &str, dataset: &str) -> String {
+/// The target id used in hold tags and bookmark names: the target dataset's name
+/// within its pool, known by the GUID of the pool's root dataset (`place`), so that
+/// one target keeps one cursor however it is reached (pushed to over SSH, pulled into
+/// locally, under another host name). `place` is the host as written when the peer
+/// does not report GUIDs.
+pub fn target_id(place: &str, dataset: &str) -> String {
     let mut h: u32 = 0x811c_9dc5;
-    for b in host.bytes().chain([b':']).chain(dataset.bytes()) {
+    for b in place.bytes().chain([b':']).chain(dataset.bytes()) {
         h = (h ^ u32::from(b)).wrapping_mul(0x0100_0193);
     }
     format!("{h:08x}")
@@ -173,6 +178,36 @@ pub fn replicate(
             format!("source {}{} does not exist", src.prefix(), opts.source),
         ));
     }
+    // Every child target is locked too, before anything is planned: a run aimed at a
+    // child itself (which locks only the child) must not receive into it meanwhile.
+    // Locks are taken in one order (the tree's), so runs on overlapping trees wait
+    // for each other rather than deadlock. The tree is listed again once they are
+    // ours: a run that held one may have taken and sent newer snapshots.
+    let mut _child_locks = Vec::new();
+    let mut busy: HashMap<String, String> = HashMap::new();
+    if !opts.dry_run && states.len() > 1 {
+        let mut children: Vec<&DatasetState> = states[1..].iter().collect();
+        children.sort_by(|a, b| a.name.split('/').cmp(b.name.split('/')));
+        for d in children {
+            let target = format!("{}{}", opts.target, &d.name[opts.source.len()..]);
+            match dst.lock(&target, opts.lock_wait) {
+                Ok(lock) => _child_locks.push(lock),
+                Err(e) => {
+                    busy.insert(d.name.clone(), e.message);
+                }
+            }
+        }
+        // A child created meanwhile is not locked: it waits for the next run.
+        let known: HashSet<String> = states.iter().map(|d| d.name.clone()).collect();
+        states = src.state(&opts.source, opts.recursive)?;
+        states.retain(|d| known.contains(&d.name));
+        if states.first().map(|d| &d.name) != Some(&opts.source) {
+            return Err(err(
+                "NotFound",
+                format!("source {}{} no longer exists", src.prefix(), opts.source),
+            ));
+        }
+    }
     // The same dataset on both ends (a target on this host reached through SSH).
     if let Some(t) = dst.state(&opts.target, false)?.first() {
         if t.guid != 0 && t.guid == states[0].guid {
@@ -227,7 +262,18 @@ pub fn replicate(
             ui.verbose(&format!("snapshot {}@{name}", opts.source));
         }
     }
-    let id = target_id(&opts.target_host, &opts.target);
+    let pool = opts.target.split('/').next().unwrap_or_default();
+    let root = dst.state(pool, false)?.into_iter().next().ok_or_else(|| {
+        err(
+            "NotFound",
+            format!("target pool {}{pool} does not exist", dst.prefix()),
+        )
+    })?;
+    let place = match root.guid {
+        0 => opts.target_host.clone(),
+        guid => format!("{guid:016x}"),
+    };
+    let id = target_id(&place, &opts.target);
     // The whole target tree in one listing.
     let targets: HashMap<String, DatasetState> = dst
         .state(&opts.target, opts.recursive)?
@@ -241,6 +287,7 @@ pub fn replicate(
         name: name.as_deref(),
         fresh: &fresh,
         id: &id,
+        busy: &busy,
     };
     // Datasets that have something to send can go in parallel (receives then share
     // transaction groups), each worker with its own pair of sides.
@@ -315,6 +362,8 @@ struct Work<'a> {
     name: Option<&'a str>,
     fresh: &'a HashSet<String>,
     id: &'a str,
+    /// Children whose target lock another run holds, with the message.
+    busy: &'a HashMap<String, String>,
 }
 
 impl Work<'_> {
@@ -358,7 +407,11 @@ impl Work<'_> {
             id: self.id,
         };
         let t = self.targets.get(&target);
-        let cursor = match one(self.opts, src, dst, d, &target, &names, t, ui, &mut o) {
+        let result = match self.busy.get(&d.name) {
+            Some(message) => Err(err("Busy", message.clone())),
+            None => one(self.opts, src, dst, d, &target, &names, t, ui, &mut o),
+        };
+        let cursor = match result {
             Ok(c) => c,
             Err(e) => {
                 o.error = Some(e.message.clone());
@@ -465,27 +518,6 @@ fn one(
     o: &mut Outcome,
 ) -> OpResult<Option<Cursor>> {
     let (up_to, would_snapshot, id) = (names.up_to, names.would_snapshot, names.id);
-    // A child of a recursive run is locked too: a run aimed at the child itself
-    // (which locks only the child) must not receive into it at the same time.
-    let child = !opts.dry_run && target != opts.target;
-    let _child_lock = if child {
-        dst.lock(target, opts.lock_wait)?
-    } else {
-        None
-    };
-    // Once the child is ours, list it again: a run that held it may have taken and
-    // sent newer snapshots, which put the target ahead of us, not diverged.
-    let fresh;
-    let d = if child {
-        fresh = src
-            .state(&d.name, false)?
-            .into_iter()
-            .next()
-            .ok_or_else(|| err("NotFound", format!("{} no longer exists", d.name)))?;
-        &fresh
-    } else {
-        d
-    };
     let tag = format!("zrep-{id}");
     let source = source_state(d);
     let tgt = tstate.map_or(TargetState::Absent, target_state);

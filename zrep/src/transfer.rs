@@ -74,6 +74,19 @@ pub struct Transferred {
     pub bytes: u64,
 }
 
+/// The result of a local transfer from its two halves' results: the error that caused
+/// the other one when both failed.
+fn outcome(sent: OpResult<()>, received: OpResult<(String, u64)>) -> OpResult<Transferred> {
+    match (sent, received) {
+        // The receive refused for a reason of its own (a name too long, a modified
+        // target...) and closed the pipe: that made the send fail ("interrupted",
+        // "broken pipe"), so the receive's error is the cause.
+        (Err(_), Err(r)) if !matches!(r.kind.as_str(), "BadStream" | "StreamTruncated") => Err(r),
+        (Err(s), _) => Err(s),
+        (Ok(()), r) => r.map(|(snapshot, bytes)| Transferred { snapshot, bytes }),
+    }
+}
+
 fn io_err(what: &str, e: std::io::Error) -> RemoteError {
     err("Io", format!("{what}: {e}"))
 }
@@ -98,10 +111,9 @@ pub fn transfer(
                 let received = target.receive_here(&dz, &r);
                 drop(r);
                 let sent = sender.join().expect("send thread panicked");
-                sent?;
-                let (snapshot, bytes) = received?;
-                tick(bytes);
-                Ok(Transferred { snapshot, bytes })
+                let done = outcome(sent, received)?;
+                tick(done.bytes);
+                Ok(done)
             })
         }
         (Side::Local(sz), Side::Local(dz)) => {
@@ -121,18 +133,7 @@ pub fn transfer(
                 drop(r2);
                 let sent = sender.join().expect("send thread panicked");
                 let _ = copier.join().expect("copy thread panicked");
-                match (sent, received) {
-                    // The receive refused for a reason of its own (a name too long, a
-                    // modified target...) and closed the pipe: that made the send fail
-                    // ("interrupted", "broken pipe"), so the receive's error is the cause.
-                    (Err(_), Err(r))
-                        if !matches!(r.kind.as_str(), "BadStream" | "StreamTruncated") =>
-                    {
-                        Err(r)
-                    }
-                    (Err(s), _) => Err(s),
-                    (Ok(()), r) => r.map(|(snapshot, bytes)| Transferred { snapshot, bytes }),
-                }
+                outcome(sent, received)
             })
         }
         (Side::Local(sz), Side::Remote(r)) => {
