@@ -69,8 +69,15 @@ fn all_ok(what: &str, out: &[(Output, f64)]) -> Vec<String> {
             String::from_utf8_lossy(&o.stderr)
         );
     }
-    let rest: Vec<String> = out[1..].iter().map(|(o, s)| describe(o, Some(*s))).collect();
-    vec![what.into(), describe(&out[0].0, Some(out[0].1)), rest.join("; ")]
+    let rest: Vec<String> = out[1..]
+        .iter()
+        .map(|(o, s)| describe(o, Some(*s)))
+        .collect();
+    vec![
+        what.into(),
+        describe(&out[0].0, Some(out[0].1)),
+        rest.join("; "),
+    ]
 }
 
 fn same(p: &TestPool, s: &str, t: &str) {
