@@ -49,6 +49,8 @@ fn main() {
         .allowlist_type("pool_initialize_func(_t)?|pool_trim_func(_t)?")
         .allowlist_type("zpool_wait_activity(_t)?|zfs_wait_activity(_t)?")
         .allowlist_type("dmu_objset_type(_t)?")
+        // lzc_scrub takes one; also lets lib.rs check which OS's zfs.h was read.
+        .allowlist_type("zfs_ioc(_t)?")
         .allowlist_var("ZFS_MAX_DATASET_NAME_LEN|ZCP_.*|ZFS_IMPORTED|LZC_.*")
         // nvlists come from nvpair-sys, so one *mut nvlist_t flows between the crates.
         .blocklist_type("nvlist|nvlist_t|nvpair|nvpair_t")
@@ -104,8 +106,9 @@ fn probe() -> (Vec<PathBuf>, String) {
             "\n\nlibzfs-sys: libzfs_core (OpenZFS >= 2.0) was not found by pkg-config:\n{e}\n\
              On Debian/Ubuntu install the headers: apt-get install libzfslinux-dev pkg-config\n\
              (OpenZFS 2.3 is in bookworm-backports; scripts/setup does all of it).\n\
-             On FreeBSD, point LIBZFS_CORE_INCLUDE_DIRS at sys/contrib/openzfs/include and \
-             .../lib/libspl/include, and set LIBZFS_CORE_VERSION.\n"
+             Elsewhere, point LIBZFS_CORE_INCLUDE_DIRS at the OpenZFS sources' include, \
+             lib/libspl/include and lib/libspl/include/os/<os>, and set \
+             LIBZFS_CORE_VERSION.\n"
         ),
     }
 }
@@ -139,14 +142,15 @@ fn freebsd_base() -> Option<(Vec<PathBuf>, String)> {
         .expect("META has a Version line");
     println!("cargo:rustc-link-lib=zfs_core");
     println!("cargo:rustc-link-lib=nvpair");
+    // The userland search path FreeBSD's own cddl/lib/libzfs_core Makefile uses. Not
+    // include/os/freebsd/{spl,zfs}: those are the kernel's headers, and their
+    // sys/types.h (reached through libspl's #include_next) does not parse in userland.
     let inc = |p: &str| root.join(p);
     Some((
         vec![
             inc("include"),
             inc("lib/libspl/include"),
             inc("lib/libspl/include/os/freebsd"),
-            inc("include/os/freebsd/spl"),
-            inc("include/os/freebsd/zfs"),
         ],
         version,
     ))

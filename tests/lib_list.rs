@@ -1,6 +1,6 @@
 //! libzfs against real pools: listing through channel programs, get_props, channel
 //! programs themselves, sync, wait and snaprange_space.
-use libzfs::{ErrorKind, Kind, NvList, ProgramLimits, WaitActivity};
+use libzfs::{Errno, ErrorKind, Kind, NvList, ProgramLimits, WaitActivity};
 use zrep_tests::*;
 
 #[test]
@@ -447,7 +447,7 @@ fn channel_program_instruction_limit() {
             false,
         )
         .unwrap_err();
-    assert_eq!(e.errno().unwrap().raw(), libc::ETIME, "{e:?}");
+    assert_eq!(e.errno(), Some(Errno::ETIME), "{e:?}");
 }
 
 #[test]

@@ -40,6 +40,22 @@ pub mod code {
     pub const ZFS_ERR_CRYPTO_NOTSUP: i32 = 1048;
 }
 
+/// ZFS names a few errnos the OS does not have, or spells them differently: the module
+/// maps them to native codes per OS (include/os/linux/spl/sys/errno.h and
+/// include/os/freebsd/spl/sys/ccompile.h in the OpenZFS sources).
+#[cfg(target_os = "linux")]
+mod os_errno {
+    pub const ECKSUM: i32 = libc::EBADE;
+    pub const ETIME: i32 = libc::ETIME;
+    pub const ECHRNG: i32 = libc::ECHRNG;
+}
+#[cfg(target_os = "freebsd")]
+mod os_errno {
+    pub const ECKSUM: i32 = libc::EINTEGRITY;
+    pub const ETIME: i32 = libc::ETIMEDOUT;
+    pub const ECHRNG: i32 = libc::ENXIO;
+}
+
 /// An errno value: POSIX codes, plus OpenZFS's own codes from 1024 up
 /// (`enum zfs_errno` in `sys/fs/zfs.h`).
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
@@ -53,12 +69,15 @@ impl Errno {
     pub const IOC_CMD_UNAVAIL: Errno = Errno(code::ZFS_ERR_IOC_CMD_UNAVAIL);
     /// `ZFS_ERR_RESUME_EXISTS`: a resumable receive state is already there.
     pub const RESUME_EXISTS: Errno = Errno(code::ZFS_ERR_RESUME_EXISTS);
-    /// ZFS's ECKSUM: EBADE on Linux, EINTEGRITY (97) on FreeBSD.
-    #[cfg(target_os = "linux")]
-    pub const ECKSUM: Errno = Errno(libc::EBADE);
-    /// ZFS's ECKSUM: EBADE on Linux, EINTEGRITY (97) on FreeBSD.
-    #[cfg(not(target_os = "linux"))]
-    pub const ECKSUM: Errno = Errno(97);
+    /// ZFS's ECKSUM (a checksum error, e.g. a corrupt stream): EBADE on Linux,
+    /// EINTEGRITY on FreeBSD.
+    pub const ECKSUM: Errno = Errno(os_errno::ECKSUM);
+    /// ZFS's ETIME: a channel program ran out of instructions. ETIME on Linux,
+    /// ETIMEDOUT on FreeBSD.
+    pub const ETIME: Errno = Errno(os_errno::ETIME);
+    /// ZFS's ECHRNG: a channel program failed at run time (a Lua error). ECHRNG on
+    /// Linux, ENXIO on FreeBSD.
+    pub const ECHRNG: Errno = Errno(os_errno::ECHRNG);
 
     /// The raw value.
     pub fn raw(self) -> i32 {
@@ -574,6 +593,17 @@ mod tests {
             ErrorKind::StreamTruncated
         );
         assert_eq!(classify(Op::Receive, Errno::ECKSUM), ErrorKind::BadStream);
+    }
+
+    #[test]
+    fn zfs_errno_names_have_this_os_values() {
+        // Each OS's errno.h numbers for the codes OpenZFS maps these names to: a
+        // wrong libc name would still compile.
+        #[cfg(target_os = "linux")]
+        let want = [52, 62, 44];
+        #[cfg(target_os = "freebsd")]
+        let want = [97, 60, 6];
+        assert_eq!([Errno::ECKSUM.0, Errno::ETIME.0, Errno::ECHRNG.0], want);
     }
 
     #[test]

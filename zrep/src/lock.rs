@@ -19,7 +19,13 @@ fn lock_dir() -> PathBuf {
     if let Some(d) = std::env::var_os("ZREP_LOCK_DIR") {
         return d.into();
     }
-    for d in ["/run/zrep", "/tmp/zrep-locks"] {
+    // FreeBSD has no /run: its run-time state lives in /var/run.
+    let run = if cfg!(target_os = "linux") {
+        "/run/zrep"
+    } else {
+        "/var/run/zrep"
+    };
+    for d in [run, "/tmp/zrep-locks"] {
         if std::fs::create_dir_all(d).is_ok() {
             return d.into();
         }
