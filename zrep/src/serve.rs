@@ -185,7 +185,8 @@ fn send_stream(zfs: &Zfs, stream: &Stream, output: &mut File) -> Result<(), Prot
     }
 }
 
-/// Answers `Streaming`, receives the framed stream that follows into `dataset`.
+/// Answers `Streaming`, receives the framed stream that follows into `dataset`. A
+/// name that cannot be a dataset is refused before any stream is asked for.
 fn receive_stream(
     zfs: &Zfs,
     dataset: &str,
@@ -193,6 +194,9 @@ fn receive_stream(
     input: &mut File,
     output: &mut File,
 ) -> Result<OpResult<Response>, ProtoError> {
+    if let Err(e) = libzfs::DatasetName::new(dataset) {
+        return Ok(Err(e.into()));
+    }
     let (rd, wr) = match pump::pipe() {
         Ok(p) => p,
         Err(e) => return Ok(Err(err("Io", format!("pipe: {e}")))),

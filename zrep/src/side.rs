@@ -44,13 +44,32 @@ pub fn split_host(spec: &str) -> (Option<&str>, &str) {
     }
 }
 
-/// Refuses hosts that ssh would read as an option or that no host name contains.
-pub fn check_host(host: &str) -> OpResult<()> {
-    if host.is_empty()
-        || host.starts_with('-')
-        || host.chars().any(|c| c.is_whitespace() || c.is_control())
+/// Refuses `[user@]host` unless both parts are plain names (letters, digits, `.`, `-`,
+/// `_`; neither empty nor starting with `-`, which ssh would read as an option). An
+/// IPv6 address or anything fancier goes in `~/.ssh/config` under a plain name.
+pub fn check_host(spec: &str) -> OpResult<()> {
+    let bad = |why: String| Err(err("InvalidName", format!("invalid host {spec:?}: {why}")));
+    let (user, host) = match spec.rsplit_once('@') {
+        Some((u, h)) => (Some(u), h),
+        None => (None, spec),
+    };
+    for (what, part) in user
+        .map(|u| ("user", u))
+        .into_iter()
+        .chain([("host", host)])
     {
-        return Err(err("InvalidName", format!("invalid host {host:?}")));
+        if part.is_empty() {
+            return bad(format!("the {what} name is empty"));
+        }
+        if part.starts_with('-') {
+            return bad(format!("the {what} name starts with '-'"));
+        }
+        if let Some(c) = part
+            .chars()
+            .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_')))
+        {
+            return bad(format!("{c:?} in the {what} name"));
+        }
     }
     Ok(())
 }
@@ -129,16 +148,41 @@ impl Remote {
                     peer_zrep: zrep,
                 },
             )),
-            Ok(other) => Err(err("Connection", format!("{host}: unexpected hello {other:?}"))),
-            Err(e) if e.kind == "Connection" => Err(err(
+            Ok(other) => Err(err(
                 "Connection",
-                format!(
-                    "{} (is zrep installed on {host}? use --remote-zrep PATH; can you `ssh {host}`?)",
-                    e.message
-                ),
+                format!("{host}: unexpected hello {other:?}"),
             )),
+            Err(e) if e.kind == "Connection" => {
+                // ssh's own exit status tells which end failed; its message (on our
+                // stderr) is already above.
+                r.to = None;
+                let why = match r.exit_code() {
+                    Some(255) => format!("ssh could not reach {host} (ssh's message is above)"),
+                    Some(127) => format!(
+                        "{remote_zrep} is not installed on {host} (--remote-zrep PATH says where it is)"
+                    ),
+                    _ => format!(
+                        "{} (is zrep installed on {host}? use --remote-zrep PATH; can you `ssh {host}`?)",
+                        e.message
+                    ),
+                };
+                Err(err("Connection", why))
+            }
             Err(e) => Err(e),
         }
+    }
+
+    /// The exit code of ssh once it has ended (it has, or soon will, when the peer
+    /// closed the connection); None if it is still running after two seconds.
+    fn exit_code(&mut self) -> Option<i32> {
+        for _ in 0..100 {
+            match self.child.try_wait() {
+                Ok(Some(st)) => return st.code(),
+                Ok(None) => std::thread::sleep(std::time::Duration::from_millis(20)),
+                Err(_) => return None,
+            }
+        }
+        None
     }
 
     /// The pipe to the peer (open until the session is dropped).
@@ -371,6 +415,31 @@ impl Side {
                     wait_secs,
                 })
                 .map(|_| None),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::check_host;
+
+    #[test]
+    fn hosts() {
+        for ok in ["nas", "backup@nas.example.org", "root@10.0.0.5", "a_b-c"] {
+            assert!(check_host(ok).is_ok(), "{ok}");
+        }
+        for (bad, why) in [
+            ("", "host name is empty"),
+            ("@nas", "user name is empty"),
+            ("root@", "host name is empty"),
+            ("a@b@nas", "'@' in the user name"),
+            ("'h'", "'\\'' in the host name"),
+            ("-oProxyCommand=x", "starts with '-'"),
+            ("r t@nas", "' ' in the user name"),
+            ("a\nb", "'\\n' in the host name"),
+        ] {
+            let e = check_host(bad).unwrap_err();
+            assert!(e.message.contains(why), "{bad:?}: {}", e.message);
         }
     }
 }

@@ -53,7 +53,7 @@ fn hostile_peers_get_clear_errors_and_clean_exits() {
             "protocol version mismatch: we speak 1, the peer speaks 2",
         ),
         ("close", "the peer closed the connection"),
-        ("shell-error", "is zrep installed on localhost"),
+        ("shell-error", "is not installed on localhost"),
         ("ssh-banner", "unknown frame kind 0x53 (is it zrep serve?)"),
         ("bad-json", "malformed message"),
         ("noise", "localhost: "),
