@@ -339,6 +339,13 @@ fn campaign_interrupt() {
         };
         prune(&src);
         prune(&dst);
+        report.progress(&format!(
+            "round {round}: {} {} killed {victim} at {:.1} MiB, token {token}, resumed {was_resumed}, {:.0} s so far",
+            if full { "full" } else { "incr" },
+            if push { "push" } else { "pull" },
+            offset as f64 / 1048576.0,
+            t_all.elapsed().as_secs_f64()
+        ));
         rows.push(vec![
             round.to_string(),
             if full { "full" } else { "incr" }.into(),

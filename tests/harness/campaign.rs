@@ -65,8 +65,24 @@ impl Report {
             lines: Vec::new(),
             done: false,
         };
+        let _ = std::fs::remove_file(r.path.with_extension("progress"));
         r.line(&format!("== campaign {name}"));
         r
+    }
+
+    /// A progress line: printed, and appended at once to `NAME.progress` beside the
+    /// report, which can be watched while the guest runs (the test's own output only
+    /// shows when it ends).
+    pub fn progress(&self, s: &str) {
+        use std::io::Write;
+        eprintln!("{s}");
+        if let Ok(mut f) = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.path.with_extension("progress"))
+        {
+            let _ = writeln!(f, "{s}");
+        }
     }
 
     /// Prints a line (stderr) and keeps it.

@@ -779,15 +779,44 @@ impl Cursor {
     }
 
     /// New holds and the bookmark first, so that a failure part way leaves the
-    /// newest snapshot protected; then the old ones go.
+    /// newest snapshot protected; then, once both sides have them, the old ones go.
+    /// Each step runs on both sides at once: every call waits for its pool's
+    /// transaction group, and the two sides' pools sync independently.
     fn apply(&self, src: &mut Side, dst: &mut Side) -> OpResult<()> {
-        src.hold(&self.src_hold)?;
-        dst.hold(&self.dst_hold)?;
-        src.bookmark(&self.bookmark)?;
-        src.release(&self.src_release)?;
-        dst.release(&self.dst_release)?;
-        src.destroy_bookmarks(&self.destroy_bookmarks)
+        both(
+            src,
+            dst,
+            |s| {
+                s.hold(&self.src_hold)?;
+                s.bookmark(&self.bookmark)
+            },
+            |d| d.hold(&self.dst_hold),
+        )?;
+        both(
+            src,
+            dst,
+            |s| {
+                s.release(&self.src_release)?;
+                s.destroy_bookmarks(&self.destroy_bookmarks)
+            },
+            |d| d.release(&self.dst_release),
+        )
     }
+}
+
+/// Runs `on_src` and `on_dst` at the same time; the first error, the source's first.
+fn both(
+    src: &mut Side,
+    dst: &mut Side,
+    on_src: impl FnOnce(&mut Side) -> OpResult<()> + Send,
+    on_dst: impl FnOnce(&mut Side) -> OpResult<()> + Send,
+) -> OpResult<()> {
+    std::thread::scope(|s| {
+        let t = s.spawn(|| on_dst(dst));
+        let a = on_src(src);
+        let b = t.join().expect("cursor thread panicked");
+        a.and(b)
+    })
 }
 
 /// Moves every dataset's cursor in one batch; when the batch fails, dataset by

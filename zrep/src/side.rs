@@ -348,6 +348,9 @@ impl Side {
 
     /// See [`local::bookmark`].
     pub fn bookmark(&mut self, pairs: &[(String, String)]) -> OpResult<()> {
+        if pairs.is_empty() {
+            return Ok(());
+        }
         match self {
             Side::Local(z) => local::bookmark(z, pairs),
             Side::Remote(r) => r.expect_ok(&Request::Bookmark {
@@ -357,7 +360,6 @@ impl Side {
     }
 
     /// See [`local::destroy_snapshots`].
-    #[allow(dead_code)] // for retention (pruning), not wired yet
     pub fn destroy_snapshots(&mut self, snapshots: &[String]) -> OpResult<()> {
         if snapshots.is_empty() {
             return Ok(());
