@@ -171,11 +171,35 @@ fn campaign_interrupt() {
     let pidfile = test_dir().join(format!("serve-{}.pid", std::process::id()));
     let wrapper = serve_wrapper(&pidfile);
     let t_all = Instant::now();
+    // A round that hangs fails the campaign, with where it was, instead of the guest's
+    // timeout ending everything without a word.
+    let round_at = std::sync::Arc::new(std::sync::Mutex::new((0usize, Instant::now())));
+    {
+        let round_at = round_at.clone();
+        std::thread::spawn(move || loop {
+            std::thread::sleep(Duration::from_secs(5));
+            let (round, since) = *round_at.lock().unwrap();
+            if since.elapsed() > Duration::from_secs(300) {
+                let ps = Command::new("ps")
+                    .args(["-eo", "pid,ppid,stat,wchan:24,args"])
+                    .output();
+                let ps = ps.map(|o| String::from_utf8_lossy(&o.stdout).into_owned());
+                let line = format!(
+                    "round {round}: still going after 300 s; processes:\n{}",
+                    ps.unwrap_or_default()
+                );
+                Report::note("interrupt", &line);
+                eprintln!("{line}");
+                std::process::exit(1);
+            }
+        });
+    }
     let (mut resumed, mut identical, mut tokens, mut killed_n) = (0, 0, 0, 0);
     let mut rows = Vec::new();
     let mut next_full = true;
     let mut push = true;
     for round in 0..rounds {
+        *round_at.lock().unwrap() = (round, Instant::now());
         let full = next_full;
         next_full = rng.range(0, 3) == 0;
         if full {
@@ -231,6 +255,13 @@ fn campaign_interrupt() {
             ]);
             v
         };
+        report.progress(&format!(
+            "round {round}: {} {}, will kill the {victim} at {:.1} of {:.1} MiB",
+            if full { "full" } else { "incr" },
+            if push { "push" } else { "pull" },
+            offset as f64 / 1048576.0,
+            est as f64 / 1048576.0
+        ));
         let _ = std::fs::remove_file(&pidfile);
         let a = args(false);
         let child = zrep_spawn(&a.iter().map(String::as_str).collect::<Vec<_>>());
@@ -340,10 +371,7 @@ fn campaign_interrupt() {
         prune(&src);
         prune(&dst);
         report.progress(&format!(
-            "round {round}: {} {} killed {victim} at {:.1} MiB, token {token}, resumed {was_resumed}, {:.0} s so far",
-            if full { "full" } else { "incr" },
-            if push { "push" } else { "pull" },
-            offset as f64 / 1048576.0,
+            "round {round}: done; token {token}, resumed {was_resumed}, {:.0} s so far",
             t_all.elapsed().as_secs_f64()
         ));
         rows.push(vec![

@@ -58,7 +58,7 @@ pub struct Report {
 impl Report {
     /// Starts the report of campaign `name`.
     pub fn new(name: &str) -> Report {
-        let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/guest/campaigns");
+        let dir = Report::dir();
         let _ = std::fs::create_dir_all(&dir);
         let mut r = Report {
             path: dir.join(format!("{name}.txt")),
@@ -74,12 +74,25 @@ impl Report {
     /// report, which can be watched while the guest runs (the test's own output only
     /// shows when it ends).
     pub fn progress(&self, s: &str) {
-        use std::io::Write;
         eprintln!("{s}");
+        Report::append(&self.path.with_extension("progress"), s);
+    }
+
+    /// A progress line for campaign `name` from anywhere (a watchdog thread).
+    pub fn note(name: &str, s: &str) {
+        Report::append(&Report::dir().join(format!("{name}.progress")), s);
+    }
+
+    fn dir() -> PathBuf {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/guest/campaigns")
+    }
+
+    fn append(path: &std::path::Path, s: &str) {
+        use std::io::Write;
         if let Ok(mut f) = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
-            .open(self.path.with_extension("progress"))
+            .open(path)
         {
             let _ = writeln!(f, "{s}");
         }
