@@ -43,6 +43,9 @@ rm -f /dev/shm/full.stream
 row full "zfs send | zfs receive" "" -- sh -c 'zfs send bsrc/full@s1 | zfs receive -u bdst/pipe'
 row full "zfs send | ssh zfs receive" "" -- sh -c "zfs send bsrc/full@s1 | $ssh localhost zfs receive -u bdst/sshpipe"
 row full "zrep local" "" -- "$zrep" replicate -q --no-snapshot bsrc/full bdst/zrep
+# The pipe size, measured in the same boot: zrep's direct pipe at 1 MiB instead of
+# the kernel's default.
+row full "zrep local, 1 MiB pipe" "" -- env ZREP_PIPE_BYTES=1048576 "$zrep" replicate -q --no-snapshot bsrc/full bdst/zrep1m
 row full "zrep over ssh" "" -- "$zrep" replicate -q --no-snapshot --ssh "$ssh" --remote-zrep "$zrep" bsrc/full localhost:bdst/zrepssh
 if [[ $BENCH_PEERS == 1 ]]; then
     row full "syncoid" "" -- syncoid --quiet --no-sync-snap bsrc/full bdst/syncoid
@@ -51,7 +54,7 @@ if [[ $BENCH_PEERS == 1 ]]; then
     row full "zfs-autobackup" "" -- zfs-autobackup --no-progress bench bdst/zab
     zfs inherit autobackup:bench bsrc/full
 fi
-for d in recvonly pipe sshpipe zrep zrepssh syncoid zab; do fresh $d; done
+for d in recvonly pipe sshpipe zrep zrep1m zrepssh syncoid zab; do fresh $d; done
 
 # Workload 1b: 300 MB of compressible data on an lz4 dataset, sent compressed.
 zfs create -o compression=lz4 bsrc/comp

@@ -62,6 +62,11 @@ full = "full"
 zl, bound = secs(full, "zrep local"), secs(full, "bound: zfs receive")
 if zl and bound:
     print(f"- zrep local full <= 1.05x receive-alone: {zl / bound:.2f}x, {verdict(zl <= 1.05 * bound)}.")
+zp, p1 = secs(full, "zfs send | zfs receive"), secs(full, "zrep local, 1 MiB pipe")
+if zl and zp:
+    print(f"- (for comparison) zrep local full / `zfs send | zfs receive`: {zl / zp:.2f}x.")
+if zl and p1:
+    print(f"- (pipe size) zrep local with a 1 MiB pipe / with the kernel's default: {p1 / zl:.2f}x.")
 zs, ps = secs(full, "zrep over ssh"), secs(full, "zfs send | ssh")
 if zs and ps:
     print(f"- zrep over SSH <= `zfs send | ssh zfs receive`: {zs / ps:.2f}x, {verdict(zs <= ps)}.")

@@ -15,16 +15,27 @@ use crate::proto::{self, Frame, ProtoError, RemoteError};
 /// Chunk size for reads, writes and frames.
 pub const CHUNK: usize = 1 << 20;
 
-/// Makes a pipe with a large buffer (1 MiB on Linux, where the size can be set;
-/// `ZREP_PIPE_BYTES` overrides it for measurements, 0 keeps the kernel's default).
+/// Makes a pipe for a stream that is framed on one end: with a buffer of one frame
+/// (1 MiB, on Linux where the size can be set).
 pub fn pipe() -> io::Result<(os_pipe::PipeReader, os_pipe::PipeWriter)> {
+    sized_pipe(CHUNK)
+}
+
+/// Makes a pipe from `lzc_send` straight into `lzc_receive`: the kernel's default
+/// size, as in `zfs send | zfs receive` (a 1 MiB pipe only cost page churn there).
+pub fn direct_pipe() -> io::Result<(os_pipe::PipeReader, os_pipe::PipeWriter)> {
+    sized_pipe(0)
+}
+
+/// `ZREP_PIPE_BYTES` overrides `size` for measurements; 0 keeps the kernel's default.
+fn sized_pipe(size: usize) -> io::Result<(os_pipe::PipeReader, os_pipe::PipeWriter)> {
     let (r, w) = os_pipe::pipe()?;
     #[cfg(target_os = "linux")]
     {
         let size = std::env::var("ZREP_PIPE_BYTES")
             .ok()
             .and_then(|v| v.parse::<usize>().ok())
-            .unwrap_or(CHUNK);
+            .unwrap_or(size);
         if size > 0 {
             // SAFETY: F_SETPIPE_SZ on a pipe we own; failure (e.g. over
             // /proc/sys/fs/pipe-max-size) only leaves the default size.

@@ -104,7 +104,7 @@ pub fn transfer(
 ) -> OpResult<Transferred> {
     match (src, dst) {
         (Side::Local(sz), Side::Local(dz)) if !watch => {
-            let (r, w) = pump::pipe().map_err(|e| io_err("pipe", e))?;
+            let (r, w) = pump::direct_pipe().map_err(|e| io_err("pipe", e))?;
             let (sz, dz) = (*sz, *dz);
             std::thread::scope(|s| {
                 let sender = s.spawn(move || local_send(&sz, stream, w));
