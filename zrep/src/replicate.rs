@@ -625,11 +625,22 @@ fn one(
         ));
         dst.rollback_to(&format!("{target}@{rb}"), &tag)?;
     }
-    // Keep the common snapshot on both sides while we work.
+    // Keep the common snapshot on both sides while we work. One that is held already
+    // (by the cursor, usually) cannot be destroyed either: a hold costs a transaction
+    // group, so none is added then.
+    let held = |st: &DatasetState, snap: &str| {
+        st.snapshots
+            .iter()
+            .any(|s| s.name == snap && s.userrefs > 0)
+    };
     if let Some(c) = &plan.common {
-        let _ = src.hold(&[(format!("{}@{c}", d.name), tag.clone())]);
+        if !held(d, c) {
+            let _ = src.hold(&[(format!("{}@{c}", d.name), tag.clone())]);
+        }
         if let Some(tc) = plan.rollback_to.as_ref().or(Some(c)) {
-            let _ = dst.hold(&[(format!("{target}@{tc}"), tag.clone())]);
+            if !tstate.is_some_and(|t| held(t, tc)) {
+                let _ = dst.hold(&[(format!("{target}@{tc}"), tag.clone())]);
+            }
         }
     }
 
