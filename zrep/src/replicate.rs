@@ -181,10 +181,14 @@ pub fn replicate(
     // Every child target is locked too, before anything is planned: a run aimed at a
     // child itself (which locks only the child) must not receive into it meanwhile.
     // Locks are taken in one order (the tree's), so runs on overlapping trees wait
-    // for each other rather than deadlock. The tree is listed again once they are
-    // ours: a run that held one may have taken and sent newer snapshots.
+    // for each other rather than deadlock. A run that held one may have taken and
+    // sent newer snapshots: the source is listed again once they are ours (when the
+    // run's snapshot does it anyway, or the targets show that it is needed).
     let mut _child_locks = Vec::new();
     let mut busy: HashMap<String, String> = HashMap::new();
+    // The datasets locked, when children were; a child created since waits for the
+    // next run.
+    let mut locked: Option<HashSet<String>> = None;
     if !opts.dry_run && states.len() > 1 {
         let mut children: Vec<&DatasetState> = states[1..].iter().collect();
         children.sort_by(|a, b| a.name.split('/').cmp(b.name.split('/')));
@@ -197,17 +201,9 @@ pub fn replicate(
                 }
             }
         }
-        // A child created meanwhile is not locked: it waits for the next run.
-        let known: HashSet<String> = states.iter().map(|d| d.name.clone()).collect();
-        states = src.state(&opts.source, opts.recursive)?;
-        states.retain(|d| known.contains(&d.name));
-        if states.first().map(|d| &d.name) != Some(&opts.source) {
-            return Err(err(
-                "NotFound",
-                format!("source {}{} no longer exists", src.prefix(), opts.source),
-            ));
-        }
+        locked = Some(states.iter().map(|d| d.name.clone()).collect());
     }
+    let mut listed_since_locking = false;
     // The same dataset on both ends (a target on this host reached through SSH).
     if let Some(t) = dst.state(&opts.target, false)?.first() {
         if t.guid != 0 && t.guid == states[0].guid {
@@ -259,6 +255,7 @@ pub fn replicate(
             states = snapshot_tree(src, &opts.source, opts.recursive, &states, name, &|d| {
                 fresh.contains(&d.name)
             })?;
+            listed_since_locking = true;
             ui.verbose(&format!("snapshot {}@{name}", opts.source));
         }
     }
@@ -280,6 +277,27 @@ pub fn replicate(
         .into_iter()
         .map(|t| (t.name.clone(), t))
         .collect();
+    if let Some(locked) = &locked {
+        // A target whose newest snapshot our listing of its source lacks: diverged,
+        // or sent by a run that held its lock while we listed. Look again.
+        let stale = || {
+            states.iter().any(|d| {
+                let t = targets.get(&format!("{}{}", opts.target, &d.name[opts.source.len()..]));
+                t.and_then(|t| t.snapshots.last())
+                    .is_some_and(|n| !d.snapshots.iter().any(|s| s.guid == n.guid))
+            })
+        };
+        if !listed_since_locking && stale() {
+            states = src.state(&opts.source, opts.recursive)?;
+        }
+        states.retain(|d| locked.contains(&d.name));
+        if states.first().map(|d| &d.name) != Some(&opts.source) {
+            return Err(err(
+                "NotFound",
+                format!("source {}{} no longer exists", src.prefix(), opts.source),
+            ));
+        }
+    }
     let work = Work {
         opts,
         states: &states,
