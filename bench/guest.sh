@@ -127,8 +127,18 @@ if [[ $BENCH_PEERS == 1 ]]; then
     zfs-autobackup --no-progress many bdst/many-zab >/dev/null 2>&1
     row "scheduled, $n datasets, no change" "zfs-autobackup" "" -- zfs-autobackup --no-progress many bdst/many-zab
 fi
+# Where a scheduled run's time goes: one more run of each kind under strace, untimed.
+zfs_h=$(ls /usr/include/libzfs/sys/fs/zfs.h 2>/dev/null)
+traced() { # NAME: a run of zrep -r under strace, summed per ZFS ioctl
+    strace -f -T -e trace=ioctl -o "/tmp/$1.strace" "$zrep" replicate -q -r bsrc/many bdst/many-zrep >/dev/null 2>&1
+    [[ -n $zfs_h ]] && python3 "$repo/bench/ioctls.py" "/tmp/$1.strace" "$zfs_h" >"$BENCH_OUT/ioctls-$1.txt"
+    true
+}
+traced noop
 for i in $(seq 1 "$n"); do echo "changed $i" >>"/tmp/bsrc/many/d$i/f"; done
 row "scheduled, $n datasets, all changed" "zrep -r" "" -- "$zrep" replicate -q -r bsrc/many bdst/many-zrep
+for i in $(seq 1 "$n"); do echo "again $i" >>"/tmp/bsrc/many/d$i/f"; done
+traced changed
 if [[ $BENCH_PEERS == 1 ]]; then
     row "scheduled, $n datasets, all changed" "syncoid -r" "" -- syncoid --quiet -r bsrc/many bdst/many-syncoid
     row "scheduled, $n datasets, all changed" "zfs-autobackup" "" -- zfs-autobackup --no-progress many bdst/many-zab

@@ -89,6 +89,17 @@ if spawned:
     for c, n, z in spawned:
         print(f"| {c} | {n} | {z} |")
     print()
+traces = [(t, os.path.join(out, f"ioctls-{n}.txt"))
+          for n, t in (("noop", "nothing changed"), ("changed", "every dataset changed"))]
+if any(os.path.exists(p) for _, p in traces):
+    print("## Where a scheduled run's time goes: ZFS ioctls of one `zrep replicate -r`\n")
+    print("One more run of each kind under `strace -f -T` (untimed above): time spent inside "
+          "each ioctl, summed over zrep's threads (parallel datasets overlap). Calls that "
+          "change the pool (snapshot, hold, release, bookmark, receive, sync) wait for a "
+          "transaction group to commit.\n")
+    for t, p in traces:
+        if os.path.exists(p):
+            print(f"### {t}\n\n{open(p).read().rstrip()}\n")
 profiles = [(n, os.path.join(out, f"profile-{n}.txt")) for n in ("receive", "zrep")]
 if any(os.path.exists(p) for _, p in profiles):
     print("## Where the time goes: a 200 MB local full stream, every CPU sampled\n")
