@@ -182,13 +182,16 @@ pub fn transfer(
                 }
                 Ok(other) => Err(unexpected(&host, &other)),
                 Err(remote) => {
-                    // The sender's own failure explains a receive that failed after it.
-                    sent?;
-                    if let Err(e) = closing.and(pumped.map(|_| ())) {
-                        if remote.kind == "Connection" {
+                    // The connection went (ssh killed, network lost): that broke the
+                    // send too, which then reads as "interrupted". Say what happened.
+                    if remote.kind == "Connection" {
+                        if let Err(e) = closing.and(pumped.map(|_| ())) {
                             return Err(conn_err(&host, e.into()));
                         }
+                        return Err(remote);
                     }
+                    // The sender's own failure explains a receive that failed after it.
+                    sent?;
                     Err(remote)
                 }
             }
