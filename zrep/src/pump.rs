@@ -30,6 +30,8 @@ pub fn direct_pipe() -> io::Result<(os_pipe::PipeReader, os_pipe::PipeWriter)> {
 /// `ZREP_PIPE_BYTES` overrides `size` for measurements; 0 keeps the kernel's default.
 fn sized_pipe(size: usize) -> io::Result<(os_pipe::PipeReader, os_pipe::PipeWriter)> {
     let (r, w) = os_pipe::pipe()?;
+    #[cfg(not(target_os = "linux"))]
+    let _ = size; // only Linux can size a pipe
     #[cfg(target_os = "linux")]
     {
         let size = std::env::var("ZREP_PIPE_BYTES")
