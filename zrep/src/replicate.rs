@@ -101,6 +101,11 @@ pub fn target_id(place: &str, dataset: &str) -> String {
     format!("{h:08x}")
 }
 
+/// The target dataset of source dataset `source` (the run's source or under it).
+fn target_of(opts: &Options, source: &str) -> String {
+    format!("{}{}", opts.target, &source[opts.source.len()..])
+}
+
 /// A new snapshot name for now (UTC; `ZREP_NOW` sets the clock).
 pub fn new_snapshot_name() -> String {
     format!(
@@ -193,7 +198,7 @@ pub fn replicate(
         let mut children: Vec<&DatasetState> = states[1..].iter().collect();
         children.sort_by(|a, b| a.name.split('/').cmp(b.name.split('/')));
         for d in children {
-            let target = format!("{}{}", opts.target, &d.name[opts.source.len()..]);
+            let target = target_of(opts, &d.name);
             match dst.lock(&target, opts.lock_wait) {
                 Ok(lock) => _child_locks.push(lock),
                 Err(e) => {
@@ -282,7 +287,7 @@ pub fn replicate(
         // or sent by a run that held its lock while we listed. Look again.
         let stale = || {
             states.iter().any(|d| {
-                let t = targets.get(&format!("{}{}", opts.target, &d.name[opts.source.len()..]));
+                let t = targets.get(&target_of(opts, &d.name));
                 t.and_then(|t| t.snapshots.last())
                     .is_some_and(|n| !d.snapshots.iter().any(|s| s.guid == n.guid))
             })
@@ -386,7 +391,7 @@ struct Work<'a> {
 
 impl Work<'_> {
     fn target(&self, d: &DatasetState) -> String {
-        format!("{}{}", self.opts.target, &d.name[self.opts.source.len()..])
+        target_of(self.opts, &d.name)
     }
 
     /// Whether `d` will (probably) send something: its newest snapshot is not on the
