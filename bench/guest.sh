@@ -30,7 +30,13 @@ row() {
         "$(echo "${user:-0} + ${sys:-0}" | bc)" >>"$res"
     log "$w / $c: $(tail -1 "$res" | cut -f3) s"
 }
-fresh() { zfs destroy -r "bdst/$1" 2>/dev/null; true; }
+# fresh NAME...: destroys bdst/NAME..., and waits until their space is free again
+# (destroys free it in the background: the next workload would run out of space).
+fresh() {
+    local d
+    for d in "$@"; do zfs destroy -r "bdst/$d" 2>/dev/null; done
+    zpool wait -t free bdst
+}
 
 # Workload 1: 300 MB incompressible, full stream.
 zfs create bsrc/full
@@ -54,7 +60,7 @@ if [[ $BENCH_PEERS == 1 ]]; then
     row full "zfs-autobackup" "" -- zfs-autobackup --no-progress bench bdst/zab
     zfs inherit autobackup:bench bsrc/full
 fi
-for d in recvonly pipe sshpipe zrep zrep1m zrepssh syncoid zab; do fresh $d; done
+fresh recvonly pipe sshpipe zrep zrep1m zrepssh syncoid zab
 
 # Workload 1b: 300 MB of compressible data on an lz4 dataset, sent compressed.
 zfs create -o compression=lz4 bsrc/comp
@@ -86,7 +92,7 @@ if [[ $BENCH_PEERS == 1 ]]; then
     row "$w" "zfs-autobackup --zfs-compressed" "" -- zfs-autobackup --no-progress --zfs-compressed cbench bdst/czab
     zfs inherit autobackup:cbench bsrc/comp
 fi
-for d in crecvonly cpipe csshpipe czrep czrepssh csyncoid czab; do fresh $d; done
+fresh crecvonly cpipe csshpipe czrep czrepssh csyncoid czab
 zfs destroy -r bsrc/comp
 
 # Workload 2: an incremental of a few MB.
@@ -128,11 +134,10 @@ if [[ $BENCH_PEERS == 1 ]]; then
     row "scheduled, $n datasets, no change" "zfs-autobackup" "" -- zfs-autobackup --no-progress many bdst/many-zab
 fi
 # Where a scheduled run's time goes: one more run of each kind under strace, untimed.
-zfs_h=$(ls /usr/include/libzfs/sys/fs/zfs.h 2>/dev/null)
 traced() { # NAME: a run of zrep -r under strace, summed per ZFS ioctl
     strace -f -T -e trace=ioctl -o "/tmp/$1.strace" "$zrep" replicate -q -r bsrc/many bdst/many-zrep >/dev/null 2>&1
-    [[ -n $zfs_h ]] && python3 "$repo/bench/ioctls.py" "/tmp/$1.strace" "$zfs_h" >"$BENCH_OUT/ioctls-$1.txt"
-    true
+    python3 "$repo/bench/ioctls.py" "/tmp/$1.strace" /usr/include/libzfs/sys/fs/zfs.h >"$BENCH_OUT/ioctls-$1.txt"
+    cp "/tmp/$1.strace" "$BENCH_OUT/"
 }
 traced noop
 for i in $(seq 1 "$n"); do echo "changed $i" >>"/tmp/bsrc/many/d$i/f"; done

@@ -77,7 +77,7 @@ pub enum ProtoError {
     },
 }
 
-fn read_exact_or_eof(r: &mut dyn Read, buf: &mut [u8]) -> Result<bool, ProtoError> {
+pub(crate) fn read_exact_or_eof(r: &mut dyn Read, buf: &mut [u8]) -> Result<bool, ProtoError> {
     let mut got = 0;
     while got < buf.len() {
         match r.read(&mut buf[got..]) {
@@ -91,44 +91,74 @@ fn read_exact_or_eof(r: &mut dyn Read, buf: &mut [u8]) -> Result<bool, ProtoErro
     Ok(true)
 }
 
-/// Reads one frame; `Ok(None)` on a clean end of input (between frames).
-/// Payloads are read into `buf` when it is big enough, to reuse its allocation.
-pub fn read_frame(r: &mut dyn Read) -> Result<Option<Frame>, ProtoError> {
+/// A frame header: its kind byte (one of `J`, `D`, `E`, `A`) and payload length,
+/// checked against the kind's limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Head {
+    /// `J`, `D`, `E` or `A`.
+    pub kind: u8,
+    /// Payload bytes that follow.
+    pub len: usize,
+}
+
+/// Reads one frame header; `Ok(None)` on a clean end of input (between frames).
+pub fn read_head(r: &mut dyn Read) -> Result<Option<Head>, ProtoError> {
     let mut head = [0u8; 5];
     if !read_exact_or_eof(r, &mut head)? {
         return Ok(None);
     }
     let len = u32::from_be_bytes([head[1], head[2], head[3], head[4]]) as usize;
-    let (kind, max) = match head[0] {
-        b'J' => ('J', MAX_MESSAGE),
-        b'D' => ('D', MAX_CHUNK),
-        b'E' => ('E', 0),
-        b'A' => ('A', MAX_MESSAGE),
+    let max = match head[0] {
+        b'J' | b'A' => MAX_MESSAGE,
+        b'D' => MAX_CHUNK,
+        b'E' => 0,
         other => return Err(ProtoError::UnknownKind(other)),
     };
     if len > max {
-        return Err(ProtoError::TooLarge { kind, len, max });
+        return Err(ProtoError::TooLarge {
+            kind: char::from(head[0]),
+            len,
+            max,
+        });
     }
-    let mut payload = vec![0u8; len];
-    if !read_exact_or_eof(r, &mut payload)? && len > 0 {
+    Ok(Some(Head { kind: head[0], len }))
+}
+
+/// Reads the payload announced by `head` and makes it a frame.
+pub fn read_body(r: &mut dyn Read, head: Head) -> Result<Frame, ProtoError> {
+    let mut payload = vec![0u8; head.len];
+    if !read_exact_or_eof(r, &mut payload)? && head.len > 0 {
         return Err(ProtoError::Closed(" in the middle of a frame"));
     }
-    Ok(Some(match kind {
-        'J' => Frame::Message(payload),
-        'D' => Frame::Data(payload),
-        'E' => Frame::End,
+    Ok(match head.kind {
+        b'J' => Frame::Message(payload),
+        b'D' => Frame::Data(payload),
+        b'E' => Frame::End,
         _ => Frame::Abort(
             serde_json::from_slice(&payload).map_err(|e| ProtoError::BadMessage(e.to_string()))?,
         ),
-    }))
+    })
+}
+
+/// Reads one frame; `Ok(None)` on a clean end of input (between frames).
+pub fn read_frame(r: &mut dyn Read) -> Result<Option<Frame>, ProtoError> {
+    match read_head(r)? {
+        None => Ok(None),
+        Some(head) => read_body(r, head).map(Some),
+    }
+}
+
+/// Writes a frame header announcing `len` payload bytes.
+pub fn write_head(w: &mut dyn Write, kind: u8, len: usize) -> io::Result<()> {
+    let len = u32::try_from(len).map_err(|_| io::Error::other("frame too large"))?;
+    let mut head = [kind, 0, 0, 0, 0];
+    head[1..].copy_from_slice(&len.to_be_bytes());
+    w.write_all(&head)
 }
 
 /// Writes a frame header and payload (one write of the header, one of the payload).
 pub fn write_frame(w: &mut dyn Write, kind: u8, payload: &[u8]) -> io::Result<()> {
-    let len = u32::try_from(payload.len()).map_err(|_| io::Error::other("frame too large"))?;
-    let mut head = [kind, 0, 0, 0, 0];
-    head[1..].copy_from_slice(&len.to_be_bytes());
-    w.write_all(&head)?;
+    write_head(w, kind, payload.len())?;
     w.write_all(payload)
 }
 

@@ -1,8 +1,10 @@
 //! Moving stream bytes between descriptors and protocol frames, counting them.
 //!
-//! Local to local, bytes move pipe to pipe with `splice(2)` (no copy through user
-//! space) on Linux. Over SSH they travel as `D` frames of up to 1 MiB from one reused
-//! buffer: memory stays bounded whatever the stream size.
+//! On Linux the stream never passes through user space: local to local it moves
+//! pipe to pipe with `splice(2)`; over SSH it travels as `D` frames of up to 1 MiB
+//! whose headers are written from memory and whose bodies are spliced between the
+//! stream's pipe and ssh's. Elsewhere (or on descriptors that cannot splice) it is
+//! copied through one reused buffer. Memory stays bounded whatever the stream size.
 
 use std::fs::File;
 use std::io::{self, Read, Write};
@@ -59,33 +61,15 @@ pub fn copy(from: &impl AsFd, to: &impl AsFd, tick: &dyn Fn(u64)) -> io::Result<
     let mut total = 0u64;
     #[cfg(target_os = "linux")]
     loop {
-        // SAFETY: both descriptors are borrowed and open for the call; NULL offsets
-        // are required for pipes.
-        let n = unsafe {
-            libc::splice(
-                from.as_fd().as_raw_fd(),
-                std::ptr::null_mut(),
-                to.as_fd().as_raw_fd(),
-                std::ptr::null_mut(),
-                CHUNK,
-                libc::SPLICE_F_MOVE,
-            )
-        };
-        match n {
-            0 => return Ok(total),
-            n if n > 0 => {
+        match splice::splice(from.as_fd(), to.as_fd(), CHUNK) {
+            Ok(0) => return Ok(total),
+            Ok(n) => {
                 total += n as u64;
                 tick(n as u64);
             }
-            _ => {
-                let e = io::Error::last_os_error();
-                match e.raw_os_error() {
-                    Some(libc::EINTR) => continue,
-                    // Not splice-able (neither end a pipe): copy through memory.
-                    Some(libc::EINVAL) if total == 0 => break,
-                    _ => return Err(e),
-                }
-            }
+            // Not splice-able (neither end a pipe): copy through memory.
+            Err(e) if e.raw_os_error() == Some(libc::EINVAL) && total == 0 => break,
+            Err(e) => return Err(e),
         }
     }
     let mut r = File::from(from.as_fd().try_clone_to_owned()?);
@@ -106,12 +90,32 @@ pub fn copy(from: &impl AsFd, to: &impl AsFd, tick: &dyn Fn(u64)) -> io::Result<
 
 /// Reads `from` until end of input and writes it as `D` frames to `to`. Does not
 /// write the closing `E`/`A` frame: the caller knows whether the stream succeeded.
-pub fn frames_out(from: impl Read, to: &mut dyn Write, tick: &dyn Fn(u64)) -> io::Result<u64> {
-    let mut from = from;
+///
+/// On Linux, when `to` is a pipe or a socket (ssh's stdin, sshd's end of a session),
+/// each frame is a header written from memory and a body spliced pipe to pipe: the
+/// stream itself never passes through user space.
+pub fn frames_out<W: Write + AsFd>(
+    from: &os_pipe::PipeReader,
+    to: &mut W,
+    tick: &dyn Fn(u64),
+) -> io::Result<u64> {
+    #[cfg(target_os = "linux")]
+    if splice::can(to.as_fd()) {
+        return splice::frames_out(from.as_fd(), to, tick);
+    }
+    copy_frames_out(from, to, tick)
+}
+
+/// [`frames_out`] through a buffer: any reader, any writer.
+pub fn copy_frames_out(
+    mut from: impl Read,
+    to: &mut dyn Write,
+    tick: &dyn Fn(u64),
+) -> io::Result<u64> {
     let mut buf = vec![0u8; CHUNK];
     let mut total = 0u64;
     loop {
-        // Fill the buffer as far as the pipe gives: fewer, larger frames.
+        // Take what the pipe holds (up to a chunk): fewer, larger frames.
         let n = match from.read(&mut buf) {
             Ok(0) => return Ok(total),
             Ok(n) => n,
@@ -136,28 +140,307 @@ pub enum StreamEnd {
 /// Reads `D` frames from `from` and writes their payload to `to` until `E` or `A`.
 /// When `to` stops accepting (the local receive failed), the rest of the stream is
 /// read and dropped so the session stays in step.
-pub fn frames_in(
+///
+/// On Linux, when `from` is a pipe or a socket, frame bodies are spliced into `to`.
+pub fn frames_in<R: Read + AsFd>(
+    from: &mut R,
+    to: os_pipe::PipeWriter,
+    tick: &dyn Fn(u64),
+) -> Result<StreamEnd, ProtoError> {
+    #[cfg(target_os = "linux")]
+    if splice::can(from.as_fd()) {
+        let mut body = splice::BodyIn::new(from.as_fd().try_clone_to_owned()?, to);
+        return read_frames(from, |_, len| {
+            tick(len as u64);
+            body.move_on(len)
+        });
+    }
+    copy_frames_in(from, to, tick)
+}
+
+/// [`frames_in`] through a buffer: any reader, any writer.
+pub fn copy_frames_in(
     from: &mut dyn Read,
     to: impl Write,
     tick: &dyn Fn(u64),
 ) -> Result<StreamEnd, ProtoError> {
     let mut to = Some(to);
-    loop {
-        match proto::read_frame(from)? {
-            None => return Err(ProtoError::Closed(" in the middle of a stream")),
-            Some(Frame::Data(d)) => {
-                tick(d.len() as u64);
-                if let Some(w) = to.as_mut() {
-                    if w.write_all(&d).is_err() {
-                        to = None;
-                    }
-                }
+    let mut buf = Vec::new();
+    read_frames(from, |from, len| {
+        buf.resize(len, 0);
+        if !proto::read_exact_or_eof(from, &mut buf)? && len > 0 {
+            return Err(ProtoError::Closed(" in the middle of a frame"));
+        }
+        tick(len as u64);
+        if let Some(w) = to.as_mut() {
+            if w.write_all(&buf).is_err() {
+                to = None;
             }
-            Some(Frame::End) => return Ok(StreamEnd::Complete),
-            Some(Frame::Abort(e)) => return Ok(StreamEnd::Aborted(e)),
-            Some(Frame::Message(_)) => {
-                return Err(ProtoError::Unexpected("a message inside a stream".into()))
+        }
+        Ok(())
+    })
+}
+
+/// The frame loop of a stream: `body` moves each `D` frame's `len` bytes on.
+fn read_frames(
+    from: &mut dyn Read,
+    mut body: impl FnMut(&mut dyn Read, usize) -> Result<(), ProtoError>,
+) -> Result<StreamEnd, ProtoError> {
+    loop {
+        let head = match proto::read_head(from)? {
+            None => return Err(ProtoError::Closed(" in the middle of a stream")),
+            Some(head) => head,
+        };
+        if head.kind == b'D' {
+            body(from, head.len)?;
+            continue;
+        }
+        match proto::read_body(from, head)? {
+            Frame::End => return Ok(StreamEnd::Complete),
+            Frame::Abort(e) => return Ok(StreamEnd::Aborted(e)),
+            _ => return Err(ProtoError::Unexpected("a message inside a stream".into())),
+        }
+    }
+}
+
+/// Frame bodies moved with `splice(2)`: pipe to pipe or socket, socket or pipe to pipe.
+#[cfg(target_os = "linux")]
+mod splice {
+    use std::fs::File;
+    use std::io::{self, Read, Write};
+    use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+
+    use super::CHUNK;
+    use crate::proto::{self, ProtoError};
+
+    /// Whether `fd` can be spliced to or from a pipe: it is a pipe or a socket.
+    pub fn can(fd: BorrowedFd) -> bool {
+        // SAFETY: a zeroed `stat` is a valid value; fstat fills it for a descriptor
+        // that is open for the duration of the borrow.
+        let mut st: libc::stat = unsafe { std::mem::zeroed() };
+        // SAFETY: as above; `st` is a live, writable struct.
+        if unsafe { libc::fstat(fd.as_raw_fd(), &mut st) } != 0 {
+            return false;
+        }
+        matches!(st.st_mode & libc::S_IFMT, libc::S_IFIFO | libc::S_IFSOCK)
+    }
+
+    /// One `splice(2)` of up to `len` bytes: how many moved, 0 at end of input.
+    pub fn splice(from: BorrowedFd, to: BorrowedFd, len: usize) -> io::Result<usize> {
+        loop {
+            // SAFETY: both descriptors are borrowed, so open for the call; NULL
+            // offsets are what pipes and sockets require.
+            let n = unsafe {
+                libc::splice(
+                    from.as_raw_fd(),
+                    std::ptr::null_mut(),
+                    to.as_raw_fd(),
+                    std::ptr::null_mut(),
+                    len,
+                    libc::SPLICE_F_MOVE,
+                )
+            };
+            if n >= 0 {
+                return Ok(n as usize);
+            }
+            let e = io::Error::last_os_error();
+            if e.kind() != io::ErrorKind::Interrupted {
+                return Err(e);
             }
         }
     }
+
+    /// Waits until the pipe `fd` holds data and says how much; 0 once it is empty and
+    /// its writers are gone.
+    fn readable(fd: BorrowedFd) -> io::Result<usize> {
+        loop {
+            let mut p = libc::pollfd {
+                fd: fd.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            };
+            // SAFETY: one valid pollfd, waiting without a timeout.
+            if unsafe { libc::poll(&mut p, 1, -1) } < 0 {
+                let e = io::Error::last_os_error();
+                if e.kind() == io::ErrorKind::Interrupted {
+                    continue;
+                }
+                return Err(e);
+            }
+            let mut n: libc::c_int = 0;
+            // SAFETY: FIONREAD on an open pipe writes one int to `n`.
+            if unsafe { libc::ioctl(fd.as_raw_fd(), libc::FIONREAD, &mut n) } < 0 {
+                return Err(io::Error::last_os_error());
+            }
+            if n > 0 {
+                return Ok(n as usize);
+            }
+            if p.revents & (libc::POLLHUP | libc::POLLERR) != 0 {
+                return Ok(0);
+            }
+        }
+    }
+
+    /// [`super::frames_out`]: each frame is as much as the pipe holds (up to a chunk),
+    /// its header written, its body spliced.
+    pub fn frames_out<W: Write + AsFd>(
+        from: BorrowedFd,
+        to: &mut W,
+        tick: &dyn Fn(u64),
+    ) -> io::Result<u64> {
+        let mut total = 0u64;
+        loop {
+            let n = readable(from)?.min(CHUNK);
+            if n == 0 {
+                return Ok(total);
+            }
+            proto::write_head(to, b'D', n)?;
+            let mut left = n;
+            while left > 0 {
+                match splice(from, to.as_fd(), left)? {
+                    0 => return Err(io::Error::other("the stream pipe ended inside a frame")),
+                    k => left -= k,
+                }
+            }
+            total += n as u64;
+            tick(n as u64);
+        }
+    }
+
+    /// Moves `D` frame bodies from the connection into the receive's pipe.
+    pub struct BodyIn {
+        from: File,
+        /// `None` once the receive has stopped reading: bodies are then dropped.
+        to: Option<os_pipe::PipeWriter>,
+        scratch: Vec<u8>,
+    }
+
+    impl BodyIn {
+        pub fn new(from: OwnedFd, to: os_pipe::PipeWriter) -> BodyIn {
+            BodyIn {
+                from: File::from(from),
+                to: Some(to),
+                scratch: Vec::new(),
+            }
+        }
+
+        /// Moves the next `len` bytes of the connection on.
+        pub fn move_on(&mut self, len: usize) -> Result<(), ProtoError> {
+            let mut left = len;
+            while left > 0 {
+                let Some(to) = &self.to else { break };
+                match splice(self.from.as_fd(), to.as_fd(), left) {
+                    Ok(0) => return Err(ProtoError::Closed(" in the middle of a frame")),
+                    Ok(k) => left -= k,
+                    // The receive failed and closed its pipe: keep the session in step.
+                    Err(e) if e.raw_os_error() == Some(libc::EPIPE) => self.to = None,
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            while left > 0 {
+                self.scratch.resize(left.min(CHUNK), 0);
+                let want = left.min(self.scratch.len());
+                match self.from.read(&mut self.scratch[..want]) {
+                    Ok(0) => return Err(ProtoError::Closed(" in the middle of a frame")),
+                    Ok(k) => left -= k,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            Ok(())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::net::UnixStream;
+
+    fn pattern(n: usize) -> Vec<u8> {
+        (0..n).map(|i| (i * 7 + i / 4099) as u8).collect()
+    }
+
+    /// A stream written into a pipe comes out of `frames_out` and back through
+    /// `frames_in` unchanged, over a pipe and over a socket (both splice on Linux).
+    #[test]
+    fn frames_round_trip_over_pipes_and_sockets() {
+        let data = pattern(3 * CHUNK + 12345);
+        for over_socket in [false, true] {
+            let (src_r, mut src_w) = pipe().unwrap();
+            let (dst_r, dst_w) = pipe().unwrap();
+            let (mut wire_in, mut wire_out): (Box<dyn ReadFd>, Box<dyn WriteFd>) = if over_socket {
+                let (a, b) = UnixStream::pair().unwrap();
+                (Box::new(b), Box::new(a))
+            } else {
+                let (r, w) = os_pipe::pipe().unwrap();
+                (Box::new(r), Box::new(w))
+            };
+            std::thread::scope(|s| {
+                s.spawn(|| {
+                    src_w.write_all(&data).unwrap();
+                    drop(src_w);
+                });
+                let sender = s.spawn(move || {
+                    let n = frames_out(&src_r, &mut wire_out, &|_| {}).unwrap();
+                    proto::write_frame(&mut wire_out, b'E', b"").unwrap();
+                    n
+                });
+                let reader = s.spawn(move || {
+                    let mut got = Vec::new();
+                    let mut dst_r = dst_r;
+                    dst_r.read_to_end(&mut got).unwrap();
+                    got
+                });
+                let counted = std::sync::atomic::AtomicU64::new(0);
+                let end = frames_in(&mut wire_in, dst_w, &|n| {
+                    counted.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+                })
+                .unwrap();
+                assert!(matches!(end, StreamEnd::Complete));
+                assert_eq!(sender.join().unwrap(), data.len() as u64);
+                assert_eq!(counted.into_inner(), data.len() as u64);
+                assert!(reader.join().unwrap() == data, "socket: {over_socket}");
+            });
+        }
+    }
+
+    /// When the receive stops reading, the rest of the stream is read and dropped:
+    /// the session stays in step and sees the closing frame.
+    #[test]
+    fn a_receive_that_stops_does_not_desync_the_session() {
+        let (mut wire_in, mut wire_out) = os_pipe::pipe().unwrap();
+        let (dst_r, dst_w) = pipe().unwrap();
+        drop(dst_r);
+        std::thread::spawn(move || {
+            for _ in 0..5 {
+                proto::write_frame(&mut wire_out, b'D', &pattern(CHUNK)).unwrap();
+            }
+            proto::write_frame(&mut wire_out, b'E', b"").unwrap();
+            proto::write_frame(&mut wire_out, b'J', b"{}").unwrap();
+        });
+        let end = frames_in(&mut wire_in, dst_w, &|_| {}).unwrap();
+        assert!(matches!(end, StreamEnd::Complete));
+        assert_eq!(
+            proto::read_frame(&mut wire_in).unwrap(),
+            Some(Frame::Message(b"{}".to_vec()))
+        );
+    }
+
+    /// A connection that ends inside a frame body is an error, not a short stream.
+    #[test]
+    fn a_connection_cut_inside_a_body_is_an_error() {
+        let (mut wire_in, mut wire_out) = os_pipe::pipe().unwrap();
+        let (_dst_r, dst_w) = pipe().unwrap();
+        proto::write_head(&mut wire_out, b'D', 1000).unwrap();
+        wire_out.write_all(&[1; 10]).unwrap();
+        drop(wire_out);
+        let e = frames_in(&mut wire_in, dst_w, &|_| {}).unwrap_err();
+        assert!(e.to_string().contains("middle of a frame"), "{e}");
+    }
+
+    trait ReadFd: Read + AsFd + Send {}
+    impl<T: Read + AsFd + Send> ReadFd for T {}
+    trait WriteFd: Write + AsFd + Send {}
+    impl<T: Write + AsFd + Send> WriteFd for T {}
 }
