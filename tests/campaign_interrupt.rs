@@ -83,6 +83,56 @@ fn serve_wrapper(pidfile: &Path) -> PathBuf {
     p
 }
 
+/// For a round that hangs: every zrep, ssh and sshd process, each thread's kernel
+/// stack, and where each descriptor points (pipes by inode), to see who waits on whom.
+fn where_stuck() -> String {
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    let read = |p: String| std::fs::read_to_string(p).unwrap_or_default();
+    for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let pid = e.file_name().to_string_lossy().into_owned();
+        if pid.parse::<u32>().is_err() {
+            continue;
+        }
+        let comm = read(format!("/proc/{pid}/comm")).trim().to_string();
+        if !["zrep", "ssh", "sshd"].contains(&comm.as_str()) && !comm.starts_with("campaign") {
+            continue;
+        }
+        let args = read(format!("/proc/{pid}/cmdline")).replace('\0', " ");
+        let _ = writeln!(out, "{pid} {comm}: {args}");
+        for t in std::fs::read_dir(format!("/proc/{pid}/task"))
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            let tid = t.file_name().to_string_lossy().into_owned();
+            let stack: Vec<String> = read(format!("/proc/{pid}/task/{tid}/stack"))
+                .lines()
+                .filter_map(|l| {
+                    l.split_whitespace()
+                        .nth(1)
+                        .map(|f| f.split('+').next().unwrap_or(f).to_string())
+                })
+                .take(6)
+                .collect();
+            let _ = writeln!(out, "  task {tid}: {}", stack.join(" < "));
+        }
+        for f in std::fs::read_dir(format!("/proc/{pid}/fd"))
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            if let Ok(to) = std::fs::read_link(f.path()) {
+                let to = to.display().to_string();
+                if to.starts_with("pipe:") || to.starts_with("socket:") {
+                    let _ = writeln!(out, "  fd {} -> {to}", f.file_name().to_string_lossy());
+                }
+            }
+        }
+    }
+    out
+}
+
 /// Bytes written by a process so far (None once it is gone).
 fn wchar(pid: u32) -> Option<u64> {
     let s = std::fs::read_to_string(format!("/proc/{pid}/io")).ok()?;
@@ -180,13 +230,9 @@ fn campaign_interrupt() {
             std::thread::sleep(Duration::from_secs(5));
             let (round, since) = *round_at.lock().unwrap();
             if since.elapsed() > Duration::from_secs(300) {
-                let ps = Command::new("ps")
-                    .args(["-eo", "pid,ppid,stat,wchan:24,args"])
-                    .output();
-                let ps = ps.map(|o| String::from_utf8_lossy(&o.stdout).into_owned());
                 let line = format!(
-                    "round {round}: still going after 300 s; processes:\n{}",
-                    ps.unwrap_or_default()
+                    "round {round}: still going after 300 s; zrep and ssh processes:\n{}",
+                    where_stuck()
                 );
                 Report::note("interrupt", &line);
                 eprintln!("{line}");

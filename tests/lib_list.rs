@@ -52,6 +52,33 @@ fn list_values_match_zfs_get() {
     assert!(d.origin.is_none());
 }
 
+/// `Fields::REPLICATION` reads what replication needs, right, and nothing else.
+#[test]
+fn list_replication_fields() {
+    let pool = TestPool::new();
+    let zfs = lzc();
+    let fs = pool.create("fs");
+    write_random(&pool.path("fs/d"), 100_000, 1);
+    let s = format!("{fs}@s");
+    snap(&zfs, &[&s]);
+    let l = zfs
+        .list_fields(&dn(&fs), false, true, libzfs::Fields::REPLICATION)
+        .unwrap()
+        .unwrap();
+    let d = &l[0].dataset;
+    assert_eq!(d.guid.to_string(), zfs_get("guid", &fs));
+    assert_eq!(d.referenced.to_string(), zfs_get("referenced", &fs));
+    assert_eq!(d.available.to_string(), zfs_get("available", &fs));
+    assert_eq!(d.written.to_string(), zfs_get("written", &fs));
+    assert_eq!((d.kind, d.encryption.as_str()), (Kind::Filesystem, "off"));
+    assert_eq!((d.createtxg, d.used), (0, 0), "not read");
+    let i = &l[0].snapshots[0];
+    assert_eq!(i.guid.to_string(), zfs_get("guid", &s));
+    assert_eq!(i.createtxg.to_string(), zfs_get("createtxg", &s));
+    assert_eq!(i.creation.to_string(), zfs_get("creation", &s));
+    assert_eq!((i.userrefs, i.used, i.written), (0, 0, 0));
+}
+
 #[test]
 fn list_snapshot_values_match_zfs_get() {
     let pool = TestPool::new();

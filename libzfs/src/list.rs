@@ -14,7 +14,10 @@
 //! The cost: channel programs need root (or the `program` permission is not
 //! delegable), and a program has instruction and memory limits. We run with the
 //! kernel's maximum limits and fall back to listing dataset by dataset when a tree
-//! is too large for one program.
+//! is too large for one program. And every property read looks its dataset up by
+//! name again: cheap for a mounted filesystem, whose dataset stays in memory, but
+//! costly for an unmounted one (a backup target), which the kernel loads and evicts
+//! each time. [`Fields`] reads only what a caller needs.
 
 use crate::error::{Error, Op, Result};
 use crate::name::{DatasetName, SnapshotName};
@@ -92,6 +95,35 @@ pub struct SnapshotInfo {
     pub userrefs: u64,
 }
 
+/// The properties a listing reads; a field whose property is not read is 0 (or
+/// `None`). Each property costs a lookup of its dataset or snapshot in the kernel.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Fields {
+    /// Of datasets, comma-separated.
+    dataset: &'static str,
+    /// Of snapshots, comma-separated.
+    snapshot: &'static str,
+}
+
+impl Fields {
+    /// Every field of [`DatasetInfo`] and [`SnapshotInfo`].
+    pub const ALL: Fields = Fields {
+        dataset: "type,guid,createtxg,creation,used,referenced,available,written,\
+                  receive_resume_token,encryption,encryptionroot,keystatus,origin",
+        snapshot: "guid,createtxg,creation,used,referenced,written,userrefs",
+    };
+
+    /// What replication decides from: a dataset's kind, `guid`, `referenced`,
+    /// `available`, `written`, resume token and whether it is encrypted
+    /// (`encryption` is `on` or `off`, from `keystatus`); a snapshot's `guid`,
+    /// `createtxg`, `creation` and `userrefs`. About half the kernel work of
+    /// [`Fields::ALL`].
+    pub const REPLICATION: Fields = Fields {
+        dataset: "type,guid,referenced,available,written,receive_resume_token,keystatus",
+        snapshot: "guid,createtxg,creation,userrefs",
+    };
+}
+
 const LIST_PROGRAM: &str = r#"
 local args = ...
 local root = args["root"]
@@ -99,6 +131,11 @@ local recursive = args["recursive"]
 local snaps = args["snapshots"]
 local out = {}
 local n = 0
+local function names(csv)
+    local t = {}
+    for p in string.gmatch(csv, "[^,%s]+") do table.insert(t, p) end
+    return t
+end
 local function props(ds, names)
     local t = {}
     for _, p in ipairs(names) do
@@ -107,11 +144,10 @@ local function props(ds, names)
     end
     return t
 end
-local dsprops = {"type", "guid", "createtxg", "creation", "used", "referenced",
-    "available", "written", "receive_resume_token", "encryption", "encryptionroot",
-    "keystatus", "origin"}
-local snapprops = {"guid", "createtxg", "creation", "used", "referenced", "written",
-    "userrefs"}
+local dsprops = names(args["dsprops"])
+local snapprops = names(args["snapprops"])
+local tokens = false
+for _, p in ipairs(dsprops) do tokens = tokens or p == "receive_resume_token" end
 -- A dataset whose name leaves no room for "@x" or "/x" (255 bytes in all) can have
 -- no snapshots or children; and the kernel's iterators assert (hanging the caller)
 -- when asked for them, so they are not asked.
@@ -120,7 +156,7 @@ local function visit(ds)
     n = n + 1
     local t = props(ds, dsprops)
     -- An interrupted incremental receive keeps its state (and token) in ds/%recv.
-    if t["receive_resume_token"] == nil and #ds <= 249 and zfs.exists(ds .. "/%recv") then
+    if tokens and t["receive_resume_token"] == nil and #ds <= 249 and zfs.exists(ds .. "/%recv") then
         t["receive_resume_token"] = zfs.get_prop(ds .. "/%recv", "receive_resume_token")
     end
     if snaps and room(ds) then
@@ -163,10 +199,23 @@ impl Zfs {
         recursive: bool,
         snapshots: bool,
     ) -> Result<Option<Vec<Listed>>> {
+        self.list_fields(root, recursive, snapshots, Fields::ALL)
+    }
+
+    /// [`Zfs::list`] reading only the properties of `fields`.
+    pub fn list_fields(
+        &self,
+        root: &DatasetName,
+        recursive: bool,
+        snapshots: bool,
+        fields: Fields,
+    ) -> Result<Option<Vec<Listed>>> {
         let mut args = NvList::new();
         args.insert("root", root.as_str())?;
         args.insert("recursive", &recursive)?;
         args.insert("snapshots", &snapshots)?;
+        args.insert("dsprops", fields.dataset)?;
+        args.insert("snapprops", fields.snapshot)?;
         let out = self
             .channel_program(root.pool(), LIST_PROGRAM, &args, ProgramLimits::MAX, false)
             .map_err(|e| relabel(e, root))?;

@@ -22,9 +22,9 @@ impl Rng {
                     .map(|d| d.as_nanos() as u64 % 1_000_000)
                     .unwrap_or(1)
             });
-        report.line(&format!(
-            "seed {seed} (repeat with ZREP_CAMPAIGN_SEED={seed})"
-        ));
+        let line = format!("seed {seed} (repeat with ZREP_CAMPAIGN_SEED={seed})");
+        report.progress(&line);
+        report.lines.push(line);
         Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
     }
 

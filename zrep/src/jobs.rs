@@ -638,7 +638,6 @@ mod tests {
             guid,
             createtxg: guid,
             creation: 0,
-            written: 0,
             userrefs,
         }
     }

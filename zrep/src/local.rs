@@ -51,7 +51,7 @@ pub fn send_flags(f: Flags) -> SendFlags {
 /// empty when it does not exist.
 pub fn state(zfs: &Zfs, dataset: &str, recursive: bool) -> OpResult<Vec<DatasetState>> {
     let ds = DatasetName::new(dataset)?;
-    let Some(listed) = zfs.list(&ds, recursive, true)? else {
+    let Some(listed) = zfs.list_fields(&ds, recursive, true, libzfs::Fields::REPLICATION)? else {
         return Ok(Vec::new());
     };
     let mut out = Vec::with_capacity(listed.len());
@@ -65,7 +65,6 @@ pub fn state(zfs: &Zfs, dataset: &str, recursive: bool) -> OpResult<Vec<DatasetS
                 guid: b.guid,
                 createtxg: b.createtxg,
                 creation: b.creation,
-                written: 0,
                 userrefs: 0,
             })
             .collect();
@@ -84,7 +83,6 @@ pub fn state(zfs: &Zfs, dataset: &str, recursive: bool) -> OpResult<Vec<DatasetS
                     guid: s.guid,
                     createtxg: s.createtxg,
                     creation: s.creation,
-                    written: s.written,
                     userrefs: s.userrefs,
                 })
                 .collect(),

@@ -243,9 +243,6 @@ pub struct SnapEntry {
     pub createtxg: u64,
     /// Creation time (seconds).
     pub creation: u64,
-    /// Bytes written since the previous snapshot (snapshots only).
-    #[serde(default)]
-    pub written: u64,
     /// Number of holds (snapshots only).
     #[serde(default)]
     pub userrefs: u64,

@@ -251,7 +251,6 @@ pub fn replicate(
                         guid: u64::MAX - i as u64,
                         createtxg: u64::MAX,
                         creation: 0,
-                        written: d.written,
                         userrefs: 0,
                     });
                 }
