@@ -180,6 +180,15 @@ if command -v perf >/dev/null; then
     profile receive sh -c 'zfs receive -u bdst/prof-recv </dev/shm/prof.stream'
     profile zrep "$zrep" replicate -q --no-snapshot bsrc/prof bdst/prof-zrep
     rm -f /dev/shm/prof.stream
+    # Over SSH: which processes take the CPU, for the pipeline and for zrep.
+    by_command() {
+        local name=$1; shift
+        perf record -q -a -e cpu-clock -o "/tmp/$name.perf" -- "$@" >/dev/null 2>&1
+        perf report -q -i "/tmp/$name.perf" --sort comm --stdio 2>/dev/null |
+            grep -v '^#' | grep -v '^$' | head -12 >"$BENCH_OUT/commands-$name.txt"
+    }
+    by_command sshpipe sh -c "zfs send bsrc/prof@s1 | $ssh localhost zfs receive -u bdst/prof-sshpipe"
+    by_command zrepssh "$zrep" replicate -q --no-snapshot --ssh "$ssh" --remote-zrep "$zrep" bsrc/prof localhost:bdst/prof-zrepssh
 fi
 uname -r >"$BENCH_OUT/kernel"
 cat /sys/module/zfs/version >"$BENCH_OUT/zfs"

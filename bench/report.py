@@ -96,10 +96,24 @@ if any(os.path.exists(p) for _, p in traces):
     print("One more run of each kind under `strace -f -T` (untimed above): time spent inside "
           "each ioctl, summed over zrep's threads (parallel datasets overlap). Calls that "
           "change the pool (snapshot, hold, release, bookmark, receive, sync) wait for a "
-          "transaction group to commit.\n")
+          "transaction group to commit. CHANNEL_PROGRAM is the listing (one read-only "
+          "program per tree): each property it reads looks its dataset or snapshot up "
+          "again, which costs most on a target, whose datasets are not mounted and so "
+          "not kept in memory, and grows with the number of snapshots; zrep reads only "
+          "the properties replication needs.\n")
     for t, p in traces:
         if os.path.exists(p):
             print(f"### {t}\n\n{open(p).read().rstrip()}\n")
+commands = [(n, os.path.join(out, f"commands-{n}.txt")) for n in ("sshpipe", "zrepssh")]
+if any(os.path.exists(p) for _, p in commands):
+    print("## Where the time goes over SSH: a 200 MB full stream, CPU by command\n")
+    print("`perf record -a -e cpu-clock`, then `perf report --sort comm`: the share of all "
+          "CPU samples taken by each command (kernel threads by their names).\n")
+    for n, p in commands:
+        if os.path.exists(p):
+            title = ("zfs send | ssh localhost zfs receive" if n == "sshpipe"
+                     else "zrep replicate to localhost: over ssh")
+            print(f"### {title}\n\n```\n{open(p).read().rstrip()}\n```\n")
 profiles = [(n, os.path.join(out, f"profile-{n}.txt")) for n in ("receive", "zrep")]
 if any(os.path.exists(p) for _, p in profiles):
     print("## Where the time goes: a 200 MB local full stream, every CPU sampled\n")

@@ -61,15 +61,33 @@ pub fn copy(from: &impl AsFd, to: &impl AsFd, tick: &dyn Fn(u64)) -> io::Result<
     let mut total = 0u64;
     #[cfg(target_os = "linux")]
     loop {
-        match splice::splice(from.as_fd(), to.as_fd(), CHUNK) {
-            Ok(0) => return Ok(total),
-            Ok(n) => {
+        // SAFETY: both descriptors are borrowed and open for the call; NULL offsets
+        // are required for pipes.
+        let n = unsafe {
+            libc::splice(
+                from.as_fd().as_raw_fd(),
+                std::ptr::null_mut(),
+                to.as_fd().as_raw_fd(),
+                std::ptr::null_mut(),
+                CHUNK,
+                libc::SPLICE_F_MOVE,
+            )
+        };
+        match n {
+            0 => return Ok(total),
+            n if n > 0 => {
                 total += n as u64;
                 tick(n as u64);
             }
-            // Not splice-able (neither end a pipe): copy through memory.
-            Err(e) if e.raw_os_error() == Some(libc::EINVAL) && total == 0 => break,
-            Err(e) => return Err(e),
+            _ => {
+                let e = io::Error::last_os_error();
+                match e.raw_os_error() {
+                    Some(libc::EINTR) => continue,
+                    // Not splice-able (neither end a pipe): copy through memory.
+                    Some(libc::EINVAL) if total == 0 => break,
+                    _ => return Err(e),
+                }
+            }
         }
     }
     let mut r = File::from(from.as_fd().try_clone_to_owned()?);
@@ -127,70 +145,26 @@ pub fn frames_in(
 ) -> Result<StreamEnd, ProtoError> {
     let mut to = Some(to);
     let mut buf = Vec::new();
-    read_frames(from, |from, len| {
-        buf.resize(len, 0);
-        if !proto::read_exact_or_eof(from, &mut buf)? && len > 0 {
-            return Err(ProtoError::Closed(" in the middle of a frame"));
-        }
-        tick(len as u64);
-        if let Some(w) = to.as_mut() {
-            if w.write_all(&buf).is_err() {
-                to = None;
-            }
-        }
-        Ok(())
-    })
-}
-
-/// The frame loop of a stream: `body` moves each `D` frame's `len` bytes on.
-fn read_frames(
-    from: &mut dyn Read,
-    mut body: impl FnMut(&mut dyn Read, usize) -> Result<(), ProtoError>,
-) -> Result<StreamEnd, ProtoError> {
     loop {
         let head = match proto::read_head(from)? {
             None => return Err(ProtoError::Closed(" in the middle of a stream")),
             Some(head) => head,
         };
-        if head.kind == b'D' {
-            body(from, head.len)?;
-            continue;
-        }
-        match proto::read_body(from, head)? {
-            Frame::End => return Ok(StreamEnd::Complete),
-            Frame::Abort(e) => return Ok(StreamEnd::Aborted(e)),
-            _ => return Err(ProtoError::Unexpected("a message inside a stream".into())),
-        }
-    }
-}
-
-/// `splice(2)` between pipes.
-#[cfg(target_os = "linux")]
-mod splice {
-    use std::io;
-    use std::os::fd::{AsRawFd, BorrowedFd};
-
-    /// One `splice(2)` of up to `len` bytes: how many moved, 0 at end of input.
-    pub fn splice(from: BorrowedFd, to: BorrowedFd, len: usize) -> io::Result<usize> {
-        loop {
-            // SAFETY: both descriptors are borrowed, so open for the call; NULL
-            // offsets are what pipes require.
-            let n = unsafe {
-                libc::splice(
-                    from.as_raw_fd(),
-                    std::ptr::null_mut(),
-                    to.as_raw_fd(),
-                    std::ptr::null_mut(),
-                    len,
-                    libc::SPLICE_F_MOVE,
-                )
+        if head.kind != b'D' {
+            return match proto::read_body(from, head)? {
+                Frame::End => Ok(StreamEnd::Complete),
+                Frame::Abort(e) => Ok(StreamEnd::Aborted(e)),
+                _ => Err(ProtoError::Unexpected("a message inside a stream".into())),
             };
-            if n >= 0 {
-                return Ok(n as usize);
-            }
-            let e = io::Error::last_os_error();
-            if e.kind() != io::ErrorKind::Interrupted {
-                return Err(e);
+        }
+        buf.resize(head.len, 0);
+        if !proto::read_exact_or_eof(from, &mut buf)? && head.len > 0 {
+            return Err(ProtoError::Closed(" in the middle of a frame"));
+        }
+        tick(head.len as u64);
+        if let Some(w) = to.as_mut() {
+            if w.write_all(&buf).is_err() {
+                to = None;
             }
         }
     }
