@@ -89,37 +89,39 @@ if spawned:
     for c, n, z in spawned:
         print(f"| {c} | {n} | {z} |")
     print()
-traces = [(t, os.path.join(out, f"ioctls-{n}.txt"))
-          for n, t in (("noop", "nothing changed"), ("changed", "every dataset changed"))]
-if any(os.path.exists(p) for _, p in traces):
-    print("## Where a scheduled run's time goes: ZFS ioctls of one `zrep replicate -r`\n")
-    print("One more run of each kind under `strace -f -T` (untimed above): time spent inside "
-          "each ioctl, summed over zrep's threads (parallel datasets overlap). Calls that "
-          "change the pool (snapshot, hold, release, bookmark, receive, sync) wait for a "
-          "transaction group to commit. CHANNEL_PROGRAM is the listing (one read-only "
-          "program per tree): each property it reads looks its dataset or snapshot up "
-          "again, which costs most on a target, whose datasets are not mounted and so "
-          "not kept in memory, and grows with the number of snapshots; zrep reads only "
-          "the properties replication needs.\n")
-    for t, p in traces:
-        if os.path.exists(p):
-            print(f"### {t}\n\n{open(p).read().rstrip()}\n")
-commands = [(n, os.path.join(out, f"commands-{n}.txt")) for n in ("sshpipe", "zrepssh")]
-if any(os.path.exists(p) for _, p in commands):
-    print("## Where the time goes over SSH: a 200 MB full stream, CPU by command\n")
-    print("`perf record -a -e cpu-clock`, then `perf report --sort comm`: the share of all "
-          "CPU samples taken by each command (kernel threads by their names).\n")
-    for n, p in commands:
-        if os.path.exists(p):
-            title = ("zfs send | ssh localhost zfs receive" if n == "sshpipe"
-                     else "zrep replicate to localhost: over ssh")
-            print(f"### {title}\n\n```\n{open(p).read().rstrip()}\n```\n")
-profiles = [(n, os.path.join(out, f"profile-{n}.txt")) for n in ("receive", "zrep")]
-if any(os.path.exists(p) for _, p in profiles):
-    print("## Where the time goes: a 200 MB local full stream, every CPU sampled\n")
-    print("`perf record -a -e cpu-clock` in the guest; overhead by command and symbol "
-          "(kernel threads such as z_wr_iss do ZFS's checksumming and writing).\n")
-    for n, p in profiles:
-        if os.path.exists(p):
-            title = "zfs receive < file" if n == "receive" else "zrep replicate (local)"
-            print(f"### {title}\n\n```\n{open(p).read().rstrip()}\n```\n")
+
+
+def section(title, intro, parts, fenced):
+    """A section of captured files: PARTS is (file name, subtitle) pairs; skipped when
+    none of them was captured."""
+    found = [(os.path.join(out, f), t) for f, t in parts if os.path.exists(os.path.join(out, f))]
+    if not found:
+        return
+    print(f"## {title}\n\n{intro}\n")
+    for path, t in found:
+        body = open(path).read().rstrip()
+        print(f"### {t}\n\n```\n{body}\n```\n" if fenced else f"### {t}\n\n{body}\n")
+
+
+section("Where a scheduled run's time goes: ZFS ioctls of one `zrep replicate -r`",
+        "One more run of each kind under `strace -f -T` (untimed above): time spent inside "
+        "each ioctl, summed over zrep's threads (parallel datasets overlap). Calls that "
+        "change the pool (snapshot, hold, release, bookmark, receive, sync) wait for a "
+        "transaction group to commit. CHANNEL_PROGRAM is the listing (one read-only "
+        "program per tree): each property it reads looks its dataset or snapshot up "
+        "again, which costs most on a target, whose datasets are not mounted and so "
+        "not kept in memory, and grows with the number of snapshots; zrep reads only "
+        "the properties replication needs.",
+        [("ioctls-noop.txt", "nothing changed"), ("ioctls-changed.txt", "every dataset changed")],
+        fenced=False)
+section("Where the time goes over SSH: a 200 MB full stream, CPU by command",
+        "`perf record -a -e cpu-clock`, then `perf report --sort comm`: the share of all "
+        "CPU samples taken by each command (kernel threads by their names).",
+        [("commands-sshpipe.txt", "zfs send | ssh localhost zfs receive"),
+         ("commands-zrepssh.txt", "zrep replicate to localhost: over ssh")],
+        fenced=True)
+section("Where the time goes: a 200 MB local full stream, every CPU sampled",
+        "`perf record -a -e cpu-clock` in the guest; overhead by command and symbol "
+        "(kernel threads such as z_wr_iss do ZFS's checksumming and writing).",
+        [("profile-receive.txt", "zfs receive < file"), ("profile-zrep.txt", "zrep replicate (local)")],
+        fenced=True)
