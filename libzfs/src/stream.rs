@@ -54,6 +54,40 @@ fn from_cstring(from: Option<&SendSource>) -> Option<CString> {
     from.map(|f| CString::new(f.as_str()).expect("names have no NUL"))
 }
 
+/// Blocks SIGCHLD in the calling thread while a stream ioctl runs (the mask is
+/// restored on drop). The kernel moves a whole stream through the descriptor inside
+/// one ioctl; a signal with a handler interrupts it (EINTR), and a stream cannot be
+/// restarted part way. A process that starts children often handles SIGCHLD (so does
+/// valgrind, for every signal): the signal then goes to another thread, or waits for
+/// the stream to end. Signals meant to stop a transfer (SIGINT, SIGTERM) still do.
+struct QuietChildren(Option<libc::sigset_t>);
+
+impl QuietChildren {
+    fn new() -> QuietChildren {
+        // SAFETY: sigset_t is plain data, initialised by sigemptyset before use;
+        // pthread_sigmask changes only this thread's mask and fills `old`.
+        unsafe {
+            let mut set: libc::sigset_t = std::mem::zeroed();
+            let mut old: libc::sigset_t = std::mem::zeroed();
+            libc::sigemptyset(&mut set);
+            libc::sigaddset(&mut set, libc::SIGCHLD);
+            let rc = libc::pthread_sigmask(libc::SIG_BLOCK, &set, &mut old);
+            // It fails only for an invalid `how`: then nothing was changed.
+            QuietChildren((rc == 0).then_some(old))
+        }
+    }
+}
+
+impl Drop for QuietChildren {
+    fn drop(&mut self) {
+        if let Some(old) = &self.0 {
+            // SAFETY: restores the mask saved by `new` in this same thread (the guard
+            // lives on the stack of the call it protects).
+            unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, old, std::ptr::null_mut()) };
+        }
+    }
+}
+
 impl Zfs {
     /// Writes the send stream of `snap` to `out`: full, or incremental from `from`
     /// (a snapshot or bookmark of the same dataset's history).
@@ -72,6 +106,7 @@ impl Zfs {
         let s = snap.to_cstring();
         let f = from_cstring(from);
         let fd = Zfs::raw_fd(&out);
+        let _quiet = QuietChildren::new();
         // SAFETY: valid C strings (from may be NULL); fd is borrowed for the call.
         let rc = unsafe {
             sys::lzc_send(
@@ -98,6 +133,7 @@ impl Zfs {
         let s = snap.to_cstring();
         let f = from_cstring(from);
         let fd = Zfs::raw_fd(&out);
+        let _quiet = QuietChildren::new();
         // SAFETY: as in send.
         let rc = unsafe {
             sys::lzc_send_resume(
@@ -278,6 +314,7 @@ impl Zfs {
         let mut action_handle = 0u64;
         let mut errs = ptr::null_mut();
         let resumable = opts.resumable;
+        let _quiet = QuietChildren::new();
         // SAFETY: valid C strings (origin may be NULL); the property lists are live
         // nvlists we lend (NULL when empty); raw_begin is the 312-byte BEGIN record
         // read from this fd, 8-aligned, as `dmu_replay_record_t` expects; the output

@@ -1,0 +1,108 @@
+//! libzfs against real pools: a signal with a handler, sent to the very thread that
+//! is inside a send or receive ioctl, must not cut the stream. SIGCHLD is the one a
+//! process that starts children gets all the time (and valgrind handles every
+//! signal); the library blocks it for the length of a stream. Its own binary: the
+//! handler installed here would otherwise reach other tests.
+use std::io::{Read, Write};
+use std::os::unix::thread::JoinHandleExt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use libzfs::{ReceiveOptions, SendFlags};
+use zrep_tests::*;
+
+static CAUGHT: AtomicU64 = AtomicU64::new(0);
+
+extern "C" fn count(_: libc::c_int) {
+    CAUGHT.fetch_add(1, Ordering::Relaxed);
+}
+
+/// Installs a SIGCHLD handler without SA_RESTART (as many programs do).
+fn handle_sigchld() {
+    // SAFETY: a zeroed sigaction is valid; the handler only touches an atomic.
+    unsafe {
+        let mut sa: libc::sigaction = std::mem::zeroed();
+        sa.sa_sigaction = count as extern "C" fn(libc::c_int) as usize;
+        libc::sigemptyset(&mut sa.sa_mask);
+        assert_eq!(libc::sigaction(libc::SIGCHLD, &sa, std::ptr::null_mut()), 0);
+    }
+}
+
+/// Sends SIGCHLD to `thread` every few milliseconds until `done` says stop.
+fn pester(thread: libc::pthread_t, done: &dyn Fn() -> bool) -> u64 {
+    let mut sent = 0;
+    while !done() {
+        // SAFETY: the thread is not joined yet, so its pthread_t is valid.
+        if unsafe { libc::pthread_kill(thread, libc::SIGCHLD) } == 0 {
+            sent += 1;
+        }
+        std::thread::sleep(Duration::from_millis(3));
+    }
+    sent
+}
+
+#[test]
+fn sigchld_does_not_interrupt_send_or_receive() {
+    let pool = TestPool::new();
+    let zfs = lzc();
+    let fs = pool.create("src");
+    write_random(&pool.path("src/data"), 24 << 20, 7);
+    let snapshot = format!("{fs}@s");
+    snap(&zfs, &[&snapshot]);
+    handle_sigchld();
+
+    // Send into a pipe read slowly, so the ioctl waits on a full pipe again and again.
+    let (mut r, w) = os_pipe::pipe().unwrap();
+    let sender = {
+        let zfs = lzc();
+        let s = sn(&snapshot);
+        std::thread::spawn(move || zfs.send(&s, None, w, SendFlags::default()))
+    };
+    let reader = std::thread::spawn(move || {
+        let mut stream = Vec::new();
+        let mut buf = vec![0u8; 64 << 10];
+        loop {
+            match r.read(&mut buf) {
+                Ok(0) => return stream,
+                Ok(n) => stream.extend_from_slice(&buf[..n]),
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => panic!("read: {e}"),
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    });
+    let signals = pester(sender.as_pthread_t(), &|| sender.is_finished());
+    sender.join().unwrap().expect("the send survives SIGCHLD");
+    let stream = reader.join().unwrap();
+    assert!(signals > 10, "only {signals} signals sent");
+
+    // Receive from a pipe written slowly, with the same signals at the receiver.
+    let (r, mut w) = os_pipe::pipe().unwrap();
+    let target = pool.ds("copy");
+    let receiver = {
+        let zfs = lzc();
+        let target = target.clone();
+        std::thread::spawn(move || zfs.receive(&target, &r, &ReceiveOptions::default()))
+    };
+    let writer = std::thread::spawn(move || {
+        for chunk in stream.chunks(64 << 10) {
+            w.write_all(chunk).unwrap();
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    });
+    let signals = pester(receiver.as_pthread_t(), &|| receiver.is_finished());
+    let got = receiver
+        .join()
+        .unwrap()
+        .expect("the receive survives SIGCHLD");
+    writer.join().unwrap();
+    assert!(signals > 10, "only {signals} signals sent");
+    assert_eq!(got.snapshot.as_str(), format!("{target}@s"));
+    mount(&target);
+    assert_eq!(
+        tree_digest(&pool.path("src")),
+        tree_digest(&pool.path("copy"))
+    );
+    // Each blocked signal was delivered once the stream ended.
+    assert!(CAUGHT.load(Ordering::Relaxed) > 0);
+}
