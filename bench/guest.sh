@@ -30,12 +30,16 @@ row() {
         "$(echo "${user:-0} + ${sys:-0}" | bc)" >>"$res"
     log "$w / $c: $(tail -1 "$res" | cut -f3) s"
 }
-# fresh NAME...: destroys bdst/NAME..., and waits until their space is free again
-# (destroys free it in the background: the next workload would run out of space).
+# fresh NAME...: destroys bdst/NAME..., waits until their space is free again (destroys
+# free it in the background), then trims both pools: their image files live on the
+# guest's tmpfs, which gets back what ZFS freed only when the vdev punches holes in them.
+# Without it the tmpfs fills up after the first workload and later rows fail "out of space".
 fresh() {
     local d
     for d in "$@"; do zfs destroy -r "bdst/$d" 2>/dev/null; done
     zpool wait -t free bdst
+    zpool trim -w bsrc && zpool trim -w bdst || log "trim failed"
+    log "tmpfs: $(df -h --output=used,avail /tmp | tail -1)"
 }
 
 # Workload 1: 300 MB incompressible, full stream.
