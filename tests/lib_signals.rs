@@ -1,7 +1,8 @@
 //! libzfs against real pools: a signal with a handler, sent to the very thread that
-//! is inside a send or receive ioctl, must not cut the stream. SIGCHLD is the one a
-//! process that starts children gets all the time (and valgrind handles every
-//! signal); the library blocks it for the length of a stream. Its own binary: the
+//! is inside a send or receive ioctl, must not cut the stream, nor cancel a listing
+//! (a channel program, which the kernel stops at any pending signal). SIGCHLD is the
+//! one a process that starts children gets all the time (and valgrind handles every
+//! signal); the library blocks it for the length of those ioctls. Its own binary: the
 //! handler installed here would otherwise reach other tests.
 use std::io::{Read, Write};
 use std::os::unix::thread::JoinHandleExt;
@@ -105,4 +106,41 @@ fn sigchld_does_not_interrupt_send_or_receive() {
     );
     // Each blocked signal was delivered once the stream ended.
     assert!(CAUGHT.load(Ordering::Relaxed) > 0);
+}
+
+#[test]
+fn sigchld_does_not_cancel_a_listing() {
+    let pool = TestPool::new();
+    let zfs = lzc();
+    let fss: Vec<String> = (0..10)
+        .map(|i| {
+            let fs = pool.ds(&format!("f{i}"));
+            lzc_create(&zfs, &fs);
+            fs
+        })
+        .collect();
+    for round in 0..10 {
+        let batch: Vec<_> = fss.iter().map(|f| sn(&format!("{f}@r{round}"))).collect();
+        zfs.snapshot(&batch, None).unwrap();
+    }
+    handle_sigchld();
+
+    // The same listing, again and again, with SIGCHLD at the listing thread.
+    let root = dn(pool.name());
+    let lister = std::thread::spawn(move || {
+        let zfs = lzc();
+        (0..30)
+            .map(|_| {
+                let l = zfs.list(&root, true, true)?.expect("the pool exists");
+                Ok(l.iter().map(|d| d.snapshots.len()).sum::<usize>())
+            })
+            .collect::<libzfs::Result<Vec<usize>>>()
+    });
+    let signals = pester(lister.as_pthread_t(), &|| lister.is_finished());
+    let counts = lister
+        .join()
+        .unwrap()
+        .expect("the listing survives SIGCHLD");
+    assert!(signals > 10, "only {signals} signals sent");
+    assert!(counts.iter().all(|&n| n == 100), "{counts:?}");
 }

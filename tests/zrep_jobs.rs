@@ -9,7 +9,7 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use zrep::clock::{parse_stamp, utc_stamp, Civil};
-use zrep_tests::cli::{zrep, zrep_cmd, zrep_env, Run};
+use zrep_tests::cli::{patience, zrep, zrep_cmd, zrep_env, Run};
 use zrep_tests::{mount, test_dir, tree_digest, write_random, zfs, zfs_get, TestPool};
 
 const DAY: u64 = 86_400;
@@ -229,7 +229,7 @@ fn a_simulated_month_keeps_what_the_rules_say() {
     );
 }
 
-/// Kills `child` once `cond` holds, or panics after 60 s.
+/// Kills `child` once `cond` holds, or panics after 60 s (see `patience`).
 fn kill_when(child: &mut std::process::Child, mut cond: impl FnMut() -> bool) {
     let t0 = Instant::now();
     while !cond() {
@@ -237,10 +237,7 @@ fn kill_when(child: &mut std::process::Child, mut cond: impl FnMut() -> bool) {
             child.try_wait().unwrap().is_none(),
             "zrep ended before the kill"
         );
-        assert!(
-            t0.elapsed() < Duration::from_secs(60),
-            "condition never held"
-        );
+        assert!(t0.elapsed() < patience(60), "condition never held");
         std::thread::sleep(Duration::from_millis(20));
     }
     child.kill().unwrap();
@@ -382,7 +379,7 @@ fn overlapping_runs_skip_or_wait() {
     let mut first = spawn_run(&conf, t0);
     let t = Instant::now();
     while !exists(&dst) {
-        assert!(t.elapsed() < Duration::from_secs(60));
+        assert!(t.elapsed() < patience(60));
         std::thread::sleep(Duration::from_millis(20));
     }
     let second = conf.at(t0 + 60, "run", &[]).ok();
@@ -402,7 +399,7 @@ fn overlapping_runs_skip_or_wait() {
     let mut first = spawn_run(&conf, t0 + 3600);
     let t = Instant::now();
     while zrep_times(&src).len() < 2 {
-        assert!(t.elapsed() < Duration::from_secs(60));
+        assert!(t.elapsed() < patience(60));
         std::thread::sleep(Duration::from_millis(20));
     }
     let second = conf.at(t0 + 7200, "run", &[]).ok();

@@ -3,7 +3,7 @@
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use zrep_tests::cli::{ssh_args, zrep, zrep_spawn, Run};
+use zrep_tests::cli::{patience, ssh_args, zrep, zrep_spawn, Run};
 use zrep_tests::{cli_snapshots, mount, tree_digest, write_random, zfs, zfs_get, TestPool};
 
 fn snap(ds: &str, name: &str) {
@@ -313,17 +313,14 @@ fn dry_run_changes_nothing() {
         .success());
 }
 
-/// Kills `child` once `cond` holds (polling), or panics after 60 s.
+/// Kills `child` once `cond` holds (polling), or panics after 60 s (see `patience`).
 fn kill_when(child: &mut std::process::Child, mut cond: impl FnMut() -> bool) {
     let t0 = Instant::now();
     while !cond() {
         if let Ok(Some(st)) = child.try_wait() {
             panic!("zrep finished ({st}) before it could be killed");
         }
-        assert!(
-            t0.elapsed() < Duration::from_secs(60),
-            "condition never held"
-        );
+        assert!(t0.elapsed() < patience(60), "condition never held");
         std::thread::sleep(Duration::from_millis(20));
     }
     child.kill().unwrap();
@@ -393,10 +390,7 @@ fn killed_ssh_mid_incremental_resumes() {
         if exists(&recv) && zfs_get("referenced", &recv).parse::<u64>().unwrap_or(0) > 8 << 20 {
             break;
         }
-        assert!(
-            t0.elapsed() < Duration::from_secs(60),
-            "stream never started"
-        );
+        assert!(t0.elapsed() < patience(60), "stream never started");
         std::thread::sleep(Duration::from_millis(20));
     }
     // kill -9 the ssh child of zrep, not zrep itself.

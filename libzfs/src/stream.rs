@@ -10,6 +10,7 @@ use libzfs_sys as sys;
 use crate::error::{check, zfs_error, Error, Op, Result};
 use crate::name::{DatasetName, SendSource, SnapshotName};
 use crate::nvlist::{NvList, NvListRef};
+use crate::quiet::QuietChildren;
 use crate::zfs::{cbool, take_list, Zfs};
 
 /// Flags of a send stream (`zfs send -L -e -c -w`).
@@ -52,40 +53,6 @@ impl SendFlags {
 
 fn from_cstring(from: Option<&SendSource>) -> Option<CString> {
     from.map(|f| CString::new(f.as_str()).expect("names have no NUL"))
-}
-
-/// Blocks SIGCHLD in the calling thread while a stream ioctl runs (the mask is
-/// restored on drop). The kernel moves a whole stream through the descriptor inside
-/// one ioctl; a signal with a handler interrupts it (EINTR), and a stream cannot be
-/// restarted part way. A process that starts children often handles SIGCHLD (so does
-/// valgrind, for every signal): the signal then goes to another thread, or waits for
-/// the stream to end. Signals meant to stop a transfer (SIGINT, SIGTERM) still do.
-struct QuietChildren(Option<libc::sigset_t>);
-
-impl QuietChildren {
-    fn new() -> QuietChildren {
-        // SAFETY: sigset_t is plain data, initialised by sigemptyset before use;
-        // pthread_sigmask changes only this thread's mask and fills `old`.
-        unsafe {
-            let mut set: libc::sigset_t = std::mem::zeroed();
-            let mut old: libc::sigset_t = std::mem::zeroed();
-            libc::sigemptyset(&mut set);
-            libc::sigaddset(&mut set, libc::SIGCHLD);
-            let rc = libc::pthread_sigmask(libc::SIG_BLOCK, &set, &mut old);
-            // It fails only for an invalid `how`: then nothing was changed.
-            QuietChildren((rc == 0).then_some(old))
-        }
-    }
-}
-
-impl Drop for QuietChildren {
-    fn drop(&mut self) {
-        if let Some(old) = &self.0 {
-            // SAFETY: restores the mask saved by `new` in this same thread (the guard
-            // lives on the stack of the call it protects).
-            unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, old, std::ptr::null_mut()) };
-        }
-    }
 }
 
 impl Zfs {

@@ -529,11 +529,13 @@ impl Zfs {
         check(rc, Op::Sync, pool)
     }
 
-    /// Waits until the pool activity ends; returns whether it had to wait.
+    /// Waits until the pool activity ends; returns whether it had to wait. A signal
+    /// with a handler ends the wait early (EINTR), SIGCHLD excepted.
     #[doc(alias = "lzc_wait")]
     pub fn wait(&self, pool: &str, activity: WaitActivity) -> Result<bool> {
         let c = CString::new(pool).map_err(|_| crate::name::NameError::Empty { kind: "pool" })?;
         let mut waited = boolean_t::B_FALSE;
+        let _quiet = crate::quiet::QuietChildren::new();
         // SAFETY: valid C string; waited is a valid out pointer.
         let rc = unsafe { sys::lzc_wait(c.as_ptr(), activity as _, &mut waited) };
         check(rc, Op::Wait, pool)?;
@@ -545,6 +547,7 @@ impl Zfs {
     pub fn wait_fs_deleteq(&self, fs: &DatasetName) -> Result<bool> {
         let c = fs.to_cstring();
         let mut waited = boolean_t::B_FALSE;
+        let _quiet = crate::quiet::QuietChildren::new();
         // SAFETY: valid C string; waited is a valid out pointer.
         let rc = unsafe { sys::lzc_wait_fs(c.as_ptr(), sys::ZFS_WAIT_DELETEQ, &mut waited) };
         check(rc, Op::Wait, fs.as_str())?;
@@ -604,7 +607,8 @@ impl Zfs {
     /// Runs a ZFS channel program (Lua) on `pool` and returns its `return` value's
     /// enclosing list (key `return`). With `sync == false` the program runs read-only
     /// in open context (`lzc_channel_program_nosync`) and cannot change anything.
-    /// Root only.
+    /// SIGCHLD is blocked in the calling thread while it runs (the kernel cancels a
+    /// program at any pending signal; SIGINT and SIGTERM still do). Root only.
     #[doc(alias = "lzc_channel_program")]
     #[doc(alias = "lzc_channel_program_nosync")]
     pub fn channel_program(
@@ -619,6 +623,7 @@ impl Zfs {
         let prog = CString::new(program)
             .map_err(|_| Error::Stream("channel program contains NUL".into()))?;
         let mut out = ptr::null_mut();
+        let quiet = crate::quiet::QuietChildren::new();
         // SAFETY: valid C strings and nvlist; out becomes ours.
         let rc = unsafe {
             if sync {
@@ -641,6 +646,7 @@ impl Zfs {
                 )
             }
         };
+        drop(quiet);
         let out = take_list(out);
         if rc != 0 {
             let detail = out

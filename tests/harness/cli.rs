@@ -66,6 +66,17 @@ fn valgrind() -> Option<Vec<String>> {
     )
 }
 
+/// How long a test waits for a zrep to get somewhere: `secs`, ten times that when
+/// every zrep runs under valgrind (each then takes ~30 s just to start in the
+/// emulated guest, two of them over SSH).
+pub fn patience(secs: u64) -> std::time::Duration {
+    std::time::Duration::from_secs(if valgrind().is_some() {
+        secs * 10
+    } else {
+        secs
+    })
+}
+
 /// The program to start for `zrep` (valgrind wrapping it when asked).
 fn zrep_program() -> (PathBuf, Vec<String>) {
     match valgrind() {
