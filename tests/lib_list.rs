@@ -232,18 +232,8 @@ fn list_reports_volumes_and_clones() {
 fn list_200_snapshots() {
     let pool = TestPool::new();
     let zfs = lzc();
-    let fss: Vec<String> = (0..20)
-        .map(|i| {
-            let fs = pool.ds(&format!("f{i:02}"));
-            lzc_create(&zfs, &fs);
-            fs
-        })
-        .collect();
     // One snapshot per filesystem per transaction group: 10 batches of 20.
-    for round in 0..10 {
-        let batch: Vec<_> = fss.iter().map(|f| sn(&format!("{f}@r{round}"))).collect();
-        zfs.snapshot(&batch, None).unwrap();
-    }
+    snapshot_grid(&zfs, &pool, 20, 10);
     let l = zfs.list(&dn(pool.name()), true, true).unwrap().unwrap();
     let total: usize = l.iter().map(|d| d.snapshots.len()).sum();
     assert_eq!(total, 200);

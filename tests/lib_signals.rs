@@ -112,17 +112,7 @@ fn sigchld_does_not_interrupt_send_or_receive() {
 fn sigchld_does_not_cancel_a_listing() {
     let pool = TestPool::new();
     let zfs = lzc();
-    let fss: Vec<String> = (0..10)
-        .map(|i| {
-            let fs = pool.ds(&format!("f{i}"));
-            lzc_create(&zfs, &fs);
-            fs
-        })
-        .collect();
-    for round in 0..10 {
-        let batch: Vec<_> = fss.iter().map(|f| sn(&format!("{f}@r{round}"))).collect();
-        zfs.snapshot(&batch, None).unwrap();
-    }
+    snapshot_grid(&zfs, &pool, 10, 10);
     handle_sigchld();
 
     // The same listing, again and again, with SIGCHLD at the listing thread.

@@ -291,6 +291,28 @@ pub fn lzc_create(zfs: &libzfs::Zfs, name: &str) {
         .unwrap_or_else(|e| panic!("create {name}: {e}"));
 }
 
+/// `filesystems` filesystems `f00`, `f01`... under `pool`, each with snapshots `@r0`
+/// to `@r{rounds-1}`, one batch per round (one transaction group each).
+pub fn snapshot_grid(
+    zfs: &libzfs::Zfs,
+    pool: &TestPool,
+    filesystems: usize,
+    rounds: usize,
+) -> Vec<String> {
+    let fss: Vec<String> = (0..filesystems)
+        .map(|i| {
+            let fs = pool.ds(&format!("f{i:02}"));
+            lzc_create(zfs, &fs);
+            fs
+        })
+        .collect();
+    for round in 0..rounds {
+        let batch: Vec<_> = fss.iter().map(|f| sn(&format!("{f}@r{round}"))).collect();
+        zfs.snapshot(&batch, None).unwrap();
+    }
+    fss
+}
+
 /// The error of a result that must have failed, with the expected kind.
 #[track_caller]
 pub fn expect_kind<T: std::fmt::Debug>(
