@@ -44,9 +44,7 @@ pub fn assert_no_zfs_spawned() {
 /// (scripts/guest-run sums them up). `--undef-value-errors=no`: valgrind does not
 /// model ZFS ioctls, so what the kernel writes looks uninitialised to it.
 fn valgrind() -> Option<Vec<String>> {
-    let dir = std::env::var("ZREP_VALGRIND")
-        .ok()
-        .filter(|d| !d.is_empty())?;
+    let dir = valgrind_dir()?;
     let supp = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/valgrind.supp");
     Some(
         [
@@ -70,11 +68,18 @@ fn valgrind() -> Option<Vec<String>> {
 /// every zrep runs under valgrind (each then takes ~30 s just to start in the
 /// emulated guest, two of them over SSH).
 pub fn patience(secs: u64) -> std::time::Duration {
-    std::time::Duration::from_secs(if valgrind().is_some() {
+    std::time::Duration::from_secs(if valgrind_dir().is_some() {
         secs * 10
     } else {
         secs
     })
+}
+
+/// `ZREP_VALGRIND`, when set.
+fn valgrind_dir() -> Option<String> {
+    std::env::var("ZREP_VALGRIND")
+        .ok()
+        .filter(|d| !d.is_empty())
 }
 
 /// The program to start for `zrep` (valgrind wrapping it when asked).
