@@ -440,6 +440,10 @@ pub enum Error {
     /// A send stream or resume token could not be parsed.
     #[error("{0}")]
     Stream(String),
+    /// The input ended before a stream began: no stream at all, or the end of a
+    /// series of streams.
+    #[error("no send stream on input (empty)")]
+    NoStream,
 }
 
 impl Error {
@@ -456,8 +460,13 @@ impl Error {
             Error::Io { .. } => ErrorKind::Io,
             Error::Unsupported { .. } => ErrorKind::Unsupported,
             Error::Protocol { .. } => ErrorKind::Other,
-            Error::Stream(_) => ErrorKind::BadStream,
+            Error::Stream(_) | Error::NoStream => ErrorKind::BadStream,
         }
+    }
+
+    /// Whether the input ended before a stream began (see [`Error::NoStream`]).
+    pub fn is_end_of_input(&self) -> bool {
+        matches!(self, Error::NoStream)
     }
 
     /// The errno of a failed call, if this error came from one.

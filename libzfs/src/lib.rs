@@ -46,6 +46,8 @@ pub mod list;
 pub mod name;
 pub mod nvlist;
 mod quiet;
+#[cfg(feature = "serde")]
+mod serde;
 pub mod stream;
 pub mod zfs;
 

@@ -425,7 +425,7 @@ impl StreamHeader {
             }
         }
         if got == 0 {
-            return Err(Error::Stream("no send stream on input (empty)".into()));
+            return Err(Error::NoStream);
         }
         if got < raw.0.len() {
             return Err(Error::Stream(format!(

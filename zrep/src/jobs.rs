@@ -8,13 +8,15 @@ use serde::Serialize;
 
 use crate::clock;
 use crate::config::{Config, Job, Overlap};
-use crate::local::{err, OpResult};
+use crate::error::{err, Kind, Result};
 use crate::proto::{DatasetState, SnapEntry};
-use crate::replicate::{self, Outcome};
+use crate::replicate;
+use crate::report::Outcome;
 use crate::retention::{self, Candidate, Rules, Verdict};
-use crate::side::Side;
+use crate::side::{Side, Ssh};
 use crate::state::{self, DatasetRecord, State};
 use crate::ui::{bytes, Ui};
+use libzfs::{DatasetName, SnapshotName};
 
 /// One dataset of a job's run.
 #[derive(Debug, Serialize)]
@@ -43,10 +45,26 @@ pub struct JobReport {
     pub datasets: Vec<DatasetReport>,
 }
 
-fn open(job: &Job) -> OpResult<(Side, Side)> {
-    let src = Side::open(job.source_host.as_deref(), &job.ssh, &job.remote_zrep)?;
-    let dst = Side::open(job.target_host.as_deref(), &job.ssh, &job.remote_zrep)?;
+fn ssh(job: &Job) -> Result<Ssh> {
+    Ssh::new(&job.ssh, &job.remote_zrep, crate::link::DEFAULT_TIMEOUT)
+}
+
+fn open(job: &Job) -> Result<(Side, Side)> {
+    let ssh = ssh(job)?;
+    let src = Side::open(job.source_host.as_deref(), &ssh)?;
+    let dst = Side::open(job.target_host.as_deref(), &ssh)?;
     Ok((src, dst))
+}
+
+/// A dataset name from the configuration (checked when it was loaded).
+fn name(ds: &str) -> Result<DatasetName> {
+    Ok(DatasetName::new(ds)?)
+}
+
+/// The target of source dataset `d` (the job's source or below it).
+fn target_of(job: &Job, d: &DatasetName) -> String {
+    let rel = crate::policy::relative(d.as_str(), &job.source).unwrap_or_default();
+    format!("{}{rel}", job.target)
 }
 
 /// Runs one job: snapshot, replicate, prune; records the result in the state file.
@@ -66,7 +84,7 @@ pub fn run(cfg: &Config, job: &Job, ui: &Ui) -> JobReport {
     };
     let _lock = match crate::lock::Lock::job(&job.name, wait) {
         Ok(l) => l,
-        Err(e) if e.kind != "Busy" => {
+        Err(e) if e.kind != Kind::Busy => {
             report.status = "failed";
             report.error = Some(e.message.clone());
             ui.error(&format!("[{}] {}", job.name, e.message));
@@ -94,16 +112,17 @@ pub fn run(cfg: &Config, job: &Job, ui: &Ui) -> JobReport {
     report
 }
 
-fn run_locked(job: &Job, ui: &Ui, report: &mut JobReport) -> OpResult<()> {
-    let mut src = Side::open(job.source_host.as_deref(), &job.ssh, &job.remote_zrep)?;
-    let mut dst = match Side::open(job.target_host.as_deref(), &job.ssh, &job.remote_zrep) {
+fn run_locked(job: &Job, ui: &Ui, report: &mut JobReport) -> Result<()> {
+    let ssh = ssh(job)?;
+    let mut src = Side::open(job.source_host.as_deref(), &ssh)?;
+    let mut dst = match Side::open(job.target_host.as_deref(), &ssh) {
         Ok(d) => d,
         // The schedule's snapshot is still taken: it is history on the source, and
         // the next run that reaches the target sends it (retention keeps it until).
         Err(e) if job.snapshot => {
             let name = snapshot_only(job, &mut src)?;
             return Err(err(
-                &e.kind,
+                e.kind,
                 format!(
                     "{}; took @{name} on the source, to be sent when the target is back",
                     e.message
@@ -113,9 +132,9 @@ fn run_locked(job: &Job, ui: &Ui, report: &mut JobReport) -> OpResult<()> {
         Err(e) => return Err(e),
     };
     let opts = replicate::Options {
-        source: job.source.clone(),
+        source: name(&job.source)?,
         up_to: None,
-        target: job.target.clone(),
+        target: name(&job.target)?,
         target_host: job.target_host.clone().unwrap_or_default(),
         recursive: job.recursive,
         force: false,
@@ -154,29 +173,22 @@ fn run_locked(job: &Job, ui: &Ui, report: &mut JobReport) -> OpResult<()> {
 }
 
 /// Takes the run's snapshot of the job's datasets (one atomic call) and names it.
-fn snapshot_only(job: &Job, src: &mut Side) -> OpResult<String> {
-    let name = replicate::new_snapshot_name();
+fn snapshot_only(job: &Job, src: &mut Side) -> Result<String> {
+    let source = name(&job.source)?;
+    let snap = replicate::new_snapshot_name();
     if !job.allow_empty {
-        src.sync(&job.source)?;
+        src.sync(&source)?;
     }
-    let states = src.state(&job.source, job.recursive)?;
-    replicate::snapshot_tree(src, &job.source, job.recursive, &states, &name, &|d| {
+    let states = src.state(&source, job.recursive)?;
+    replicate::snapshot_tree(src, &source, job.recursive, &states, &snap, &|d| {
         replicate::needs_snapshot(d, job.allow_empty)
     })?;
-    Ok(name)
+    Ok(snap)
 }
 
 /// The log line of one dataset: outcome, bytes, seconds, what retention removed.
 fn line(job: &str, o: &Outcome, ps: &[String], pt: &[String]) -> String {
-    let what = match (&o.error, o.mode.as_str()) {
-        (Some(e), _) => format!("FAILED: {e}"),
-        (None, "noop") => "up to date".into(),
-        (None, m) => format!(
-            "{m}, {} snapshot{}",
-            o.snapshots.len(),
-            if o.snapshots.len() == 1 { "" } else { "s" }
-        ),
-    };
+    let what = o.what();
     let mut s = format!(
         "[{job}] {} -> {}: {what}, {} in {:.1} s",
         o.source,
@@ -190,7 +202,7 @@ fn line(job: &str, o: &Outcome, ps: &[String], pt: &[String]) -> String {
     s
 }
 
-fn record(cfg: &Config, job: &Job, report: &JobReport, started: u64) -> OpResult<()> {
+fn record(cfg: &Config, job: &Job, report: &JobReport, started: u64) -> Result<()> {
     let now = clock::now();
     let target_prefix = job
         .target_host
@@ -327,9 +339,9 @@ fn judge(
 }
 
 /// Retention's verdicts for every dataset of a job, on both sides.
-pub fn plan_prune(job: &Job, src: &mut Side, dst: &mut Side) -> OpResult<Vec<(Which, PrunePlan)>> {
-    let sources = src.state(&job.source, job.recursive)?;
-    let targets = dst.state(&job.target, job.recursive)?;
+pub fn plan_prune(job: &Job, src: &mut Side, dst: &mut Side) -> Result<Vec<(Which, PrunePlan)>> {
+    let sources = src.state(&name(&job.source)?, job.recursive)?;
+    let targets = dst.state(&name(&job.target)?, job.recursive)?;
     Ok(prune_plans(job, &sources, &targets))
 }
 
@@ -343,7 +355,7 @@ fn prune_plans(
         targets.iter().map(|t| (t.name.as_str(), t)).collect();
     let mut plans = Vec::new();
     for d in sources {
-        let target = format!("{}{}", job.target, &d.name[job.source.len()..]);
+        let target = target_of(job, &d.name);
         let t = targets.get(target.as_str()).copied();
         let common = newest_common(d, t);
         if let Some(rules) = &job.keep_source {
@@ -358,8 +370,8 @@ fn prune_plans(
             plans.push((
                 Which::Source,
                 PrunePlan {
-                    dataset: d.name.clone(),
-                    source: d.name.clone(),
+                    dataset: d.name.to_string(),
+                    source: d.name.to_string(),
                     verdicts,
                 },
             ));
@@ -378,7 +390,7 @@ fn prune_plans(
                 Which::Target,
                 PrunePlan {
                     dataset: target,
-                    source: d.name.clone(),
+                    source: d.name.to_string(),
                     verdicts,
                 },
             ));
@@ -407,13 +419,13 @@ pub fn apply_prune<'a>(
             .filter(|(w, p)| *w == which && !p.destroy().is_empty())
             .map(|(_, p)| p)
             .collect();
-        let names = |p: &PrunePlan| -> Vec<String> {
+        let names = |p: &PrunePlan| -> Vec<SnapshotName> {
             p.destroy()
                 .iter()
-                .map(|n| format!("{}@{n}", p.dataset))
+                .filter_map(|n| SnapshotName::new(format!("{}@{n}", p.dataset)).ok())
                 .collect()
         };
-        let all: Vec<String> = mine.iter().flat_map(|p| names(p)).collect();
+        let all: Vec<SnapshotName> = mine.iter().flat_map(|p| names(p)).collect();
         if all.is_empty() {
             continue;
         }
@@ -432,7 +444,7 @@ pub fn apply_prune<'a>(
 }
 
 /// `zrep prune [--dry-run]`: retention alone, no snapshot and no replication.
-pub fn prune(job: &Job, dry_run: bool, ui: &Ui) -> OpResult<Vec<(Which, PrunePlan)>> {
+pub fn prune(job: &Job, dry_run: bool, ui: &Ui) -> Result<Vec<(Which, PrunePlan)>> {
     if job.keep_source.is_none() && job.keep_target.is_none() {
         ui.info(&format!(
             "[{}] no retention rules: nothing is pruned",
@@ -529,21 +541,22 @@ pub fn status(job: &Job, state: &State) -> JobStatus {
         datasets: Vec::new(),
     };
     let listed = open(job).and_then(|(mut src, mut dst)| {
-        src.sync(&job.source)?; // `written` counts only what is on disk
+        let (source, target) = (name(&job.source)?, name(&job.target)?);
+        src.sync(&source)?; // `written` counts only what is on disk
         Ok((
-            src.state(&job.source, job.recursive)?,
-            dst.state(&job.target, job.recursive)?,
+            src.state(&source, job.recursive)?,
+            dst.state(&target, job.recursive)?,
         ))
     });
     match listed {
         Ok((sources, targets)) => {
             for d in &sources {
-                let target = format!("{}{}", job.target, &d.name[job.source.len()..]);
-                let t = targets.iter().find(|t| t.name == target);
+                let target = target_of(job, &d.name);
+                let t = targets.iter().find(|t| t.name.as_str() == target);
                 let common = newest_common(d, t);
-                let r = rec.datasets.get(&d.name);
+                let r = rec.datasets.get(d.name.as_str());
                 st.datasets.push(DatasetStatus {
-                    source: d.name.clone(),
+                    source: d.name.to_string(),
                     target,
                     newest_common: common.map(|c| c.name.clone()),
                     lag_seconds: common.map(|c| lag(d, c, now)),
@@ -644,7 +657,7 @@ mod tests {
 
     fn ds(name: &str, snapshots: Vec<SnapEntry>) -> DatasetState {
         DatasetState {
-            name: name.into(),
+            name: DatasetName::new(name).unwrap(),
             guid: 0,
             kind: "filesystem".into(),
             snapshots,

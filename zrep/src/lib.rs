@@ -5,17 +5,24 @@
 //! - [`replicate`]: runs a plan between two [`side::Side`]s;
 //! - [`transfer`] and [`pump`]: one stream through pipes and threads;
 //! - [`proto`], [`serve`]: the framed protocol and its server end;
-//! - [`local`]: operations on this machine's pools through libzfs.
+//! - [`local`]: operations on this machine's pools through libzfs;
+//! - [`policy`]: what a restricted `zrep serve` lets its client do;
+//! - [`link`]: the session's pipes, with a stall timeout and keepalives;
+//! - [`error`]: the one error type, typed, with a stable wire form.
 
 pub mod clock;
 pub mod config;
+pub mod error;
 pub mod jobs;
+pub mod link;
 pub mod local;
 pub mod lock;
 pub mod plan;
+pub mod policy;
 pub mod proto;
 pub mod pump;
 pub mod replicate;
+pub mod report;
 pub mod retention;
 pub mod serve;
 pub mod side;

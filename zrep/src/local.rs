@@ -1,38 +1,56 @@
-//! Operations on this machine's pools, through libzfs. `zrep serve` answers requests
-//! with these, and local replication calls them directly.
+//! Operations on this machine's pools, through libzfs: the implementation of every
+//! request of the protocol ([`execute`]) but the streams. `zrep serve` answers
+//! requests with it, and a local side calls it directly.
 
 use std::os::fd::AsFd;
 
-use libzfs::{
-    BookmarkName, DatasetName, Hold, ReceiveOptions, ResumeToken, SendFlags, SendSource,
-    SnapshotName, Zfs,
-};
+use libzfs::{DatasetName, ReceiveOptions, SendFlags, SendSource, SnapshotName, Zfs};
 
-use crate::proto::{DatasetState, Flags, RemoteError, SnapEntry};
+use crate::error::{err, Kind, Result};
+use crate::proto::{DatasetState, Flags, Hold, NewBookmark, Request, Response, SnapEntry};
 
-/// Result of an operation; the error travels over the protocol unchanged.
-pub type OpResult<T> = Result<T, RemoteError>;
-
-impl From<libzfs::Error> for RemoteError {
-    fn from(e: libzfs::Error) -> Self {
-        RemoteError {
-            kind: format!("{:?}", e.kind()),
-            message: e.to_string(),
+/// Carries out a request that has no stream (streams: [`send`], [`receive`]) and
+/// no lock (the caller keeps those).
+pub fn execute(zfs: &Zfs, req: &Request) -> Result<Response> {
+    let ok = |r: Result<()>| r.map(|()| Response::Ok);
+    match req {
+        Request::State { dataset, recursive } => {
+            state(zfs, dataset, *recursive).map(|datasets| Response::State {
+                datasets,
+                more: false,
+            })
         }
-    }
-}
-
-impl From<libzfs::NameError> for RemoteError {
-    fn from(e: libzfs::NameError) -> Self {
-        libzfs::Error::from(e).into()
-    }
-}
-
-/// An error of our own making.
-pub fn err(kind: &str, message: impl Into<String>) -> RemoteError {
-    RemoteError {
-        kind: kind.into(),
-        message: message.into(),
+        Request::Estimate {
+            snapshot,
+            from,
+            flags,
+        } => {
+            estimate(zfs, snapshot, from.as_ref(), *flags).map(|bytes| Response::Estimate { bytes })
+        }
+        Request::EstimateResume { token } => {
+            estimate_resume(zfs, token).map(|bytes| Response::Estimate { bytes })
+        }
+        Request::Snapshot { snapshots } => ok(Ok(zfs.snapshot(snapshots, None)?)),
+        Request::Hold { holds } => ok(hold(zfs, holds)),
+        Request::Release { holds } => ok(release(zfs, holds)),
+        Request::Bookmark { bookmarks } => ok(bookmark(zfs, bookmarks)),
+        Request::DestroySnapshots { snapshots } => ok(Ok(zfs.destroy_snapshots(snapshots, false)?)),
+        Request::DestroyBookmarks { bookmarks } => ok(Ok(zfs.destroy_bookmarks(bookmarks)?)),
+        Request::RollbackTo { snapshot, tag } => ok(rollback_to(zfs, snapshot, tag)),
+        Request::Sync { dataset } => ok(Ok(zfs.sync(dataset.pool(), false)?)),
+        Request::AbortResume { dataset } => ok(zfs
+            .abort_resumable_receive(dataset)
+            .map(|_| ())
+            .map_err(Into::into)),
+        Request::Hello { .. }
+        | Request::Bye
+        | Request::Lock { .. }
+        | Request::Send { .. }
+        | Request::SendResume { .. }
+        | Request::Receive { .. } => Err(err(
+            Kind::InvalidArgument,
+            format!("{} is not a plain operation", req.describe()),
+        )),
     }
 }
 
@@ -47,11 +65,21 @@ pub fn send_flags(f: Flags) -> SendFlags {
     }
 }
 
+fn entry(name: &str, guid: u64, createtxg: u64, creation: u64, userrefs: u64) -> SnapEntry {
+    SnapEntry {
+        name: name.to_string(),
+        guid,
+        createtxg,
+        creation,
+        userrefs,
+    }
+}
+
 /// The dataset and its descendants (with `recursive`) with snapshots and bookmarks;
 /// empty when it does not exist.
-pub fn state(zfs: &Zfs, dataset: &str, recursive: bool) -> OpResult<Vec<DatasetState>> {
-    let ds = DatasetName::new(dataset)?;
-    let Some(listed) = zfs.list_fields(&ds, recursive, true, libzfs::Fields::REPLICATION)? else {
+pub fn state(zfs: &Zfs, dataset: &DatasetName, recursive: bool) -> Result<Vec<DatasetState>> {
+    let Some(listed) = zfs.list_fields(dataset, recursive, true, libzfs::Fields::REPLICATION)?
+    else {
         return Ok(Vec::new());
     };
     let mut out = Vec::with_capacity(listed.len());
@@ -60,30 +88,21 @@ pub fn state(zfs: &Zfs, dataset: &str, recursive: bool) -> OpResult<Vec<DatasetS
         let bookmarks = zfs
             .bookmarks(&d.name)?
             .into_iter()
-            .map(|b| SnapEntry {
-                name: b.name.short_name().to_string(),
-                guid: b.guid,
-                createtxg: b.createtxg,
-                creation: b.creation,
-                userrefs: 0,
-            })
+            .map(|b| entry(b.name.short_name(), b.guid, b.createtxg, b.creation, 0))
             .collect();
         let token = d
             .receive_resume_token
             .as_deref()
-            .and_then(|t| ResumeToken::parse(t).ok());
+            .and_then(|t| crate::policy::parse_token(t).ok());
         out.push(DatasetState {
             kind: format!("{:?}", d.kind).to_lowercase(),
             guid: d.guid,
             snapshots: l
                 .snapshots
                 .into_iter()
-                .map(|s| SnapEntry {
-                    name: s.name.short_name().to_string(),
-                    guid: s.guid,
-                    createtxg: s.createtxg,
-                    creation: s.creation,
-                    userrefs: s.userrefs,
+                .map(|s| {
+                    let n = s.name.short_name();
+                    entry(n, s.guid, s.createtxg, s.creation, s.userrefs)
                 })
                 .collect(),
             bookmarks,
@@ -96,129 +115,115 @@ pub fn state(zfs: &Zfs, dataset: &str, recursive: bool) -> OpResult<Vec<DatasetS
                 .and_then(|t| (t.fromguid != 0).then_some(t.fromguid)),
             resume_token: d.receive_resume_token,
             encrypted: d.encryption != "off",
-            name: d.name.to_string(),
+            name: d.name,
         });
     }
     Ok(out)
 }
 
-fn source(from: Option<&str>) -> OpResult<Option<SendSource>> {
-    Ok(match from {
-        Some(f) => Some(SendSource::new(f)?),
-        None => None,
-    })
-}
-
-/// Waits until what was written to `dataset`'s pool is on disk: only then does a
-/// dataset's `written` count it.
-pub fn sync(zfs: &Zfs, dataset: &str) -> OpResult<()> {
-    let ds = DatasetName::new(dataset)?;
-    Ok(zfs.sync(ds.pool(), false)?)
-}
-
 /// Estimated stream size.
-pub fn estimate(zfs: &Zfs, snapshot: &str, from: Option<&str>, flags: Flags) -> OpResult<u64> {
-    let snap = SnapshotName::new(snapshot)?;
-    Ok(zfs.send_space(&snap, source(from)?.as_ref(), send_flags(flags))?)
+pub fn estimate(
+    zfs: &Zfs,
+    snapshot: &SnapshotName,
+    from: Option<&SendSource>,
+    flags: Flags,
+) -> Result<u64> {
+    Ok(zfs.send_space(snapshot, from, send_flags(flags))?)
 }
 
 /// Estimated size of what is left of an interrupted stream.
-pub fn estimate_resume(zfs: &Zfs, token: &str) -> OpResult<u64> {
-    let t = ResumeToken::parse(token)?;
+pub fn estimate_resume(zfs: &Zfs, token: &str) -> Result<u64> {
+    let t = crate::policy::parse_token(token)?;
     Ok(zfs.send_space_from_token(&t)?)
 }
 
 /// Writes a stream to `out`.
 pub fn send(
     zfs: &Zfs,
-    snapshot: &str,
-    from: Option<&str>,
+    snapshot: &SnapshotName,
+    from: Option<&SendSource>,
     flags: Flags,
     out: impl AsFd,
-) -> OpResult<()> {
-    let snap = SnapshotName::new(snapshot)?;
-    Ok(zfs.send(&snap, source(from)?.as_ref(), out, send_flags(flags))?)
+) -> Result<()> {
+    Ok(zfs.send(snapshot, from, out, send_flags(flags))?)
 }
 
 /// Writes the rest of an interrupted stream to `out`.
-pub fn send_resume(zfs: &Zfs, token: &str, out: impl AsFd) -> OpResult<()> {
-    let t = ResumeToken::parse(token)?;
+pub fn send_resume(zfs: &Zfs, token: &str, out: impl AsFd) -> Result<()> {
+    let t = crate::policy::parse_token(token)?;
     if !zfs.exists(t.to.as_str()) {
         return Err(err(
-            "NotFound",
+            Kind::NotFound,
             format!("cannot resume: {} no longer exists on the source", t.to),
         ));
     }
     Ok(zfs.send_from_token(&t, out)?)
 }
 
-/// Receives one stream from `input` into `dataset`. With `readonly`, a full stream
-/// creates the dataset with `readonly=on` (a backup that nobody modifies by accident,
-/// not even through atime, keeps accepting incrementals).
-pub fn receive(
-    zfs: &Zfs,
-    dataset: &str,
-    force: bool,
-    resumable: bool,
-    readonly: bool,
-    input: impl AsFd,
-) -> OpResult<(String, u64)> {
+/// Where a stream lands.
+#[derive(Debug, Clone)]
+pub struct Target {
+    /// The target dataset.
+    pub dataset: DatasetName,
+    /// Roll the target back first.
+    pub force: bool,
+    /// Keep partial state when interrupted.
+    pub resumable: bool,
+    /// Create the dataset `readonly=on` (full streams only).
+    pub readonly: bool,
+}
+
+/// Receives one stream from `input` into `target`; the snapshot made and the bytes.
+/// With `readonly`, a full stream creates the dataset with `readonly=on` (a backup
+/// that nobody modifies by accident, not even through atime, keeps accepting
+/// incrementals). A full stream is never received over an existing dataset unless
+/// forced (but to finish an interrupted one).
+pub fn receive(zfs: &Zfs, target: &Target, input: impl AsFd) -> Result<(SnapshotName, u64)> {
     let (header, raw) = libzfs::StreamHeader::read_from(&input)?;
+    let dataset = &target.dataset;
+    if !header.is_incremental() && !target.force {
+        if let Some(d) = zfs.dataset(dataset)? {
+            if d.receive_resume_token.is_none() {
+                return Err(err(
+                    Kind::AlreadyExists,
+                    format!("cannot receive a full stream into {dataset}: it exists"),
+                ));
+            }
+        }
+    }
     let mut opts = ReceiveOptions {
-        force,
-        resumable,
+        force: target.force,
+        resumable: target.resumable,
         ..Default::default()
     };
-    if readonly && !header.is_incremental() {
+    if target.readonly && !header.is_incremental() {
         let mut p = libzfs::NvList::new();
         p.insert("readonly", &1u64).map_err(libzfs::Error::from)?;
         opts.props = Some(p);
     }
-    let r = zfs.receive_with_header(dataset, input, &opts, header, &raw)?;
-    Ok((r.snapshot.to_string(), r.bytes))
+    let r = zfs.receive_with_header(dataset.as_str(), input, &opts, header, &raw)?;
+    Ok((r.snapshot, r.bytes))
 }
 
-/// Takes snapshots atomically with user properties.
-pub fn snapshot(zfs: &Zfs, snapshots: &[String], props: &[(String, String)]) -> OpResult<()> {
-    let snaps = snapshots
-        .iter()
-        .map(SnapshotName::new)
-        .collect::<Result<Vec<_>, _>>()?;
-    let mut list = libzfs::NvList::new();
-    for (k, v) in props {
-        list.insert(k, v.as_str()).map_err(libzfs::Error::from)?;
+fn to_libzfs(h: &Hold) -> libzfs::Hold {
+    libzfs::Hold {
+        snapshot: h.snapshot.clone(),
+        tag: h.tag.clone(),
     }
-    let props = (!props.is_empty()).then_some(&*list);
-    Ok(zfs.snapshot(&snaps, props)?)
 }
 
-fn holds(pairs: &[(String, String)]) -> OpResult<Vec<Hold>> {
-    pairs
-        .iter()
-        .map(|(s, t)| {
-            Ok(Hold {
-                snapshot: SnapshotName::new(s.as_str())?,
-                tag: t.clone(),
-            })
-        })
-        .collect()
-}
-
-/// Places holds (one pool per call).
-pub fn hold(zfs: &Zfs, pairs: &[(String, String)]) -> OpResult<()> {
-    let h = holds(pairs)?;
-    // Existing holds with the same tag are fine: drop them from the batch.
+/// Places holds (one pool per call); holds that exist already are fine.
+pub fn hold(zfs: &Zfs, holds: &[Hold]) -> Result<()> {
     let mut todo = Vec::new();
-    for one in h {
-        let have = zfs.holds(&one.snapshot)?;
-        if !have.iter().any(|(t, _)| *t == one.tag) {
-            todo.push(one);
+    for one in holds {
+        if !zfs.holds(&one.snapshot)?.iter().any(|(t, _)| *t == one.tag) {
+            todo.push(to_libzfs(one));
         }
     }
     let missing = zfs.hold(&todo, None)?;
     if let Some(m) = missing.first() {
         return Err(err(
-            "NotFound",
+            Kind::NotFound,
             format!("cannot hold {m}: it does not exist"),
         ));
     }
@@ -226,14 +231,14 @@ pub fn hold(zfs: &Zfs, pairs: &[(String, String)]) -> OpResult<()> {
 }
 
 /// Releases holds; holds or snapshots that are gone are ignored.
-pub fn release(zfs: &Zfs, pairs: &[(String, String)]) -> OpResult<()> {
+pub fn release(zfs: &Zfs, holds: &[Hold]) -> Result<()> {
     let mut todo = Vec::new();
-    for one in holds(pairs)? {
+    for one in holds {
         if !zfs.exists(one.snapshot.as_str()) {
             continue;
         }
         if zfs.holds(&one.snapshot)?.iter().any(|(t, _)| *t == one.tag) {
-            todo.push(one);
+            todo.push(to_libzfs(one));
         }
     }
     zfs.release(&todo)?;
@@ -241,64 +246,39 @@ pub fn release(zfs: &Zfs, pairs: &[(String, String)]) -> OpResult<()> {
 }
 
 /// Creates bookmarks from snapshots.
-pub fn bookmark(zfs: &Zfs, pairs: &[(String, String)]) -> OpResult<()> {
-    let p = pairs
+pub fn bookmark(zfs: &Zfs, bookmarks: &[NewBookmark]) -> Result<()> {
+    let pairs: Vec<_> = bookmarks
         .iter()
-        .map(|(b, s)| Ok((BookmarkName::new(b.as_str())?, SendSource::new(s)?)))
-        .collect::<OpResult<Vec<_>>>()?;
-    Ok(zfs.bookmark(&p)?)
+        .map(|b| (b.bookmark.clone(), SendSource::from(b.snapshot.clone())))
+        .collect();
+    Ok(zfs.bookmark(&pairs)?)
 }
 
-/// Destroys snapshots.
-pub fn destroy_snapshots(zfs: &Zfs, snapshots: &[String]) -> OpResult<()> {
-    let s = snapshots
-        .iter()
-        .map(SnapshotName::new)
-        .collect::<Result<Vec<_>, _>>()?;
-    Ok(zfs.destroy_snapshots(&s, false)?)
-}
-
-/// Destroys bookmarks.
-pub fn destroy_bookmarks(zfs: &Zfs, bookmarks: &[String]) -> OpResult<()> {
-    let b = bookmarks
-        .iter()
-        .map(BookmarkName::new)
-        .collect::<Result<Vec<_>, _>>()?;
-    Ok(zfs.destroy_bookmarks(&b)?)
-}
-
-/// Rolls `snapshot`'s dataset back to it: snapshots newer than it are destroyed first
+/// Rolls `snap`'s dataset back to it: snapshots newer than it are destroyed first
 /// (releasing zrep's own holds on them), then changes since it are discarded.
-pub fn rollback_to(zfs: &Zfs, snapshot: &str, our_tag: &str) -> OpResult<()> {
-    let snap = SnapshotName::new(snapshot)?;
+pub fn rollback_to(zfs: &Zfs, snap: &SnapshotName, our_tag: &str) -> Result<()> {
     let ds = snap.dataset();
     let snaps = zfs
         .snapshots(&ds)?
-        .ok_or_else(|| err("NotFound", format!("{ds} does not exist")))?;
+        .ok_or_else(|| err(Kind::NotFound, format!("{ds} does not exist")))?;
     let pos = snaps
         .iter()
-        .position(|s| s.name == snap)
-        .ok_or_else(|| err("NotFound", format!("{snap} does not exist")))?;
+        .position(|s| s.name == *snap)
+        .ok_or_else(|| err(Kind::NotFound, format!("{snap} does not exist")))?;
     let newer: Vec<SnapshotName> = snaps[pos + 1..].iter().map(|s| s.name.clone()).collect();
-    let ours: Vec<Hold> = newer
+    let ours: Vec<libzfs::Hold> = newer
         .iter()
         .filter(|s| {
             zfs.holds(s)
                 .map(|h| h.iter().any(|(t, _)| t == our_tag))
                 .unwrap_or(false)
         })
-        .map(|s| Hold {
+        .map(|s| libzfs::Hold {
             snapshot: s.clone(),
             tag: our_tag.to_string(),
         })
         .collect();
     zfs.release(&ours)?;
     zfs.destroy_snapshots(&newer, false)?;
-    Ok(zfs.rollback_to(&snap)?)
-}
-
-/// Discards the partial state of an interrupted resumable receive into `dataset`.
-pub fn abort_resume(zfs: &Zfs, dataset: &str) -> OpResult<()> {
-    zfs.abort_resumable_receive(&DatasetName::new(dataset)?)?;
-    Ok(())
+    Ok(zfs.rollback_to(snap)?)
 }

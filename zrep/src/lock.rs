@@ -7,7 +7,7 @@ use std::os::fd::AsRawFd;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use crate::local::{err, OpResult};
+use crate::error::{err, Kind, Result};
 
 /// A held lock; released on drop (or process exit).
 #[derive(Debug)]
@@ -57,20 +57,20 @@ fn file_name(dataset: &str) -> String {
 impl Lock {
     /// Takes the lock for replicating into `dataset`, waiting up to `wait_secs` for
     /// another holder.
-    pub fn acquire(dataset: &str, wait_secs: u64) -> OpResult<Lock> {
+    pub fn acquire(dataset: &str, wait_secs: u64) -> Result<Lock> {
         Lock::take(&file_name(dataset), wait_secs, || {
             format!("another zrep is replicating into {dataset}")
         })
     }
 
     /// Takes the lock of a configured job (one run of a job at a time).
-    pub fn job(name: &str, wait_secs: u64) -> OpResult<Lock> {
+    pub fn job(name: &str, wait_secs: u64) -> Result<Lock> {
         Lock::take(&file_name(&format!("job {name}")), wait_secs, || {
             format!("job {name} is already running")
         })
     }
 
-    fn take(file: &str, wait_secs: u64, busy: impl Fn() -> String) -> OpResult<Lock> {
+    fn take(file: &str, wait_secs: u64, busy: impl Fn() -> String) -> Result<Lock> {
         let dir = lock_dir();
         let _ = std::fs::create_dir_all(&dir);
         let path = dir.join(file);
@@ -81,7 +81,7 @@ impl Lock {
             .open(&path)
             .map_err(|e| {
                 err(
-                    "Io",
+                    Kind::Io,
                     format!("cannot open lock file {}: {e}", path.display()),
                 )
             })?;
@@ -95,11 +95,14 @@ impl Lock {
             }
             let e = std::io::Error::last_os_error();
             if e.raw_os_error() != Some(libc::EWOULDBLOCK) {
-                return Err(err("Io", format!("cannot lock {}: {e}", path.display())));
+                return Err(err(
+                    Kind::Io,
+                    format!("cannot lock {}: {e}", path.display()),
+                ));
             }
             if deadline.is_some_and(|d| Instant::now() >= d) {
                 return Err(err(
-                    "Busy",
+                    Kind::Busy,
                     format!("{} (waited {wait_secs} s; lock {})", busy(), path.display()),
                 ));
             }

@@ -6,10 +6,13 @@ use std::process::ExitCode;
 
 use clap::{Args, CommandFactory, Parser, Subcommand};
 
+use libzfs::{DatasetName, SendSource, SnapshotName};
 use zrep::config::{self, Config, Overlap};
-use zrep::local::{self, err, OpResult};
-use zrep::proto::{Flags, RemoteError};
-use zrep::side::{split_host, Side};
+use zrep::error::{err, Error, Kind, Result};
+use zrep::local;
+use zrep::policy::{Mode, Policy};
+use zrep::proto::Flags;
+use zrep::side::{split_host, Side, Ssh};
 use zrep::ui::{self, Ui};
 use zrep::{jobs, replicate, serve};
 
@@ -138,7 +141,10 @@ enum Cmd {
         config: ConfigArg,
     },
     /// The remote end: speak the protocol on stdin/stdout (run by ssh).
-    Serve,
+    ///
+    /// As an SSH forced command, `--root` and a mode confine what the client may do:
+    /// a compromised client then cannot destroy or read what it was not given.
+    Serve(ServeArgs),
     /// Print shell completions.
     Completions {
         /// The shell.
@@ -191,6 +197,67 @@ struct RemoteArgs {
     /// Path of zrep on the remote host.
     #[arg(long, default_value = "zrep", value_name = "PATH")]
     remote_zrep: String,
+    /// Seconds without a byte from the remote end (or room to write to it) after which
+    /// the session ends; an interrupted receive stays resumable.
+    #[arg(long, default_value_t = 600, value_name = "SECS",
+          value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    timeout: u64,
+}
+
+impl RemoteArgs {
+    fn ssh(&self, verbose: bool) -> Result<Ssh> {
+        let mut ssh = Ssh::new(
+            &self.ssh,
+            &self.remote_zrep,
+            std::time::Duration::from_secs(self.timeout),
+        )?;
+        ssh.verbose = verbose;
+        Ok(ssh)
+    }
+}
+
+#[derive(Args, Debug)]
+struct ServeArgs {
+    /// Confine every request to DATASET and below (repeatable). Other datasets are
+    /// refused, but for the roots' parents, whose identity and free space are told.
+    #[arg(long = "root", value_name = "DATASET")]
+    roots: Vec<String>,
+    /// A push target: receive new snapshots and keep zrep's holds and bookmarks;
+    /// never send, roll back, force a receive or destroy.
+    #[arg(long, conflicts_with = "send_only")]
+    receive_only: bool,
+    /// A pull source: send, list, snapshot, keep zrep's holds and bookmarks; never
+    /// receive, roll back or destroy (but zrep's own snapshots with --allow-prune).
+    #[arg(long)]
+    send_only: bool,
+    /// With --send-only: let the client destroy snapshots zrep took (retention).
+    #[arg(long, requires = "send_only")]
+    allow_prune: bool,
+    /// Seconds without a byte from the client after which the session ends.
+    #[arg(long, default_value_t = 600, value_name = "SECS",
+          value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    timeout: u64,
+}
+
+impl ServeArgs {
+    fn options(&self) -> Result<serve::Options> {
+        let roots = self
+            .roots
+            .iter()
+            .map(|r| DatasetName::new(r.as_str()))
+            .collect::<std::result::Result<Vec<_>, _>>()?;
+        let mode = match (self.receive_only, self.send_only) {
+            (true, _) => Mode::ReceiveOnly,
+            (_, true) => Mode::SendOnly {
+                allow_prune: self.allow_prune,
+            },
+            _ => Mode::Full,
+        };
+        Ok(serve::Options {
+            policy: Policy::new(roots, mode),
+            timeout: std::time::Duration::from_secs(self.timeout),
+        })
+    }
 }
 
 #[derive(Args, Debug, Clone)]
@@ -201,8 +268,8 @@ struct ConfigArg {
 }
 
 impl ConfigArg {
-    fn load(&self) -> OpResult<Config> {
-        Config::load(&self.config).map_err(|e| err("Config", e.to_string()))
+    fn load(&self) -> Result<Config> {
+        Config::load(&self.config).map_err(|e| err(Kind::Config, e.to_string()))
     }
 }
 
@@ -255,10 +322,6 @@ struct ReplicateArgs {
     target: String,
 }
 
-fn open_side(host: Option<&str>, remote: &RemoteArgs) -> OpResult<Side> {
-    Side::open(host, &remote.ssh, &remote.remote_zrep)
-}
-
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match run(cli) {
@@ -270,9 +333,9 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(cli: Cli) -> OpResult<ExitCode> {
+fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
-        Cmd::Serve => Ok(ExitCode::from(serve::serve() as u8)),
+        Cmd::Serve(a) => Ok(ExitCode::from(serve::serve(&a.options()?) as u8)),
         Cmd::Run {
             config,
             verbose,
@@ -328,23 +391,24 @@ fn run(cli: Cli) -> OpResult<ExitCode> {
         Cmd::Man => {
             clap_mangen::Man::new(Cli::command())
                 .render(&mut std::io::stdout())
-                .map_err(|e| err("Io", e.to_string()))?;
+                .map_err(|e| err(Kind::Io, e.to_string()))?;
             Ok(ExitCode::SUCCESS)
         }
     }
 }
 
-fn select<'a>(cfg: &'a Config, names: &[String]) -> OpResult<Vec<&'a config::Job>> {
-    cfg.select(names).map_err(|e| err("Config", e.to_string()))
+fn select<'a>(cfg: &'a Config, names: &[String]) -> Result<Vec<&'a config::Job>> {
+    cfg.select(names)
+        .map_err(|e| err(Kind::Config, e.to_string()))
 }
 
-fn json_out<T: serde::Serialize>(v: &T) -> OpResult<()> {
-    let text = serde_json::to_string_pretty(v).map_err(|e| err("Io", e.to_string()))?;
+fn json_out<T: serde::Serialize + ?Sized>(v: &T) -> Result<()> {
+    let text = serde_json::to_string_pretty(v).map_err(|e| err(Kind::Io, e.to_string()))?;
     println!("{text}");
     Ok(())
 }
 
-fn cmd_run(cfg: &Config, names: &[String], ui: Ui) -> OpResult<ExitCode> {
+fn cmd_run(cfg: &Config, names: &[String], ui: Ui) -> Result<ExitCode> {
     let reports: Vec<jobs::JobReport> = select(cfg, names)?
         .into_iter()
         .map(|job| jobs::run(cfg, job, &ui))
@@ -356,14 +420,14 @@ fn cmd_run(cfg: &Config, names: &[String], ui: Ui) -> OpResult<ExitCode> {
     Ok(ExitCode::from(u8::from(failed > 0)))
 }
 
-fn cmd_prune(cfg: &Config, names: &[String], dry_run: bool, ui: &Ui) -> OpResult<ExitCode> {
+fn cmd_prune(cfg: &Config, names: &[String], dry_run: bool, ui: &Ui) -> Result<ExitCode> {
     for job in select(cfg, names)? {
         jobs::prune(job, dry_run, ui)?;
     }
     Ok(ExitCode::SUCCESS)
 }
 
-fn cmd_status(cfg: &Config, names: &[String], json: bool) -> OpResult<ExitCode> {
+fn cmd_status(cfg: &Config, names: &[String], json: bool) -> Result<ExitCode> {
     let state = zrep::state::State::load(&cfg.state_dir)?;
     let all: Vec<jobs::JobStatus> = select(cfg, names)?
         .into_iter()
@@ -381,7 +445,7 @@ fn cmd_status(cfg: &Config, names: &[String], json: bool) -> OpResult<ExitCode> 
     }))
 }
 
-fn cmd_check_config(cfg: &Config) -> OpResult<ExitCode> {
+fn cmd_check_config(cfg: &Config) -> Result<ExitCode> {
     println!(
         "{}: {} job{}; state in {}{}",
         cfg.path.display(),
@@ -465,35 +529,32 @@ fn cmd_check_config(cfg: &Config) -> OpResult<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn cmd_replicate(a: ReplicateArgs) -> OpResult<ExitCode> {
+fn cmd_replicate(a: ReplicateArgs) -> Result<ExitCode> {
     let (shost, sspec) = split_host(&a.source);
     let (thost, tspec) = split_host(&a.target);
     if shost.is_some() && thost.is_some() {
-        return Err(err("Usage", "source and target cannot both be remote"));
+        return Err(err(Kind::Usage, "source and target cannot both be remote"));
     }
-    let (sds, up_to) = match sspec.split_once('@') {
-        Some((d, s)) => (d, Some(s.to_string())),
-        None => (sspec, None),
-    };
     // Validate names before touching anything.
-    libzfs::DatasetName::new(sds)?;
-    if let Some(s) = &up_to {
-        libzfs::DatasetName::new(sds)?.snapshot(s)?;
-    }
-    let tds = libzfs::DatasetName::new(tspec)?;
-    if shost == thost
-        && (tds.is_descendant_of(&libzfs::DatasetName::new(sds)?) || tds.as_str() == sds)
-    {
+    let (source, up_to) = match sspec.split_once('@') {
+        Some(_) => {
+            let s = SnapshotName::new(sspec)?;
+            (s.dataset(), Some(s.short_name().to_string()))
+        }
+        None => (DatasetName::new(sspec)?, None),
+    };
+    let target = DatasetName::new(tspec)?;
+    if shost == thost && (target.is_descendant_of(&source) || target == source) {
         return Err(err(
-            "Usage",
-            format!("target {tspec} is the source or inside it: choose a target outside {sds}"),
+            Kind::Usage,
+            format!("target {target} is the source or inside it: choose a target outside {source}"),
         ));
     }
     let ui = Ui::new(a.verbose, a.json, a.quiet);
     let opts = replicate::Options {
-        source: sds.to_string(),
+        source,
         up_to,
-        target: tspec.to_string(),
+        target,
         target_host: thost.unwrap_or("").to_string(),
         recursive: a.recursive,
         force: a.force,
@@ -505,106 +566,107 @@ fn cmd_replicate(a: ReplicateArgs) -> OpResult<ExitCode> {
         allow_empty: a.allow_empty,
         jobs: usize::from(a.jobs),
     };
-    let mut src = open_side(shost, &a.remote)?;
-    let mut dst = open_side(thost, &a.remote)?;
-    let more = || Ok((open_side(shost, &a.remote)?, open_side(thost, &a.remote)?));
+    let ssh = a.remote.ssh(a.verbose)?;
+    let mut src = Side::open(shost, &ssh)?;
+    let mut dst = Side::open(thost, &ssh)?;
+    let more = || Ok((Side::open(shost, &ssh)?, Side::open(thost, &ssh)?));
     let outcomes = replicate::replicate(&opts, &mut src, &mut dst, &more, &ui)?;
     if a.json {
-        let text = if a.recursive {
-            serde_json::to_string_pretty(&outcomes)
+        if a.recursive {
+            json_out(&outcomes)?;
         } else {
-            serde_json::to_string_pretty(&outcomes[0])
-        };
-        println!("{}", text.map_err(|e| err("Io", e.to_string()))?);
+            json_out(&outcomes[0])?;
+        }
     }
     let failed = outcomes.iter().filter(|o| o.error.is_some()).count();
     if failed > 0 && a.recursive {
         eprintln!("zrep: {failed} of {} datasets failed", outcomes.len());
     }
-    Ok(if failed > 0 {
-        ExitCode::from(1)
-    } else {
-        ExitCode::SUCCESS
-    })
+    Ok(ExitCode::from(u8::from(failed > 0)))
 }
 
-fn cmd_snapshot(recursive: bool, spec: &str) -> OpResult<ExitCode> {
+fn cmd_snapshot(recursive: bool, spec: &str) -> Result<ExitCode> {
     let (ds, name) = match spec.split_once('@') {
-        Some((d, n)) => (d.to_string(), n.to_string()),
-        None => (spec.to_string(), replicate::new_snapshot_name()),
+        Some((d, n)) => (DatasetName::new(d)?, n.to_string()),
+        None => (DatasetName::new(spec)?, replicate::new_snapshot_name()),
     };
     let zfs = libzfs::Zfs::open()?;
     let states = local::state(&zfs, &ds, recursive)?;
     if states.is_empty() {
-        return Err(err("NotFound", format!("{ds} does not exist")));
+        return Err(err(Kind::NotFound, format!("{ds} does not exist")));
     }
-    let all: Vec<String> = states
+    let all = states
         .iter()
-        .map(|d| format!("{}@{name}", d.name))
-        .collect();
-    local::snapshot(&zfs, &all, &[])?;
+        .map(|d| d.name.snapshot(&name))
+        .collect::<std::result::Result<Vec<_>, _>>()?;
+    zfs.snapshot(&all, None)?;
     println!("{ds}@{name}");
     Ok(ExitCode::SUCCESS)
 }
 
+/// The streams `zrep send -I FROM SNAPSHOT` stands for: one per snapshot after FROM,
+/// each from the one before.
+fn intermediates(
+    zfs: &libzfs::Zfs,
+    from: SendSource,
+    snap: &SnapshotName,
+) -> Result<Vec<(Option<SendSource>, SnapshotName)>> {
+    let ds = snap.dataset();
+    let st = local::state(zfs, &ds, false)?;
+    let d = st
+        .first()
+        .ok_or_else(|| err(Kind::NotFound, format!("{ds} does not exist")))?;
+    let txg = |short: &str, full: &dyn std::fmt::Display| {
+        d.snapshots
+            .iter()
+            .find(|s| s.name == short)
+            .map(|s| s.createtxg)
+            .ok_or_else(|| err(Kind::NotFound, format!("{full} does not exist")))
+    };
+    let from_txg = txg(from.short_name(), &from)?;
+    let to_txg = txg(snap.short_name(), snap)?;
+    let mut prev = from;
+    let mut streams = Vec::new();
+    for s in d
+        .snapshots
+        .iter()
+        .filter(|s| s.createtxg > from_txg && s.createtxg <= to_txg)
+    {
+        let to = ds.snapshot(&s.name)?;
+        streams.push((Some(prev), to.clone()));
+        prev = to.into();
+    }
+    Ok(streams)
+}
+
 fn cmd_send(
     incremental: Option<String>,
-    intermediates: Option<String>,
+    intermediate: Option<String>,
     flags: Flags,
     dry_run: bool,
     snapshot: &str,
-) -> OpResult<ExitCode> {
-    let snap = libzfs::SnapshotName::new(snapshot)?;
+) -> Result<ExitCode> {
+    let snap = SnapshotName::new(snapshot)?;
     let ds = snap.dataset_str().to_string();
-    let full = |f: &str| -> String {
-        if f.starts_with('@') || f.starts_with('#') {
+    let full = |f: &str| -> Result<SendSource> {
+        let name = if f.starts_with('@') || f.starts_with('#') {
             format!("{ds}{f}")
         } else if !f.contains(['@', '#']) {
             format!("{ds}@{f}")
         } else {
             f.to_string()
-        }
+        };
+        Ok(SendSource::new(&name)?)
     };
     let zfs = libzfs::Zfs::open()?;
-    // The list of (from, to) streams: one, or one per snapshot for -I.
-    let mut streams: Vec<(Option<String>, String)> = Vec::new();
-    match (incremental, intermediates) {
-        (Some(i), _) => streams.push((Some(full(&i)), snapshot.to_string())),
-        (None, Some(i)) => {
-            let from = full(&i);
-            let st = local::state(&zfs, &ds, false)?;
-            let d = st
-                .first()
-                .ok_or_else(|| err("NotFound", format!("{ds} does not exist")))?;
-            let short = |n: &str| n.split_once('@').map(|(_, s)| s.to_string());
-            let from_txg = d
-                .snapshots
-                .iter()
-                .find(|s| Some(s.name.clone()) == short(&from))
-                .map(|s| s.createtxg)
-                .ok_or_else(|| err("NotFound", format!("{from} does not exist")))?;
-            let to_txg = d
-                .snapshots
-                .iter()
-                .find(|s| s.name == snap.short_name())
-                .map(|s| s.createtxg)
-                .ok_or_else(|| err("NotFound", format!("{snap} does not exist")))?;
-            let mut prev = from;
-            for s in d
-                .snapshots
-                .iter()
-                .filter(|s| s.createtxg > from_txg && s.createtxg <= to_txg)
-            {
-                let to = format!("{ds}@{}", s.name);
-                streams.push((Some(prev), to.clone()));
-                prev = to;
-            }
-        }
-        (None, None) => streams.push((None, snapshot.to_string())),
-    }
+    let streams = match (incremental, intermediate) {
+        (Some(i), _) => vec![(Some(full(&i)?), snap)],
+        (None, Some(i)) => intermediates(&zfs, full(&i)?, &snap)?,
+        (None, None) => vec![(None, snap)],
+    };
     let mut total = 0;
     for (from, to) in &streams {
-        let e = local::estimate(&zfs, to, from.as_deref(), flags)?;
+        let e = local::estimate(&zfs, to, from.as_ref(), flags)?;
         match from {
             Some(f) => eprintln!("send from {f} to {to} estimated size is {}", ui::bytes(e)),
             None => eprintln!("full send of {to} estimated size is {}", ui::bytes(e)),
@@ -618,40 +680,40 @@ fn cmd_send(
     let stdout = std::io::stdout();
     if stdout.is_terminal() {
         return Err(err(
-            "Usage",
+            Kind::Usage,
             "refusing to write a send stream to a terminal: redirect stdout to a file or pipe",
         ));
     }
     for (from, to) in &streams {
-        local::send(&zfs, to, from.as_deref(), flags, &stdout)?;
+        local::send(&zfs, to, from.as_ref(), flags, &stdout)?;
     }
     Ok(ExitCode::SUCCESS)
 }
 
-fn cmd_receive(force: bool, resumable: bool, dataset: &str) -> OpResult<ExitCode> {
+fn cmd_receive(force: bool, resumable: bool, dataset: &str) -> Result<ExitCode> {
     let zfs = libzfs::Zfs::open()?;
     let stdin = std::io::stdin();
     if stdin.is_terminal() {
-        return Err(err("Usage", "no send stream on stdin (it is a terminal)"));
+        return Err(err(
+            Kind::Usage,
+            "no send stream on stdin (it is a terminal)",
+        ));
     }
     let mut n = 0;
     loop {
-        match zfs.receive(
-            dataset,
-            &stdin,
-            &libzfs::ReceiveOptions {
-                force: force && n == 0,
-                resumable,
-                ..Default::default()
-            },
-        ) {
+        let opts = libzfs::ReceiveOptions {
+            force: force && n == 0,
+            resumable,
+            ..Default::default()
+        };
+        match zfs.receive(dataset, &stdin, &opts) {
             Ok(r) => {
                 eprintln!("received {} ({})", r.snapshot, ui::bytes(r.bytes));
                 n += 1;
             }
             // End of input after at least one stream: done.
-            Err(libzfs::Error::Stream(m)) if n > 0 && m.contains("empty") => break,
-            Err(e) => return Err(RemoteError::from(e)),
+            Err(e) if n > 0 && e.is_end_of_input() => break,
+            Err(e) => return Err(Error::from(e)),
         }
         if dataset.contains('@') {
             break;
@@ -666,17 +728,16 @@ fn cmd_list(
     json: bool,
     remote: &RemoteArgs,
     spec: &str,
-) -> OpResult<ExitCode> {
+) -> Result<ExitCode> {
     let (host, ds) = split_host(spec);
-    libzfs::DatasetName::new(ds)?;
-    let mut side = open_side(host, remote)?;
-    let states = side.state(ds, recursive)?;
+    let ds = DatasetName::new(ds)?;
+    let mut side = Side::open(host, &remote.ssh(false)?)?;
+    let states = side.state(&ds, recursive)?;
     if states.is_empty() {
-        return Err(err("NotFound", format!("{spec} does not exist")));
+        return Err(err(Kind::NotFound, format!("{spec} does not exist")));
     }
     if json {
-        let v = serde_json::to_string_pretty(&states).map_err(|e| err("Io", e.to_string()))?;
-        println!("{v}");
+        json_out(&states)?;
         return Ok(ExitCode::SUCCESS);
     }
     println!(
@@ -687,22 +748,16 @@ fn cmd_list(
         if matches!(kind, ListKind::Filesystem | ListKind::All) {
             println!("{:<50} {:>10} {:>20} {:>10}", d.name, d.kind, "-", "-");
         }
-        if matches!(kind, ListKind::Snapshot | ListKind::All) {
-            for s in &d.snapshots {
-                let n = format!("{}@{}", d.name, s.name);
-                println!(
-                    "{n:<50} {:>10} {:>20} {:>10}",
-                    "snapshot", s.guid, s.createtxg
-                );
-            }
-        }
-        if matches!(kind, ListKind::Bookmark | ListKind::All) {
-            for b in &d.bookmarks {
-                let n = format!("{}#{}", d.name, b.name);
-                println!(
-                    "{n:<50} {:>10} {:>20} {:>10}",
-                    "bookmark", b.guid, b.createtxg
-                );
+        let rows = [
+            (ListKind::Snapshot, '@', "snapshot", &d.snapshots),
+            (ListKind::Bookmark, '#', "bookmark", &d.bookmarks),
+        ];
+        for (k, sep, what, entries) in rows {
+            if kind == k || kind == ListKind::All {
+                for e in entries {
+                    let n = format!("{}{sep}{}", d.name, e.name);
+                    println!("{n:<50} {what:>10} {:>20} {:>10}", e.guid, e.createtxg);
+                }
             }
         }
     }

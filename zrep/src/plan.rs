@@ -128,7 +128,8 @@ pub struct Step {
 }
 
 /// Coarse classification of a [`Plan`] (what the first transfer is).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Mode {
     /// The first transfer is a full stream.
     Full,
@@ -172,6 +173,32 @@ impl Plan {
             && self.resume.is_none()
             && self.discard_resume.is_none()
             && self.rollback_to.is_none()
+    }
+
+    /// The plan in a few words, for `--dry-run` and `-v`.
+    pub fn describe(&self) -> String {
+        let mut parts = Vec::new();
+        if self.discard_resume.is_some() {
+            parts.push("discard stale resume state".to_string());
+        }
+        if let Some(r) = &self.rollback_to {
+            parts.push(format!("roll target back to @{r}"));
+        }
+        if self.resume.is_some() {
+            parts.push("resume interrupted transfer".to_string());
+        }
+        for s in &self.steps {
+            parts.push(match &s.from {
+                None => format!("full @{}", s.to),
+                Some(Base::Snapshot(f)) => format!("@{f} -> @{}", s.to),
+                Some(Base::Bookmark(f)) => format!("#{f} -> @{}", s.to),
+            });
+        }
+        if parts.is_empty() {
+            "up to date".into()
+        } else {
+            parts.join(", ")
+        }
     }
 
     /// Classifies the first transfer of the plan. Housekeeping (rollback,

@@ -4,27 +4,41 @@
 //! - `J`: a control message, JSON ([`Request`] or [`Response`]), at most 1 MiB;
 //! - `D`: a chunk of a ZFS send stream, at most 4 MiB;
 //! - `E`: end of the stream (empty payload);
-//! - `A`: the sender aborted the stream; the payload is a JSON [`RemoteError`].
+//! - `A`: the sender aborted the stream; the payload is a JSON [`Error`];
+//! - `K`: keepalive (empty), skipped wherever it arrives between frames.
 //!
 //! A session starts with `Hello` both ways (versions must match), then the client
-//! sends requests, each answered by one response. `Send` and `Receive` carry a stream
-//! as `D` frames ended by `E` or `A`, so both ends always know where the stream stops
-//! and the session survives a failed transfer. Frames are read unbuffered: nothing is
-//! read past the frame being parsed, and nothing is buffered without bound.
-//! Malformed input is an error, never a panic.
+//! sends requests, each answered by one response, but for `State`, whose answer comes
+//! in as many `State` parts as its size needs (`more` on all but the last). `Send`
+//! and `Receive` carry a stream as `D` frames ended by `E` or `A`, so both ends always
+//! know where the stream stops and the session survives a failed transfer.
+//!
+//! Everything from the peer is untrusted: frames are bounded before anything is
+//! allocated, names are validated as they are decoded (typed names), a listing is
+//! bounded in entries, and nothing is read past the frame being parsed. Malformed
+//! input is an error, never a panic. Both ends send keepalives while they work, so a
+//! peer that sends no byte for the stall timeout is gone (see [`crate::link`]).
 
 use std::io::{self, Read, Write};
 
+use libzfs::{BookmarkName, DatasetName, SendSource, SnapshotName};
 use serde::{Deserialize, Serialize};
 
-/// The protocol version; both ends must speak the same.
-pub const VERSION: u32 = 1;
-/// Largest control message accepted.
-pub const MAX_MESSAGE: usize = 1 << 20;
-/// Largest stream chunk accepted (and the size we write).
-pub const MAX_CHUNK: usize = 4 << 20;
+use crate::error::Error;
 
-/// A frame as read from the wire.
+/// The protocol version; both ends must speak the same.
+pub const VERSION: u32 = 2;
+/// Largest control message accepted (and sent: both ends enforce it).
+pub const MAX_MESSAGE: usize = 1 << 20;
+/// Largest stream chunk accepted.
+pub const MAX_CHUNK: usize = 4 << 20;
+/// Most snapshots and bookmarks one listing may hold, on both ends (a host with
+/// hundreds of datasets of thousands of snapshots each stays well inside).
+pub const MAX_LISTING_ENTRIES: usize = 2_000_000;
+/// Longest resume token accepted in a request or a listing.
+pub const MAX_TOKEN: usize = 64 << 10;
+
+/// A frame as read from the wire (keepalives are skipped, never returned).
 #[derive(Debug, PartialEq, Eq)]
 pub enum Frame {
     /// A control message (JSON bytes).
@@ -34,13 +48,13 @@ pub enum Frame {
     /// End of stream.
     End,
     /// Stream aborted by its sender.
-    Abort(RemoteError),
+    Abort(Error),
 }
 
 /// Protocol errors: everything a broken or hostile peer can cause.
 #[derive(Debug, thiserror::Error)]
 pub enum ProtoError {
-    /// The pipe failed.
+    /// The pipe failed (or stalled: [`io::ErrorKind::TimedOut`]).
     #[error("connection to the peer failed: {0}")]
     Io(#[from] io::Error),
     /// The peer closed the connection.
@@ -77,6 +91,13 @@ pub enum ProtoError {
     },
 }
 
+impl ProtoError {
+    /// Whether the peer went silent for the stall timeout.
+    pub fn is_timeout(&self) -> bool {
+        matches!(self, ProtoError::Io(e) if e.kind() == io::ErrorKind::TimedOut)
+    }
+}
+
 pub(crate) fn read_exact_or_eof(r: &mut dyn Read, buf: &mut [u8]) -> Result<bool, ProtoError> {
     let mut got = 0;
     while got < buf.len() {
@@ -101,27 +122,32 @@ pub struct Head {
     pub len: usize,
 }
 
-/// Reads one frame header; `Ok(None)` on a clean end of input (between frames).
+/// Reads one frame header, skipping keepalives; `Ok(None)` on a clean end of input
+/// (between frames).
 pub fn read_head(r: &mut dyn Read) -> Result<Option<Head>, ProtoError> {
-    let mut head = [0u8; 5];
-    if !read_exact_or_eof(r, &mut head)? {
-        return Ok(None);
+    loop {
+        let mut head = [0u8; 5];
+        if !read_exact_or_eof(r, &mut head)? {
+            return Ok(None);
+        }
+        let len = u32::from_be_bytes([head[1], head[2], head[3], head[4]]) as usize;
+        let max = match head[0] {
+            b'J' | b'A' => MAX_MESSAGE,
+            b'D' => MAX_CHUNK,
+            b'E' | b'K' => 0,
+            other => return Err(ProtoError::UnknownKind(other)),
+        };
+        if len > max {
+            return Err(ProtoError::TooLarge {
+                kind: char::from(head[0]),
+                len,
+                max,
+            });
+        }
+        if head[0] != b'K' {
+            return Ok(Some(Head { kind: head[0], len }));
+        }
     }
-    let len = u32::from_be_bytes([head[1], head[2], head[3], head[4]]) as usize;
-    let max = match head[0] {
-        b'J' | b'A' => MAX_MESSAGE,
-        b'D' => MAX_CHUNK,
-        b'E' => 0,
-        other => return Err(ProtoError::UnknownKind(other)),
-    };
-    if len > max {
-        return Err(ProtoError::TooLarge {
-            kind: char::from(head[0]),
-            len,
-            max,
-        });
-    }
-    Ok(Some(Head { kind: head[0], len }))
 }
 
 /// Reads the payload announced by `head` and makes it a frame.
@@ -162,29 +188,33 @@ pub fn write_frame(w: &mut dyn Write, kind: u8, payload: &[u8]) -> io::Result<()
     w.write_all(payload)
 }
 
+/// A control message as a frame payload, refused when over [`MAX_MESSAGE`] (the peer
+/// would refuse it).
+pub fn encode<T: Serialize>(msg: &T) -> Result<Vec<u8>, ProtoError> {
+    let body = serde_json::to_vec(msg).map_err(|e| ProtoError::BadMessage(e.to_string()))?;
+    if body.len() > MAX_MESSAGE {
+        return Err(ProtoError::TooLarge {
+            kind: 'J',
+            len: body.len(),
+            max: MAX_MESSAGE,
+        });
+    }
+    Ok(body)
+}
+
 /// Sends a control message.
 pub fn send_msg<T: Serialize>(w: &mut dyn Write, msg: &T) -> Result<(), ProtoError> {
-    let body = serde_json::to_vec(msg).map_err(|e| ProtoError::BadMessage(e.to_string()))?;
-    write_frame(w, b'J', &body)?;
+    write_frame(w, b'J', &encode(msg)?)?;
     w.flush()?;
     Ok(())
 }
 
 /// Reads a control message; end of input is [`ProtoError::Closed`].
 pub fn recv_msg<T: for<'de> Deserialize<'de>>(r: &mut dyn Read) -> Result<T, ProtoError> {
-    match read_frame(r)? {
-        None => Err(ProtoError::Closed("")),
-        Some(Frame::Message(body)) => {
-            serde_json::from_slice(&body).map_err(|e| ProtoError::BadMessage(e.to_string()))
-        }
-        Some(other) => Err(ProtoError::Unexpected(format!(
-            "{} where a message was expected",
-            frame_name(&other)
-        ))),
-    }
+    recv_msg_or_eof(r)?.ok_or(ProtoError::Closed(""))
 }
 
-/// Recv a control message, or `None` at a clean end of input.
+/// Reads a control message, or `None` at a clean end of input.
 pub fn recv_msg_or_eof<T: for<'de> Deserialize<'de>>(
     r: &mut dyn Read,
 ) -> Result<Option<T>, ProtoError> {
@@ -194,7 +224,7 @@ pub fn recv_msg_or_eof<T: for<'de> Deserialize<'de>>(
             .map(Some)
             .map_err(|e| ProtoError::BadMessage(e.to_string())),
         Some(other) => Err(ProtoError::Unexpected(format!(
-            "{} where a request was expected",
+            "{} where a message was expected",
             frame_name(&other)
         ))),
     }
@@ -207,16 +237,6 @@ fn frame_name(f: &Frame) -> &'static str {
         Frame::End => "end of stream",
         Frame::Abort(_) => "a stream abort",
     }
-}
-
-/// An error reported by the peer, with its words kept.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, thiserror::Error)]
-#[error("{message}")]
-pub struct RemoteError {
-    /// A stable name of the error kind (`NotFound`, `DestinationModified`...).
-    pub kind: String,
-    /// The peer's message, one line.
-    pub message: String,
 }
 
 /// Send-stream options carried in requests.
@@ -235,7 +255,7 @@ pub struct Flags {
 /// One snapshot or bookmark as listed.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct SnapEntry {
-    /// Short name (after `@` or `#`).
+    /// Short name (after `@` or `#`); checked against its dataset by the client.
     pub name: String,
     /// GUID.
     pub guid: u64,
@@ -252,12 +272,11 @@ pub struct SnapEntry {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct DatasetState {
     /// Full name.
-    pub name: String,
+    pub name: DatasetName,
     /// `filesystem` or `volume`.
     pub kind: String,
     /// The dataset's own GUID (every dataset has its own, replicas too): tells that
-    /// a target reached through SSH is the source itself. 0 from older peers.
-    #[serde(default)]
+    /// a target reached through SSH is the source itself.
     pub guid: u64,
     /// Snapshots, oldest first.
     pub snapshots: Vec<SnapEntry>,
@@ -279,30 +298,69 @@ pub struct DatasetState {
     pub encrypted: bool,
 }
 
+impl DatasetState {
+    /// What a restricted server tells of a dataset outside its roots that replication
+    /// needs to know about (a pool's identity, a new target's parent's free space):
+    /// no snapshots, no sizes but the free space.
+    pub fn reduced(self) -> DatasetState {
+        DatasetState {
+            snapshots: Vec::new(),
+            bookmarks: Vec::new(),
+            written: 0,
+            referenced: 0,
+            resume_token: None,
+            resume_toguid: None,
+            resume_fromguid: None,
+            ..self
+        }
+    }
+}
+
+/// A hold: `tag` on `snapshot`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Hold {
+    /// The held snapshot.
+    pub snapshot: SnapshotName,
+    /// The hold's tag.
+    pub tag: String,
+}
+
+/// A bookmark to create from a snapshot.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct NewBookmark {
+    /// The bookmark.
+    pub bookmark: BookmarkName,
+    /// The snapshot it marks.
+    pub snapshot: SnapshotName,
+}
+
 /// A request from the client to `zrep serve`.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(rename_all = "snake_case")]
 pub enum Request {
-    /// First message: versions.
+    /// First message: versions, and the client's stall timeout (the server sends
+    /// keepalives often enough for it).
     Hello {
         /// Protocol version.
         version: u32,
         /// zrep version.
         zrep: String,
+        /// The client's stall timeout, in seconds.
+        timeout_secs: u64,
     },
     /// List a dataset (and descendants) with snapshots and bookmarks.
     State {
         /// The dataset.
-        dataset: String,
+        dataset: DatasetName,
         /// With descendants.
         recursive: bool,
     },
     /// Estimate a stream size.
     Estimate {
         /// The snapshot.
-        snapshot: String,
-        /// Incremental source (snapshot or bookmark full name).
-        from: Option<String>,
+        snapshot: SnapshotName,
+        /// Incremental source.
+        from: Option<SendSource>,
         /// Flags.
         flags: Flags,
     },
@@ -314,9 +372,9 @@ pub enum Request {
     /// Send a stream (answered by `Streaming`, the stream, then `Sent`).
     Send {
         /// The snapshot.
-        snapshot: String,
+        snapshot: SnapshotName,
         /// Incremental source.
-        from: Option<String>,
+        from: Option<SendSource>,
         /// Flags.
         flags: Flags,
     },
@@ -328,51 +386,48 @@ pub enum Request {
     /// Receive a stream that follows this request (answered by `Received`).
     Receive {
         /// Target dataset.
-        dataset: String,
+        dataset: DatasetName,
         /// Roll back first.
         force: bool,
         /// Keep partial state on interruption.
         resumable: bool,
         /// Create the dataset `readonly=on` (full streams).
-        #[serde(default)]
         readonly: bool,
     },
     /// Take snapshots atomically.
     Snapshot {
         /// Full snapshot names.
-        snapshots: Vec<String>,
-        /// User properties.
-        props: Vec<(String, String)>,
+        snapshots: Vec<SnapshotName>,
     },
     /// Place holds.
     Hold {
-        /// (snapshot, tag) pairs.
-        holds: Vec<(String, String)>,
+        /// The holds.
+        holds: Vec<Hold>,
     },
     /// Release holds (missing ones are ignored).
     Release {
-        /// (snapshot, tag) pairs.
-        holds: Vec<(String, String)>,
+        /// The holds.
+        holds: Vec<Hold>,
     },
-    /// Create bookmarks: (bookmark, snapshot).
+    /// Create bookmarks.
     Bookmark {
-        /// Pairs.
-        pairs: Vec<(String, String)>,
+        /// The bookmarks.
+        bookmarks: Vec<NewBookmark>,
     },
     /// Destroy snapshots.
     DestroySnapshots {
         /// Full names.
-        snapshots: Vec<String>,
+        snapshots: Vec<SnapshotName>,
     },
     /// Destroy bookmarks.
     DestroyBookmarks {
         /// Full names.
-        bookmarks: Vec<String>,
+        bookmarks: Vec<BookmarkName>,
     },
     /// Roll back to a snapshot (destroying newer snapshots first, `force` semantics).
     RollbackTo {
-        /// Full snapshot name.
-        snapshot: String,
+        /// The snapshot.
+        snapshot: SnapshotName,
         /// zrep's hold tag: holds with it on destroyed snapshots are released.
         tag: String,
     },
@@ -380,22 +435,127 @@ pub enum Request {
     /// `written` tells whether anything changed).
     Sync {
         /// Any dataset of the pool.
-        dataset: String,
+        dataset: DatasetName,
     },
     /// Abort a resumable receive (discard its partial state).
     AbortResume {
         /// The target dataset.
-        dataset: String,
+        dataset: DatasetName,
     },
     /// Lock the target dataset for this session (one replication per target).
     Lock {
         /// The dataset.
-        dataset: String,
+        dataset: DatasetName,
         /// Seconds to wait for another holder.
         wait_secs: u64,
     },
     /// End of session.
     Bye,
+}
+
+/// What a request does, for the server's policy and log: the one table every
+/// operation is listed in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Op {
+    /// Hello, Bye.
+    Session,
+    /// State, Sync, Lock: reads (a lock changes nothing on the pools).
+    Read,
+    /// Estimate, Send and their resume forms: data leaves the host.
+    Send,
+    /// Receive.
+    Receive,
+    /// Snapshot.
+    Snapshot,
+    /// Hold, Release, Bookmark: zrep's cursor.
+    Cursor,
+    /// DestroySnapshots.
+    DestroySnapshots,
+    /// DestroyBookmarks.
+    DestroyBookmarks,
+    /// RollbackTo.
+    Rollback,
+    /// AbortResume.
+    AbortResume,
+}
+
+impl Request {
+    /// Its class in the table of operations.
+    pub fn op(&self) -> Op {
+        match self {
+            Request::Hello { .. } | Request::Bye => Op::Session,
+            Request::State { .. } | Request::Sync { .. } | Request::Lock { .. } => Op::Read,
+            Request::Estimate { .. }
+            | Request::EstimateResume { .. }
+            | Request::Send { .. }
+            | Request::SendResume { .. } => Op::Send,
+            Request::Receive { .. } => Op::Receive,
+            Request::Snapshot { .. } => Op::Snapshot,
+            Request::Hold { .. } | Request::Release { .. } | Request::Bookmark { .. } => Op::Cursor,
+            Request::DestroySnapshots { .. } => Op::DestroySnapshots,
+            Request::DestroyBookmarks { .. } => Op::DestroyBookmarks,
+            Request::RollbackTo { .. } => Op::Rollback,
+            Request::AbortResume { .. } => Op::AbortResume,
+        }
+    }
+
+    /// Whether it changes anything on the pools (the server logs those).
+    pub fn changes(&self) -> bool {
+        !matches!(self.op(), Op::Session | Op::Read | Op::Send)
+    }
+
+    /// One line for logs: the operation and the first name it touches.
+    pub fn describe(&self) -> String {
+        fn first<T: AsRef<str>>(what: &str, v: &[T]) -> String {
+            match v {
+                [] => format!("{what} (none)"),
+                [one] => format!("{what} {}", one.as_ref()),
+                [one, rest @ ..] => format!("{what} {} and {} more", one.as_ref(), rest.len()),
+            }
+        }
+        match self {
+            Request::Hello { zrep, .. } => format!("hello from zrep {zrep}"),
+            Request::Bye => "bye".into(),
+            Request::State { dataset, recursive } => {
+                format!("list {dataset}{}", if *recursive { " -r" } else { "" })
+            }
+            Request::Sync { dataset } => format!("sync the pool of {dataset}"),
+            Request::Lock { dataset, .. } => format!("lock {dataset}"),
+            Request::Estimate { snapshot, .. } => format!("estimate {snapshot}"),
+            Request::Send { snapshot, from, .. } => match from {
+                Some(f) => format!("send {f} -> {snapshot}"),
+                None => format!("send {snapshot} (full)"),
+            },
+            Request::EstimateResume { .. } => "estimate a resumed send".into(),
+            Request::SendResume { .. } => "resume a send".into(),
+            Request::Receive { dataset, force, .. } => {
+                format!(
+                    "receive into {dataset}{}",
+                    if *force { " (force)" } else { "" }
+                )
+            }
+            Request::Snapshot { snapshots } => first("snapshot", snapshots),
+            Request::Hold { holds } => first("hold", &snapshots_of(holds)),
+            Request::Release { holds } => first("release", &snapshots_of(holds)),
+            Request::Bookmark { bookmarks } => first(
+                "bookmark",
+                &bookmarks
+                    .iter()
+                    .map(|b| b.bookmark.as_str())
+                    .collect::<Vec<_>>(),
+            ),
+            Request::DestroySnapshots { snapshots } => first("destroy", snapshots),
+            Request::DestroyBookmarks { bookmarks } => first("destroy", bookmarks),
+            Request::RollbackTo { snapshot, .. } => format!("roll back to {snapshot}"),
+            Request::AbortResume { dataset } => {
+                format!("discard the interrupted receive into {dataset}")
+            }
+        }
+    }
+}
+
+fn snapshots_of(holds: &[Hold]) -> Vec<&str> {
+    holds.iter().map(|h| h.snapshot.as_str()).collect()
 }
 
 /// A response from `zrep serve`.
@@ -410,11 +570,17 @@ pub enum Response {
         zrep: String,
         /// OpenZFS version the server was built against.
         openzfs: String,
+        /// The server's stall timeout, in seconds.
+        timeout_secs: u64,
     },
-    /// Datasets (empty when the dataset does not exist).
+    /// Datasets (none when the dataset does not exist), parents before children; a
+    /// part of the answer when `more` (the next part may continue its last dataset's
+    /// snapshots and bookmarks: see [`Listing`]).
     State {
         /// Parents before children.
         datasets: Vec<DatasetState>,
+        /// More parts follow.
+        more: bool,
     },
     /// Size estimate.
     Estimate {
@@ -431,19 +597,100 @@ pub enum Response {
     /// The stream was received.
     Received {
         /// The snapshot created.
-        snapshot: String,
+        snapshot: SnapshotName,
         /// Stream bytes.
         bytes: u64,
     },
     /// Done.
     Ok,
-    /// The request failed.
-    Error(RemoteError),
+    /// The request failed or was refused.
+    Error(Error),
+}
+
+/// Splits a listing into `State` answers that each fit in a message: a dataset whose
+/// snapshots do not fit in one goes on in the next part, under the same name.
+pub fn listing_parts(datasets: Vec<DatasetState>) -> Vec<Response> {
+    // Room for the envelope and one dataset's fixed fields (a name of at most 255
+    // bytes, a resume token of at most MAX_TOKEN): whatever is left is for entries.
+    const BUDGET: usize = MAX_MESSAGE - MAX_TOKEN - 4096;
+    let size = |e: &SnapEntry| serde_json::to_vec(e).map_or(MAX_MESSAGE, |v| v.len() + 1);
+    let mut parts: Vec<Vec<DatasetState>> = vec![Vec::new()];
+    let mut used = 0;
+    for mut d in datasets {
+        let mut snapshots = std::mem::take(&mut d.snapshots).into_iter().peekable();
+        let mut bookmarks = std::mem::take(&mut d.bookmarks).into_iter().peekable();
+        loop {
+            used += 512 + d.resume_token.as_ref().map_or(0, String::len);
+            let mut piece = DatasetState {
+                snapshots: Vec::new(),
+                bookmarks: Vec::new(),
+                ..d.clone()
+            };
+            while let Some(s) = snapshots.next_if(|s| used + size(s) <= BUDGET) {
+                used += size(&s);
+                piece.snapshots.push(s);
+            }
+            while let Some(b) = bookmarks.next_if(|b| used + size(b) <= BUDGET) {
+                used += size(&b);
+                piece.bookmarks.push(b);
+            }
+            parts.last_mut().expect("one part at least").push(piece);
+            if snapshots.peek().is_none() && bookmarks.peek().is_none() {
+                break;
+            }
+            parts.push(Vec::new());
+            used = 0;
+        }
+    }
+    let n = parts.len();
+    parts
+        .into_iter()
+        .enumerate()
+        .map(|(i, datasets)| Response::State {
+            datasets,
+            more: i + 1 < n,
+        })
+        .collect()
+}
+
+/// A listing put back together from its parts, bounded in entries.
+#[derive(Debug, Default)]
+pub struct Listing {
+    datasets: Vec<DatasetState>,
+    entries: usize,
+}
+
+impl Listing {
+    /// Adds one part; a dataset named like the last one so far continues it.
+    pub fn add(&mut self, part: Vec<DatasetState>) -> Result<(), ProtoError> {
+        for d in part {
+            self.entries += d.snapshots.len() + d.bookmarks.len();
+            if self.entries > MAX_LISTING_ENTRIES {
+                return Err(ProtoError::Unexpected(format!(
+                    "a listing of over {MAX_LISTING_ENTRIES} snapshots and bookmarks"
+                )));
+            }
+            match self.datasets.last_mut() {
+                Some(last) if last.name == d.name => {
+                    last.snapshots.extend(d.snapshots);
+                    last.bookmarks.extend(d.bookmarks);
+                }
+                _ => self.datasets.push(d),
+            }
+        }
+        Ok(())
+    }
+
+    /// The datasets.
+    pub fn into_datasets(self) -> Vec<DatasetState> {
+        self.datasets
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::{err, Kind};
 
     fn frames(bytes: &[u8]) -> Vec<Result<Option<Frame>, String>> {
         let mut r = bytes;
@@ -458,28 +705,25 @@ mod tests {
         }
     }
 
+    fn hello() -> Request {
+        Request::Hello {
+            version: VERSION,
+            zrep: "x".into(),
+            timeout_secs: 600,
+        }
+    }
+
     #[test]
-    fn round_trips_messages_and_data() {
+    fn round_trips_messages_and_data_and_skips_keepalives() {
         let mut w = Vec::new();
-        send_msg(
-            &mut w,
-            &Request::Hello {
-                version: 1,
-                zrep: "x".into(),
-            },
-        )
-        .unwrap();
+        write_frame(&mut w, b'K', b"").unwrap();
+        send_msg(&mut w, &hello()).unwrap();
         write_frame(&mut w, b'D', b"abc").unwrap();
+        write_frame(&mut w, b'K', b"").unwrap();
         write_frame(&mut w, b'E', b"").unwrap();
+        write_frame(&mut w, b'K', b"").unwrap();
         let mut r = &w[..];
-        let req: Request = recv_msg(&mut r).unwrap();
-        assert_eq!(
-            req,
-            Request::Hello {
-                version: 1,
-                zrep: "x".into()
-            }
-        );
+        assert_eq!(recv_msg::<Request>(&mut r).unwrap(), hello());
         assert_eq!(
             read_frame(&mut r).unwrap(),
             Some(Frame::Data(b"abc".to_vec()))
@@ -492,6 +736,11 @@ mod tests {
     fn huge_length_is_refused_without_allocating() {
         let f = frames(&[b'J', 0xff, 0xff, 0xff, 0xff]);
         assert!(f[0].as_ref().unwrap_err().contains("over the"), "{f:?}");
+        let f = frames(&[b'K', 0, 0, 0, 1, 0]);
+        assert!(
+            f[0].as_ref().unwrap_err().contains("over the 0-byte"),
+            "{f:?}"
+        );
     }
 
     #[test]
@@ -503,22 +752,152 @@ mod tests {
     }
 
     #[test]
-    fn bad_json_is_a_clear_error() {
+    fn bad_json_and_bad_names_are_clear_errors() {
         let mut w = Vec::new();
         write_frame(&mut w, b'J', b"{\"nope\":1}").unwrap();
         let e = recv_msg::<Request>(&mut &w[..]).unwrap_err();
         assert!(e.to_string().contains("malformed"), "{e}");
+        for bad in [
+            r#"{"state":{"dataset":"tank/../x","recursive":false}}"#,
+            r#"{"state":{"dataset":"tank/a\u0000b","recursive":false}}"#,
+            r#"{"destroy_snapshots":{"snapshots":["tank/a"]}}"#,
+            r#"{"hold":{"holds":[{"snapshot":"tank@s@t","tag":"x"}]}}"#,
+        ] {
+            let mut w = Vec::new();
+            write_frame(&mut w, b'J', bad.as_bytes()).unwrap();
+            let e = recv_msg::<Request>(&mut &w[..]).unwrap_err();
+            assert!(e.to_string().contains("malformed"), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn a_message_over_the_limit_is_not_sent() {
+        let big = Request::Snapshot {
+            snapshots: (0..20_000)
+                .map(|i| SnapshotName::new(format!("tank/{:0>60}@s", i)).unwrap())
+                .collect(),
+        };
+        let mut w = Vec::new();
+        assert!(matches!(
+            send_msg(&mut w, &big),
+            Err(ProtoError::TooLarge { .. })
+        ));
+        assert!(w.is_empty());
     }
 
     #[test]
     fn abort_carries_the_remote_error() {
-        let err = RemoteError {
-            kind: "Io".into(),
-            message: "boom".into(),
-        };
+        let e = err(Kind::Io, "boom");
         let mut w = Vec::new();
-        write_frame(&mut w, b'A', &serde_json::to_vec(&err).unwrap()).unwrap();
-        assert_eq!(read_frame(&mut &w[..]).unwrap(), Some(Frame::Abort(err)));
+        write_frame(&mut w, b'A', &serde_json::to_vec(&e).unwrap()).unwrap();
+        assert_eq!(read_frame(&mut &w[..]).unwrap(), Some(Frame::Abort(e)));
+    }
+
+    fn dataset(name: &str, snapshots: usize) -> DatasetState {
+        DatasetState {
+            name: DatasetName::new(name).unwrap(),
+            kind: "filesystem".into(),
+            guid: 1,
+            snapshots: (0..snapshots)
+                .map(|i| SnapEntry {
+                    name: format!("zrep-{i:0>40}"),
+                    guid: i as u64 + (1 << 62),
+                    createtxg: i as u64,
+                    creation: 1_700_000_000 + i as u64,
+                    userrefs: 0,
+                })
+                .collect(),
+            bookmarks: Vec::new(),
+            written: 0,
+            available: 1 << 40,
+            referenced: 1 << 30,
+            resume_token: None,
+            resume_toguid: None,
+            resume_fromguid: None,
+            encrypted: false,
+        }
+    }
+
+    /// 100,000 snapshots (one dataset of 60,000 and 400 of 100) cross the protocol in
+    /// parts that each fit in a message, and come back whole and in order.
+    #[test]
+    fn a_listing_of_100000_snapshots_crosses_in_parts() {
+        let mut all = vec![dataset("tank/big", 60_000)];
+        all.extend((0..400).map(|i| dataset(&format!("tank/big/c{i}"), 100)));
+        let mut wire = Vec::new();
+        let parts = listing_parts(all.clone());
+        assert!(parts.len() > 5, "{} parts", parts.len());
+        for p in &parts {
+            send_msg(&mut wire, p).unwrap();
+        }
+        let mut r = &wire[..];
+        let mut listing = Listing::default();
+        loop {
+            match recv_msg::<Response>(&mut r).unwrap() {
+                Response::State { datasets, more } => {
+                    listing.add(datasets).unwrap();
+                    if !more {
+                        break;
+                    }
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+        assert_eq!(listing.into_datasets(), all);
+    }
+
+    #[test]
+    fn a_listing_over_the_entry_limit_is_refused() {
+        let mut l = Listing::default();
+        let mut d = dataset("tank/x", 0);
+        d.snapshots = vec![dataset("tank/y", 1).snapshots[0].clone(); MAX_LISTING_ENTRIES];
+        l.add(vec![d.clone()]).unwrap();
+        d.snapshots.truncate(1);
+        assert!(l.add(vec![d]).is_err());
+    }
+
+    #[test]
+    fn every_request_has_a_class_and_a_description() {
+        let snap = SnapshotName::new("tank/a@zrep-1").unwrap();
+        let ds = DatasetName::new("tank/a").unwrap();
+        let hold = Hold {
+            snapshot: snap.clone(),
+            tag: "zrep-1".into(),
+        };
+        for (req, op) in [
+            (hello(), Op::Session),
+            (
+                Request::Receive {
+                    dataset: ds.clone(),
+                    force: true,
+                    resumable: true,
+                    readonly: true,
+                },
+                Op::Receive,
+            ),
+            (
+                Request::Release {
+                    holds: vec![hold.clone(), hold],
+                },
+                Op::Cursor,
+            ),
+            (
+                Request::DestroySnapshots {
+                    snapshots: vec![snap.clone()],
+                },
+                Op::DestroySnapshots,
+            ),
+            (
+                Request::RollbackTo {
+                    snapshot: snap,
+                    tag: "t".into(),
+                },
+                Op::Rollback,
+            ),
+        ] {
+            assert_eq!(req.op(), op);
+            assert!(!req.describe().is_empty());
+        }
     }
 
     #[test]

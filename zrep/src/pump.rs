@@ -12,7 +12,9 @@ use std::os::fd::AsFd;
 #[cfg(target_os = "linux")]
 use std::os::fd::AsRawFd;
 
-use crate::proto::{self, Frame, ProtoError, RemoteError};
+use crate::error::Error;
+use crate::link::Link;
+use crate::proto::{self, Frame, ProtoError};
 
 /// Chunk size for reads, writes and frames.
 pub const CHUNK: usize = 1 << 20;
@@ -106,9 +108,10 @@ pub fn copy(from: &impl AsFd, to: &impl AsFd, tick: &dyn Fn(u64)) -> io::Result<
     }
 }
 
-/// Reads `from` until end of input and writes it as `D` frames to `to`. Does not
-/// write the closing `E`/`A` frame: the caller knows whether the stream succeeded.
-pub fn frames_out(mut from: impl Read, to: &mut dyn Write, tick: &dyn Fn(u64)) -> io::Result<u64> {
+/// Reads `from` until end of input and writes it as `D` frames to `to`, one frame
+/// at a time (keepalives may go between them while `from` is slow). Does not write
+/// the closing `E`/`A` frame: the caller knows whether the stream succeeded.
+pub fn frames_out(mut from: impl Read, to: &Link, tick: &dyn Fn(u64)) -> io::Result<u64> {
     let mut buf = vec![0u8; CHUNK];
     let mut total = 0u64;
     loop {
@@ -119,7 +122,7 @@ pub fn frames_out(mut from: impl Read, to: &mut dyn Write, tick: &dyn Fn(u64)) -
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e) => return Err(e),
         };
-        proto::write_frame(to, b'D', &buf[..n])?;
+        to.frame(b'D', &buf[..n])?;
         total += n as u64;
         tick(n as u64);
     }
@@ -131,7 +134,7 @@ pub enum StreamEnd {
     /// `E`: the sender finished.
     Complete,
     /// `A`: the sender failed.
-    Aborted(RemoteError),
+    Aborted(Error),
 }
 
 /// Reads `D` frames from `from` and writes their payload to `to` until `E` or `A`,
@@ -187,7 +190,7 @@ mod tests {
         for over_socket in [false, true] {
             let (src_r, mut src_w) = pipe().unwrap();
             let (dst_r, dst_w) = pipe().unwrap();
-            let (mut wire_in, mut wire_out): (Box<dyn ReadFd>, Box<dyn WriteFd>) = if over_socket {
+            let (mut wire_in, wire_out): (Box<dyn ReadFd>, Box<dyn WriteFd>) = if over_socket {
                 let (a, b) = UnixStream::pair().unwrap();
                 (Box::new(b), Box::new(a))
             } else {
@@ -200,8 +203,9 @@ mod tests {
                     drop(src_w);
                 });
                 let sender = s.spawn(move || {
-                    let n = frames_out(&src_r, &mut wire_out, &|_| {}).unwrap();
-                    proto::write_frame(&mut wire_out, b'E', b"").unwrap();
+                    let link = Link::new(wire_out, std::time::Duration::from_millis(10));
+                    let n = frames_out(&src_r, &link, &|_| {}).unwrap();
+                    link.frame(b'E', b"").unwrap();
                     n
                 });
                 let reader = s.spawn(move || {

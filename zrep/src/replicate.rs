@@ -1,5 +1,14 @@
 //! `zrep replicate`: plan from both sides' snapshots, check, send, keep the cursor.
 //!
+//! A run goes through four phases, each a function below:
+//! 1. [`prepare`]: lock the targets, list the source, take the run's snapshot, list
+//!    the targets;
+//! 2. [`Work::plan`], per dataset: the pure planner's decision, the estimate and the
+//!    space check (all a dry run does);
+//! 3. [`Work::execute`], per dataset (several at once with `-j`): discard stale
+//!    resume state, roll back (`--force`), hold the common snapshot, transfer;
+//! 4. [`move_cursors`]: the new holds and bookmark, then the old ones go.
+//!
 //! Names zrep makes live in a namespace of their own, apart from bolthole's zrep
 //! (`zrep_` + hex snapshots, `zrep:` properties):
 //! - snapshots `@zrep-YYYYMMDDTHHMMSSZ` (UTC, so names sort by time);
@@ -12,16 +21,18 @@
 use std::collections::{HashMap, HashSet};
 use std::time::Instant;
 
-use serde::Serialize;
+use libzfs::{DatasetName, SendSource, SnapshotName};
 
-use crate::local::{err, OpResult};
+use crate::error::{err, Error, Kind, Result};
+use crate::local::Target;
 use crate::plan::{
     self, Base, Bookmark, Plan, Request as PlanRequest, ResumeInfo, Snap, SourceState, TargetState,
 };
-use crate::proto::{DatasetState, Flags, RemoteError};
+use crate::proto::{DatasetState, Flags, Hold, NewBookmark, SnapEntry};
+use crate::report::Outcome;
 use crate::side::Side;
-use crate::transfer::{self, Counter, Stream, Target};
-use crate::ui::Ui;
+use crate::transfer::{self, Counter, Stream};
+use crate::ui::{bytes, Ui};
 
 /// Prefix of snapshots zrep takes.
 pub const SNAPSHOT_PREFIX: &str = "zrep-";
@@ -30,11 +41,11 @@ pub const SNAPSHOT_PREFIX: &str = "zrep-";
 #[derive(Debug, Clone)]
 pub struct Options {
     /// Source dataset (on its side).
-    pub source: String,
+    pub source: DatasetName,
     /// Replicate up to this snapshot (short name) instead of taking a new one.
     pub up_to: Option<String>,
     /// Target dataset (on its side).
-    pub target: String,
+    pub target: DatasetName,
     /// `host:` of the target, for the cursor id ("" when local).
     pub target_host: String,
     /// Replicate descendants too.
@@ -57,35 +68,29 @@ pub struct Options {
     pub jobs: usize,
 }
 
+impl Options {
+    /// Whether the run takes a snapshot of its own.
+    fn takes_snapshot(&self) -> bool {
+        self.up_to.is_none() && !self.no_snapshot
+    }
+
+    /// The target dataset of source dataset `source` (the run's source or under it).
+    pub fn target_of(&self, source: &DatasetName) -> Result<DatasetName> {
+        let rel =
+            crate::policy::relative(source.as_str(), self.source.as_str()).ok_or_else(|| {
+                err(
+                    Kind::Connection,
+                    format!("{source} is not in the tree of {}", self.source),
+                )
+            })?;
+        Ok(DatasetName::new(format!("{}{rel}", self.target))?)
+    }
+}
+
 /// Whether the run's snapshot includes `d`: something was written since its newest
 /// snapshot, or it has none, or the user wants empty snapshots too.
 pub fn needs_snapshot(d: &DatasetState, allow_empty: bool) -> bool {
     allow_empty || d.written > 0 || d.snapshots.is_empty()
-}
-
-/// The result for one dataset (printed with `--json`).
-#[derive(Debug, Clone, Serialize)]
-pub struct Outcome {
-    /// Source dataset.
-    pub source: String,
-    /// Target dataset.
-    pub target: String,
-    /// `full`, `incremental`, `resume` or `noop` (`error` when planning failed).
-    pub mode: String,
-    /// Snapshots sent (short names).
-    pub snapshots: Vec<String>,
-    /// Stream bytes sent.
-    pub bytes_sent: u64,
-    /// The estimate made before sending.
-    pub estimated_bytes: u64,
-    /// Wall time.
-    pub seconds: f64,
-    /// Whether an interrupted transfer was resumed.
-    pub resumed: bool,
-    /// Whether the run only planned.
-    pub dry_run: bool,
-    /// The error, if this dataset failed.
-    pub error: Option<String>,
 }
 
 /// The target id used in hold tags and bookmark names: the target dataset's name
@@ -101,11 +106,6 @@ pub fn target_id(place: &str, dataset: &str) -> String {
     format!("{h:08x}")
 }
 
-/// The target dataset of source dataset `source` (the run's source or under it).
-fn target_of(opts: &Options, source: &str) -> String {
-    format!("{}{}", opts.target, &source[opts.source.len()..])
-}
-
 /// A new snapshot name for now (UTC; `ZREP_NOW` sets the clock).
 pub fn new_snapshot_name() -> String {
     format!(
@@ -114,7 +114,7 @@ pub fn new_snapshot_name() -> String {
     )
 }
 
-fn snaps(v: &[crate::proto::SnapEntry]) -> Vec<Snap> {
+fn snaps(v: &[SnapEntry]) -> Vec<Snap> {
     v.iter()
         .map(|s| Snap {
             name: s.name.clone(),
@@ -140,8 +140,11 @@ fn source_state(d: &DatasetState) -> SourceState {
     }
 }
 
-/// What the planner needs of an existing target dataset.
-fn target_state(t: &DatasetState) -> TargetState {
+/// What the planner needs of a target dataset.
+fn target_state(t: Option<&DatasetState>) -> TargetState {
+    let Some(t) = t else {
+        return TargetState::Absent;
+    };
     TargetState::Present {
         snapshots: snaps(&t.snapshots),
         modified: t.written > 0,
@@ -163,15 +166,41 @@ pub fn replicate(
     opts: &Options,
     src: &mut Side,
     dst: &mut Side,
-    more: &dyn Fn() -> OpResult<(Side, Side)>,
+    more: &dyn Fn() -> Result<(Side, Side)>,
     ui: &Ui,
-) -> OpResult<Vec<Outcome>> {
-    let _lock = if opts.dry_run {
-        None
-    } else {
-        dst.lock(&opts.target, opts.lock_wait)?
-    };
-    let name = (opts.up_to.is_none() && !opts.no_snapshot).then(new_snapshot_name);
+) -> Result<Vec<Outcome>> {
+    let run = prepare(opts, src, dst, ui)?;
+    let work = Work { opts, run: &run };
+    let (mut out, mut moves) = work.run_all(src, dst, more, ui);
+    moves.sort_by_key(|m| m.0);
+    move_cursors(moves, src, dst, &mut out, ui);
+    Ok(out)
+}
+
+/// What phase 1 found and holds for the rest of the run.
+struct Prepared {
+    /// Locks of the targets, held to the end of the run.
+    _locks: Vec<crate::lock::Lock>,
+    /// The source datasets, parents first.
+    states: Vec<DatasetState>,
+    /// The target tree, by name.
+    targets: HashMap<DatasetName, DatasetState>,
+    /// The run's snapshot (short name) and the datasets that got it.
+    taken: Option<String>,
+    fresh: HashSet<DatasetName>,
+    /// The target id of hold tags and bookmarks.
+    id: String,
+    /// Children whose target lock another run holds, with the message.
+    busy: HashMap<DatasetName, String>,
+}
+
+/// Phase 1: locks, listings and the run's snapshot.
+fn prepare(opts: &Options, src: &mut Side, dst: &mut Side, ui: &Ui) -> Result<Prepared> {
+    let mut locks = Vec::new();
+    if !opts.dry_run {
+        locks.extend(dst.lock(&opts.target, opts.lock_wait)?);
+    }
+    let name = opts.takes_snapshot().then(new_snapshot_name);
     if name.is_some() && !opts.allow_empty && !opts.dry_run {
         // `written`, which decides who gets a snapshot, counts only what is on disk.
         src.sync(&opts.source)?;
@@ -179,56 +208,18 @@ pub fn replicate(
     let mut states = src.state(&opts.source, opts.recursive)?;
     if states.is_empty() {
         return Err(err(
-            "NotFound",
+            Kind::NotFound,
             format!("source {}{} does not exist", src.prefix(), opts.source),
         ));
     }
-    // Every child target is locked too, before anything is planned: a run aimed at a
-    // child itself (which locks only the child) must not receive into it meanwhile.
-    // Locks are taken in one order (the tree's), so runs on overlapping trees wait
-    // for each other rather than deadlock. A run that held one may have taken and
-    // sent newer snapshots: the source is listed again once they are ours (when the
-    // run's snapshot does it anyway, or the targets show that it is needed).
-    let mut _child_locks = Vec::new();
-    let mut busy: HashMap<String, String> = HashMap::new();
-    // The datasets locked, when children were; a child created since waits for the
-    // next run.
-    let mut locked: Option<HashSet<String>> = None;
-    if !opts.dry_run && states.len() > 1 {
-        let mut children: Vec<&DatasetState> = states[1..].iter().collect();
-        children.sort_by(|a, b| a.name.split('/').cmp(b.name.split('/')));
-        for d in children {
-            let target = target_of(opts, &d.name);
-            match dst.lock(&target, opts.lock_wait) {
-                Ok(lock) => _child_locks.push(lock),
-                Err(e) => {
-                    busy.insert(d.name.clone(), e.message);
-                }
-            }
-        }
-        locked = Some(states.iter().map(|d| d.name.clone()).collect());
-    }
-    let mut listed_since_locking = false;
-    // The same dataset on both ends (a target on this host reached through SSH).
-    if let Some(t) = dst.state(&opts.target, false)?.first() {
-        if t.guid != 0 && t.guid == states[0].guid {
-            return Err(err(
-                "Usage",
-                format!(
-                    "target {}{} is the source dataset itself: choose another target",
-                    dst.prefix(),
-                    opts.target
-                ),
-            ));
-        }
-    }
-    if opts.up_to.is_none() && !opts.no_snapshot {
+    let (child_locks, busy, locked) = lock_children(opts, dst, &states)?;
+    locks.extend(child_locks);
+    check_not_self(opts, dst, &states[0])?;
+    if opts.takes_snapshot() {
         preflight(opts, dst, &states[0])?;
     }
-    // The run's snapshot, of the datasets written to since their newest snapshot
-    // (all of them with --allow-empty): one atomic call. An unchanged dataset's
-    // newest snapshot already holds what a new one would.
-    let mut fresh: HashSet<String> = HashSet::new();
+    let mut fresh = HashSet::new();
+    let mut listed_since_locking = false;
     if let Some(name) = &name {
         fresh = states
             .iter()
@@ -241,20 +232,8 @@ pub fn replicate(
                 opts.source
             ));
         } else if opts.dry_run {
-            // Plan as if the snapshot existed; its size is estimated from the
-            // dataset's own numbers below.
             ui.info(&format!("would snapshot {}@{name}", opts.source));
-            for (i, d) in states.iter_mut().enumerate() {
-                if fresh.contains(&d.name) {
-                    d.snapshots.push(crate::proto::SnapEntry {
-                        name: name.clone(),
-                        guid: u64::MAX - i as u64,
-                        createtxg: u64::MAX,
-                        creation: 0,
-                        userrefs: 0,
-                    });
-                }
-            }
+            plan_as_if_taken(&mut states, name, &fresh);
         } else {
             states = snapshot_tree(src, &opts.source, opts.recursive, &states, name, &|d| {
                 fresh.contains(&d.name)
@@ -263,20 +242,8 @@ pub fn replicate(
             ui.verbose(&format!("snapshot {}@{name}", opts.source));
         }
     }
-    let pool = opts.target.split('/').next().unwrap_or_default();
-    let root = dst.state(pool, false)?.into_iter().next().ok_or_else(|| {
-        err(
-            "NotFound",
-            format!("target pool {}{pool} does not exist", dst.prefix()),
-        )
-    })?;
-    let place = match root.guid {
-        0 => opts.target_host.clone(),
-        guid => format!("{guid:016x}"),
-    };
-    let id = target_id(&place, &opts.target);
-    // The whole target tree in one listing.
-    let targets: HashMap<String, DatasetState> = dst
+    let id = cursor_id(opts, dst)?;
+    let targets: HashMap<DatasetName, DatasetState> = dst
         .state(&opts.target, opts.recursive)?
         .into_iter()
         .map(|t| (t.name.clone(), t))
@@ -284,65 +251,109 @@ pub fn replicate(
     if let Some(locked) = &locked {
         // A target whose newest snapshot our listing of its source lacks: diverged,
         // or sent by a run that held its lock while we listed. Look again.
-        let stale = || {
-            states.iter().any(|d| {
-                let t = targets.get(&target_of(opts, &d.name));
-                t.and_then(|t| t.snapshots.last())
-                    .is_some_and(|n| !d.snapshots.iter().any(|s| s.guid == n.guid))
-            })
-        };
-        if !listed_since_locking && stale() {
+        let stale = states.iter().any(|d| {
+            let t = opts.target_of(&d.name).ok().and_then(|t| targets.get(&t));
+            t.and_then(|t| t.snapshots.last())
+                .is_some_and(|n| !d.snapshots.iter().any(|s| s.guid == n.guid))
+        });
+        if !listed_since_locking && stale {
             states = src.state(&opts.source, opts.recursive)?;
         }
         states.retain(|d| locked.contains(&d.name));
         if states.first().map(|d| &d.name) != Some(&opts.source) {
             return Err(err(
-                "NotFound",
+                Kind::NotFound,
                 format!("source {}{} no longer exists", src.prefix(), opts.source),
             ));
         }
     }
-    let work = Work {
-        opts,
-        states: &states,
-        targets: &targets,
-        name: name.as_deref(),
-        fresh: &fresh,
-        id: &id,
-        busy: &busy,
-    };
-    // Datasets that have something to send can go in parallel (receives then share
-    // transaction groups), each worker with its own pair of sides.
-    let busy = states.iter().filter(|d| work.has_work(d)).count();
-    let mut extra = Vec::new();
-    if !opts.dry_run {
-        for _ in 1..opts.jobs.min(busy) {
-            match more() {
-                Ok(pair) => extra.push(pair),
-                Err(e) => {
-                    ui.verbose(&format!("one connection fewer in parallel: {}", e.message));
-                    break;
-                }
+    Ok(Prepared {
+        _locks: locks,
+        states,
+        targets,
+        taken: name,
+        fresh,
+        id,
+        busy,
+    })
+}
+
+type ChildLocks = (
+    Vec<crate::lock::Lock>,
+    HashMap<DatasetName, String>,
+    Option<HashSet<DatasetName>>,
+);
+
+/// Locks every child target too, before anything is planned: a run aimed at a child
+/// itself (which locks only the child) must not receive into it meanwhile. Locks are
+/// taken in one order (the tree's), so runs on overlapping trees wait for each other
+/// rather than deadlock. Returns the locks, the children another run holds, and the
+/// datasets locked (a child created since waits for the next run).
+fn lock_children(opts: &Options, dst: &mut Side, states: &[DatasetState]) -> Result<ChildLocks> {
+    if opts.dry_run || states.len() < 2 {
+        return Ok((Vec::new(), HashMap::new(), None));
+    }
+    let mut locks = Vec::new();
+    let mut busy = HashMap::new();
+    let mut children: Vec<&DatasetState> = states[1..].iter().collect();
+    children.sort_by(|a, b| a.name.components().cmp(b.name.components()));
+    for d in children {
+        match dst.lock(&opts.target_of(&d.name)?, opts.lock_wait) {
+            Ok(lock) => locks.extend(lock),
+            Err(e) => {
+                busy.insert(d.name.clone(), e.message);
             }
         }
     }
-    let (mut out, mut moves) = if extra.is_empty() {
-        let mut out = Vec::new();
-        let mut moves = Vec::new();
-        for i in 0..states.len() {
-            let (o, c) = work.one(i, src, dst, ui);
-            if let Some(c) = c {
-                moves.push((i, c));
-            }
-            out.push(o);
+    let locked = states.iter().map(|d| d.name.clone()).collect();
+    Ok((locks, busy, Some(locked)))
+}
+
+/// Refuses a target that is the source itself, reached through SSH.
+fn check_not_self(opts: &Options, dst: &mut Side, source: &DatasetState) -> Result<()> {
+    match dst.state(&opts.target, false)?.first() {
+        Some(t) if t.guid != 0 && t.guid == source.guid => Err(err(
+            Kind::Usage,
+            format!(
+                "target {}{} is the source dataset itself: choose another target",
+                dst.prefix(),
+                opts.target
+            ),
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// A dry run plans as if the run's snapshot existed: the newest of each dataset that
+/// would get it (its size is estimated from the dataset's own numbers).
+fn plan_as_if_taken(states: &mut [DatasetState], name: &str, fresh: &HashSet<DatasetName>) {
+    for (i, d) in states.iter_mut().enumerate() {
+        if fresh.contains(&d.name) {
+            d.snapshots.push(SnapEntry {
+                name: name.to_string(),
+                guid: u64::MAX - i as u64,
+                createtxg: u64::MAX,
+                creation: 0,
+                userrefs: 0,
+            });
         }
-        (out, moves)
-    } else {
-        work.parallel(src, dst, extra, &ui.without_progress())
+    }
+}
+
+/// The target id (see [`target_id`]) from the target pool's identity.
+fn cursor_id(opts: &Options, dst: &mut Side) -> Result<String> {
+    let pool = DatasetName::new(opts.target.pool())?;
+    let root = dst.state(&pool, false)?.into_iter().next().ok_or_else(|| {
+        err(
+            Kind::NotFound,
+            format!("target pool {}{pool} does not exist", dst.prefix()),
+        )
+    })?;
+    let place = match root.guid {
+        0 => opts.target_host.clone(),
+        guid => format!("{guid:016x}"),
     };
-    moves.sort_by_key(|m| m.0);
-    move_cursors(moves, src, dst, &mut out, ui);
-    Ok(out)
+    Ok(target_id(&place, opts.target.as_str()))
 }
 
 /// Takes `@name` of the datasets `which` selects in one atomic call and lists the
@@ -350,27 +361,25 @@ pub fn replicate(
 /// source took it in the same second, for the same moment.
 pub fn snapshot_tree(
     src: &mut Side,
-    root: &str,
+    root: &DatasetName,
     recursive: bool,
     states: &[DatasetState],
     name: &str,
     which: &dyn Fn(&DatasetState) -> bool,
-) -> OpResult<Vec<DatasetState>> {
-    let missing = |states: &[DatasetState]| -> Vec<String> {
+) -> Result<Vec<DatasetState>> {
+    let missing = |states: &[DatasetState]| -> Result<Vec<SnapshotName>> {
         states
             .iter()
             .filter(|d| which(d) && !d.snapshots.iter().any(|s| s.name == name))
-            .map(|d| format!("{}@{name}", d.name))
+            .map(|d| Ok(d.name.snapshot(name)?))
             .collect()
     };
-    if let Err(e) = src.snapshot(&missing(states), &[]) {
-        if e.kind != "AlreadyExists" {
+    if let Err(e) = src.snapshot(&missing(states)?) {
+        if e.kind != Kind::AlreadyExists {
             return Err(e);
         }
-        let rest = missing(&src.state(root, recursive)?);
-        if !rest.is_empty() {
-            src.snapshot(&rest, &[])?;
-        }
+        let rest = missing(&src.state(root, recursive)?)?;
+        src.snapshot(&rest)?;
     }
     src.state(root, recursive)
 }
@@ -378,25 +387,26 @@ pub fn snapshot_tree(
 /// What every dataset of a run shares.
 struct Work<'a> {
     opts: &'a Options,
-    states: &'a [DatasetState],
-    targets: &'a HashMap<String, DatasetState>,
-    /// The run's new snapshot, and the datasets that got it.
-    name: Option<&'a str>,
-    fresh: &'a HashSet<String>,
-    id: &'a str,
-    /// Children whose target lock another run holds, with the message.
-    busy: &'a HashMap<String, String>,
+    run: &'a Prepared,
+}
+
+/// Phase 2's decision for one dataset.
+struct Planned<'a> {
+    d: &'a DatasetState,
+    target: DatasetName,
+    t: Option<&'a DatasetState>,
+    plan: Plan,
+    flags: Flags,
+    estimate: u64,
+    tag: String,
 }
 
 impl Work<'_> {
-    fn target(&self, d: &DatasetState) -> String {
-        target_of(self.opts, &d.name)
-    }
-
     /// Whether `d` will (probably) send something: its newest snapshot is not on the
     /// target, or a receive is pending there.
     fn has_work(&self, d: &DatasetState) -> bool {
-        match (self.targets.get(&self.target(d)), d.snapshots.last()) {
+        let t = self.opts.target_of(&d.name).ok();
+        match (t.and_then(|t| self.run.targets.get(&t)), d.snapshots.last()) {
             (None, _) => true,
             (Some(t), Some(newest)) => {
                 t.resume_token.is_some() || !t.snapshots.iter().any(|s| s.guid == newest.guid)
@@ -405,45 +415,203 @@ impl Work<'_> {
         }
     }
 
+    /// Phases 2 and 3 for every dataset: one after the other, or on `opts.jobs`
+    /// workers (each with its own pair of sides) when several have work.
+    fn run_all(
+        &self,
+        src: &mut Side,
+        dst: &mut Side,
+        more: &dyn Fn() -> Result<(Side, Side)>,
+        ui: &Ui,
+    ) -> (Vec<Outcome>, Vec<(usize, Cursor)>) {
+        let states = &self.run.states;
+        let busy = states.iter().filter(|d| self.has_work(d)).count();
+        let mut extra = Vec::new();
+        if !self.opts.dry_run {
+            for _ in 1..self.opts.jobs.min(busy) {
+                match more() {
+                    Ok(pair) => extra.push(pair),
+                    Err(e) => {
+                        ui.verbose(&format!("one connection fewer in parallel: {}", e.message));
+                        break;
+                    }
+                }
+            }
+        }
+        if !extra.is_empty() {
+            return self.parallel(src, dst, extra, &ui.without_progress());
+        }
+        let mut out = Vec::new();
+        let mut moves = Vec::new();
+        for i in 0..states.len() {
+            let (o, c) = self.one(i, src, dst, ui);
+            moves.extend(c.map(|c| (i, c)));
+            out.push(o);
+        }
+        (out, moves)
+    }
+
     /// Replicates dataset `i`; its outcome and, on success, its cursor move.
     fn one(&self, i: usize, src: &mut Side, dst: &mut Side, ui: &Ui) -> (Outcome, Option<Cursor>) {
-        let d = &self.states[i];
-        let target = self.target(d);
+        let d = &self.run.states[i];
+        let target = self.opts.target_of(&d.name);
+        let shown = target
+            .as_ref()
+            .map_or_else(|_| "?".into(), |t| t.to_string());
         let t0 = Instant::now();
-        let mut o = Outcome {
-            source: d.name.clone(),
-            target: target.clone(),
-            mode: "error".into(),
-            snapshots: Vec::new(),
-            bytes_sent: 0,
-            estimated_bytes: 0,
-            seconds: 0.0,
-            resumed: false,
-            dry_run: self.opts.dry_run,
-            error: None,
-        };
-        let taken = self.name.filter(|_| self.fresh.contains(&d.name));
-        let names = Names {
-            up_to: self.opts.up_to.as_deref().or(taken),
-            would_snapshot: taken.filter(|_| self.opts.dry_run),
-            id: self.id,
-        };
-        let t = self.targets.get(&target);
-        let result = match self.busy.get(&d.name) {
-            Some(message) => Err(err("Busy", message.clone())),
-            None => one(self.opts, src, dst, d, &target, &names, t, ui, &mut o),
-        };
-        let cursor = match result {
-            Ok(c) => c,
-            Err(e) => {
-                o.error = Some(e.message.clone());
-                ui.error(&e.message);
-                None
+        let mut o = Outcome::new(d.name.as_str(), &shown, self.opts.dry_run);
+        let result = match (self.run.busy.get(&d.name), target) {
+            (Some(message), _) => Err(err(Kind::Busy, message.clone())),
+            (None, Err(e)) => Err(e),
+            (None, Ok(target)) => {
+                let planned = self.plan(d, target, src, dst, ui, &mut o);
+                match planned {
+                    Ok(_) if self.opts.dry_run => Ok(None),
+                    Ok(p) => self.execute(&p, src, dst, ui, &mut o),
+                    Err(e) => Err(e),
+                }
             }
         };
+        let cursor = result.unwrap_or_else(|e| {
+            ui.error(&e.message);
+            o.error = Some(e.message);
+            None
+        });
         o.seconds = t0.elapsed().as_secs_f64();
         ui.summary(&o);
         (o, cursor)
+    }
+
+    /// Phase 2: what to send, its estimated size, and whether it fits.
+    fn plan<'s>(
+        &'s self,
+        d: &'s DatasetState,
+        target: DatasetName,
+        src: &mut Side,
+        dst: &mut Side,
+        ui: &Ui,
+        o: &mut Outcome,
+    ) -> Result<Planned<'s>> {
+        let taken = self
+            .run
+            .taken
+            .as_deref()
+            .filter(|_| self.run.fresh.contains(&d.name));
+        let t = self.run.targets.get(&target);
+        let req = PlanRequest {
+            up_to: self.opts.up_to.clone().or(taken.map(str::to_owned)),
+            force: self.opts.force,
+        };
+        let plan = plan::plan(&source_state(d), &target_state(t), &req)
+            .map_err(|e| explain(e, d, &target, dst))?;
+        let mut flags = self.opts.flags;
+        if d.encrypted && !flags.raw {
+            flags.raw = true;
+            ui.verbose(&format!("{}: encrypted, sending raw", d.name));
+        }
+        o.mode = Some(plan.mode());
+        o.snapshots = plan.steps.iter().map(|s| s.to.clone()).collect();
+        o.resumed = plan.resume.is_some();
+        let available = available(t, &target, dst)?;
+        let would_snapshot = taken.filter(|_| self.opts.dry_run);
+        let estimate = estimate(d, &plan, flags, would_snapshot, src, ui)?;
+        o.estimated_bytes = estimate;
+        ui.plan(&plan, d.name.as_str(), target.as_str(), estimate);
+        if estimate > available {
+            return Err(err(
+                Kind::NoSpace,
+                format!(
+                    "{}{target} has {} available but the stream is estimated at {}: free space or choose another target",
+                    dst.prefix(),
+                    bytes(available),
+                    bytes(estimate)
+                ),
+            ));
+        }
+        Ok(Planned {
+            d,
+            target,
+            t,
+            plan,
+            flags,
+            estimate,
+            tag: format!("zrep-{}", self.run.id),
+        })
+    }
+
+    /// Phase 3: stale resume state, rollback, the common snapshot's holds, transfers.
+    fn execute(
+        &self,
+        p: &Planned<'_>,
+        src: &mut Side,
+        dst: &mut Side,
+        ui: &Ui,
+        o: &mut Outcome,
+    ) -> Result<Option<Cursor>> {
+        let (d, target, plan) = (p.d, &p.target, &p.plan);
+        if plan.discard_resume.is_some() {
+            ui.info(&format!(
+                "{target}: discarding an interrupted receive whose snapshot is gone from the source"
+            ));
+            dst.abort_resume(target)?;
+        }
+        if let Some(rb) = &plan.rollback_to {
+            ui.info(&format!(
+                "{target}: rolling back to @{rb} (--force){}",
+                if plan.destroy_on_target.is_empty() {
+                    String::new()
+                } else {
+                    format!(", destroying @{}", plan.destroy_on_target.join(", @"))
+                }
+            ));
+            dst.rollback_to(&target.snapshot(rb)?, &p.tag)?;
+        }
+        hold_common(p, src, dst);
+        let counter = Counter::default();
+        let bar = ui.bar(d.name.as_str(), p.estimate);
+        let tick = |n: u64| {
+            counter.add(n);
+            bar.inc(n);
+        };
+        let spec = Target {
+            dataset: target.clone(),
+            force: false,
+            resumable: true,
+            readonly: !self.opts.writable,
+        };
+        let mut streams = Vec::new();
+        if let Some(token) = &plan.resume {
+            streams.push(Stream::Resume {
+                token: token.clone(),
+            });
+        }
+        for step in &plan.steps {
+            streams.push(Stream::Snapshot {
+                snapshot: d.name.snapshot(&step.to)?,
+                from: base_name(&d.name, step.from.as_ref())?,
+                flags: p.flags,
+            });
+        }
+        // The newest snapshot this run received (short name): the new cursor.
+        let mut received: Option<String> = None;
+        let mut sent = 0u64;
+        let result = streams.iter().try_for_each(|stream| {
+            if let Stream::Resume { .. } = stream {
+                ui.verbose(&format!("{target}: resuming an interrupted transfer"));
+            }
+            let t = transfer::transfer(src, dst, stream, &spec, &tick, ui.shows_progress())?;
+            ui.verbose(&format!("received {}", t.snapshot));
+            sent += t.bytes;
+            received = Some(t.snapshot.short_name().to_string());
+            Ok::<_, Error>(())
+        });
+        bar.finish();
+        o.bytes_sent = sent.max(counter.get());
+        result?;
+        let newest = received.or_else(|| plan.common.clone());
+        newest
+            .map(|newest| Cursor::new(p, &newest, &self.run.id))
+            .transpose()
     }
 
     /// Runs the datasets on `1 + extra.len()` workers. A dataset starts once its
@@ -456,13 +624,13 @@ impl Work<'_> {
         ui: &Ui,
     ) -> (Vec<Outcome>, Vec<(usize, Cursor)>) {
         use std::sync::{Condvar, Mutex};
-        let n = self.states.len();
-        let parent: Vec<Option<usize>> = self
-            .states
+        let states = &self.run.states;
+        let n = states.len();
+        let parent: Vec<Option<usize>> = states
             .iter()
             .map(|d| {
-                let (p, _) = d.name.rsplit_once('/')?;
-                self.states.iter().position(|x| x.name == p)
+                let p = d.name.parent()?;
+                states.iter().position(|x| x.name == p)
             })
             .collect();
         struct Board {
@@ -507,98 +675,64 @@ impl Work<'_> {
         let mut out = Vec::with_capacity(n);
         let mut moves = Vec::new();
         for (i, r) in board.results.into_iter().enumerate() {
-            let (o, c) = r.expect("every dataset ran");
-            if let Some(c) = c {
-                moves.push((i, c));
-            }
+            let (o, c) = r.unwrap_or_else(|| {
+                let d = &states[i];
+                let mut o = Outcome::new(d.name.as_str(), "?", self.opts.dry_run);
+                o.error = Some("not run: its worker stopped".into());
+                (o, None)
+            });
+            moves.extend(c.map(|c| (i, c)));
             out.push(o);
         }
         (out, moves)
     }
 }
 
-/// Names shared by every dataset of a run.
-struct Names<'a> {
-    /// Replicate up to this snapshot (None: the newest).
-    up_to: Option<&'a str>,
-    /// A dry run's would-be snapshot, which does not exist.
-    would_snapshot: Option<&'a str>,
-    /// The target id of hold tags and bookmarks.
-    id: &'a str,
+/// Where the data will land, and how much room there is: the target's own free space,
+/// or its parent's for a new target.
+fn available(t: Option<&DatasetState>, target: &DatasetName, dst: &mut Side) -> Result<u64> {
+    if let Some(t) = t {
+        return Ok(t.available);
+    }
+    let parent = target.parent().ok_or_else(|| {
+        err(
+            Kind::Usage,
+            format!("target {target} is a pool; replicate into a dataset under it"),
+        )
+    })?;
+    match dst.state(&parent, false)?.into_iter().next() {
+        Some(p) => Ok(p.available),
+        None => Err(err(
+            Kind::NotFound,
+            format!(
+                "cannot replicate into {}{target}: its parent {parent} does not exist (create it first)",
+                dst.prefix()
+            ),
+        )),
+    }
 }
 
-#[allow(clippy::too_many_arguments)]
-fn one(
-    opts: &Options,
-    src: &mut Side,
-    dst: &mut Side,
+/// The estimated size of everything the plan sends. A dry run's would-be snapshot
+/// counts all data for a full stream, what was written since the newest snapshot for
+/// an incremental one.
+fn estimate(
     d: &DatasetState,
-    target: &str,
-    names: &Names<'_>,
-    tstate: Option<&DatasetState>,
+    plan: &Plan,
+    flags: Flags,
+    would_snapshot: Option<&str>,
+    src: &mut Side,
     ui: &Ui,
-    o: &mut Outcome,
-) -> OpResult<Option<Cursor>> {
-    let (up_to, would_snapshot, id) = (names.up_to, names.would_snapshot, names.id);
-    let tag = format!("zrep-{id}");
-    let source = source_state(d);
-    let tgt = tstate.map_or(TargetState::Absent, target_state);
-    let req = PlanRequest {
-        up_to: up_to.map(str::to_owned),
-        force: opts.force,
-    };
-    let plan = plan::plan(&source, &tgt, &req).map_err(|e| explain(e, d, target, dst))?;
-    let mut flags = opts.flags;
-    if d.encrypted && !flags.raw {
-        flags.raw = true;
-        ui.verbose(&format!("{}: encrypted, sending raw", d.name));
-    }
-    o.mode = format!("{:?}", plan.mode()).to_lowercase();
-    o.snapshots = plan.steps.iter().map(|s| s.to.clone()).collect();
-    o.resumed = plan.resume.is_some();
-
-    // Where the data will land, and how much room there is.
-    let available = match tstate {
-        Some(t) => t.available,
-        None => {
-            let parent = target.rsplit_once('/').map(|(p, _)| p).ok_or_else(|| {
-                err(
-                    "InvalidArgument",
-                    format!("target {target} is a pool; replicate into a dataset under it"),
-                )
-            })?;
-            match dst.state(parent, false)?.into_iter().next() {
-                Some(p) => p.available,
-                None => {
-                    return Err(err(
-                        "NotFound",
-                        format!(
-                            "cannot replicate into {}{target}: its parent {parent} does not exist (create it first)",
-                            dst.prefix()
-                        ),
-                    ))
-                }
-            }
-        }
-    };
-
-    let mut estimate = 0u64;
+) -> Result<u64> {
+    let mut total = 0u64;
     if let Some(token) = &plan.resume {
-        estimate += src.estimate_resume(token).unwrap_or(0);
+        total += src.estimate_resume(token).unwrap_or(0);
     }
     for step in &plan.steps {
-        let from = base_name(&d.name, step.from.as_ref());
-        let planned_only = opts.dry_run && would_snapshot == Some(step.to.as_str());
-        let e = if planned_only {
-            // The dry run's would-be snapshot: all data for a full stream, what was
-            // written since the newest snapshot for an incremental one.
-            if from.is_none() {
-                d.referenced
-            } else {
-                d.written
-            }
-        } else {
-            src.estimate(&format!("{}@{}", d.name, step.to), from.as_deref(), flags)?
+        let from = base_name(&d.name, step.from.as_ref())?;
+        let e = match (would_snapshot == Some(step.to.as_str()), &from) {
+            (true, None) => d.referenced,
+            (true, Some(_)) => d.written,
+            (false, _) => src.estimate(&d.name.snapshot(&step.to)?, from.as_ref(), flags)?,
         };
         ui.verbose(&format!(
             "{} {}@{} estimated size is {}",
@@ -608,123 +742,43 @@ fn one(
             },
             d.name,
             step.to,
-            crate::ui::bytes(e)
+            bytes(e)
         ));
-        estimate += e;
+        total += e;
     }
-    o.estimated_bytes = estimate;
-    ui.plan(&plan, &d.name, target, estimate);
-    if estimate > available {
-        return Err(err(
-            "NoSpace",
-            format!(
-                "{}{target} has {} available but the stream is estimated at {}: free space or choose another target",
-                dst.prefix(),
-                crate::ui::bytes(available),
-                crate::ui::bytes(estimate)
-            ),
-        ));
-    }
-    if opts.dry_run {
-        return Ok(None);
-    }
+    Ok(total)
+}
 
-    if let Some(token) = &plan.discard_resume {
-        let _ = token;
-        ui.info(&format!(
-            "{target}: discarding an interrupted receive whose snapshot is gone from the source"
-        ));
-        dst.abort_resume(target)?;
-    }
-    if let Some(rb) = &plan.rollback_to {
-        ui.info(&format!(
-            "{target}: rolling back to @{rb} (--force){}",
-            if plan.destroy_on_target.is_empty() {
-                String::new()
-            } else {
-                format!(", destroying @{}", plan.destroy_on_target.join(", @"))
-            }
-        ));
-        dst.rollback_to(&format!("{target}@{rb}"), &tag)?;
-    }
-    // Keep the common snapshot on both sides while we work. One that is held already
-    // (by the cursor, usually) cannot be destroyed either: a hold costs a transaction
-    // group, so none is added then.
+/// Keeps the common snapshot on both sides while we work. One that is held already
+/// (by the cursor, usually) cannot be destroyed either: a hold costs a transaction
+/// group, so none is added then. A failure only loses that protection.
+fn hold_common(p: &Planned<'_>, src: &mut Side, dst: &mut Side) {
+    let Some(c) = &p.plan.common else { return };
     let held = |st: &DatasetState, snap: &str| {
         st.snapshots
             .iter()
             .any(|s| s.name == snap && s.userrefs > 0)
     };
-    if let Some(c) = &plan.common {
-        if !held(d, c) {
-            let _ = src.hold(&[(format!("{}@{c}", d.name), tag.clone())]);
-        }
-        if let Some(tc) = plan.rollback_to.as_ref().or(Some(c)) {
-            if !tstate.is_some_and(|t| held(t, tc)) {
-                let _ = dst.hold(&[(format!("{target}@{tc}"), tag.clone())]);
-            }
-        }
+    let hold = |ds: &DatasetName, snap: &str| {
+        ds.snapshot(snap).ok().map(|snapshot| Hold {
+            snapshot,
+            tag: p.tag.clone(),
+        })
+    };
+    if !held(p.d, c) {
+        let _ = src.hold(&hold(&p.d.name, c).into_iter().collect::<Vec<_>>());
     }
-
-    let counter = Counter::default();
-    let bar = ui.bar(&d.name, estimate);
-    let tick = |n: u64| {
-        counter.add(n);
-        bar.inc(n);
-    };
-    let tgt_spec = Target {
-        dataset: target.to_string(),
-        force: false,
-        resumable: true,
-        readonly: !opts.writable,
-    };
-    let mut sent_bytes = 0u64;
-    // The newest snapshot this run received (short name): the new cursor.
-    let mut received: Option<String> = None;
-    let mut got = |t: &transfer::Transferred| {
-        sent_bytes += t.bytes;
-        received = t.snapshot.split_once('@').map(|(_, s)| s.to_string());
-    };
-    let result = (|| -> OpResult<()> {
-        if let Some(token) = &plan.resume {
-            ui.verbose(&format!("{target}: resuming an interrupted transfer"));
-            let t = transfer::transfer(
-                src,
-                dst,
-                &Stream::Resume {
-                    token: token.clone(),
-                },
-                &tgt_spec,
-                &tick,
-                ui.shows_progress(),
-            )?;
-            got(&t);
-        }
-        for step in &plan.steps {
-            let stream = Stream::Snapshot {
-                snapshot: format!("{}@{}", d.name, step.to),
-                from: base_name(&d.name, step.from.as_ref()),
-                flags,
-            };
-            let t = transfer::transfer(src, dst, &stream, &tgt_spec, &tick, ui.shows_progress())?;
-            got(&t);
-            ui.verbose(&format!("received {}", t.snapshot));
-        }
-        Ok(())
-    })();
-    bar.finish();
-    o.bytes_sent = sent_bytes.max(counter.get());
-    result?;
-
-    // Move the cursor to the newest snapshot received (a resumed transfer's too).
-    let newest = received.or_else(|| plan.common.clone());
-    Ok(newest.map(|newest| Cursor::new(d, tstate, target, &plan, &newest, &tag, id)))
+    let tc = p.plan.rollback_to.as_ref().unwrap_or(c);
+    if !p.t.is_some_and(|t| held(t, tc)) {
+        let _ = dst.hold(&hold(&p.target, tc).into_iter().collect::<Vec<_>>());
+    }
 }
 
-fn base_name(ds: &str, b: Option<&Base>) -> Option<String> {
-    b.map(|b| match b {
-        Base::Snapshot(s) => format!("{ds}@{s}"),
-        Base::Bookmark(s) => format!("{ds}#{s}"),
+fn base_name(ds: &DatasetName, b: Option<&Base>) -> Result<Option<SendSource>> {
+    Ok(match b {
+        None => None,
+        Some(Base::Snapshot(s)) => Some(ds.snapshot(s)?.into()),
+        Some(Base::Bookmark(s)) => Some(ds.bookmark(s)?.into()),
     })
 }
 
@@ -734,72 +788,77 @@ fn base_name(ds: &str, b: Option<&Base>) -> Option<String> {
 /// (one call per kind and side, so one transaction group instead of one per dataset).
 #[derive(Debug, Default, Clone)]
 struct Cursor {
-    src_hold: Vec<(String, String)>,
-    dst_hold: Vec<(String, String)>,
-    bookmark: Vec<(String, String)>,
-    src_release: Vec<(String, String)>,
-    dst_release: Vec<(String, String)>,
-    destroy_bookmarks: Vec<String>,
+    src_hold: Vec<Hold>,
+    dst_hold: Vec<Hold>,
+    bookmark: Vec<NewBookmark>,
+    src_release: Vec<Hold>,
+    dst_release: Vec<Hold>,
+    destroy_bookmarks: Vec<libzfs::BookmarkName>,
 }
 
 impl Cursor {
-    fn new(
-        d: &DatasetState,
-        t: Option<&DatasetState>,
-        target: &str,
-        plan: &Plan,
-        newest: &str,
-        tag: &str,
-        id: &str,
-    ) -> Cursor {
-        let held = |ds: &str, s: &crate::proto::SnapEntry| {
-            (s.userrefs > 0 && s.name != newest).then(|| (format!("{ds}@{}", s.name), tag.into()))
+    fn new(p: &Planned<'_>, newest: &str, id: &str) -> Result<Cursor> {
+        let (d, target, tag) = (p.d, &p.target, &p.tag);
+        let hold = |ds: &DatasetName, snap: &str| -> Result<Hold> {
+            Ok(Hold {
+                snapshot: ds.snapshot(snap)?,
+                tag: tag.clone(),
+            })
+        };
+        let held = |ds: &DatasetName, s: &SnapEntry| {
+            (s.userrefs > 0 && s.name != newest).then(|| hold(ds, &s.name))
         };
         let bm = format!("zrep-{id}-{newest}");
         let prefix = format!("zrep-{id}-");
         let mut c = Cursor {
-            src_hold: vec![(format!("{}@{newest}", d.name), tag.into())],
-            dst_hold: vec![(format!("{target}@{newest}"), tag.into())],
+            src_hold: vec![hold(&d.name, newest)?],
+            dst_hold: vec![hold(target, newest)?],
             src_release: d
                 .snapshots
                 .iter()
                 .filter_map(|s| held(&d.name, s))
-                .collect(),
+                .collect::<Result<_>>()?,
             // Snapshots held before the transfer; a rollback may have destroyed some,
             // which release skips.
-            dst_release: t
+            dst_release: p
+                .t
                 .map(|t| {
                     t.snapshots
                         .iter()
-                        .filter(|s| !plan.destroy_on_target.contains(&s.name))
+                        .filter(|s| !p.plan.destroy_on_target.contains(&s.name))
                         .filter_map(|s| held(target, s))
-                        .collect()
+                        .collect::<Result<_>>()
                 })
+                .transpose()?
                 .unwrap_or_default(),
             destroy_bookmarks: d
                 .bookmarks
                 .iter()
                 .filter(|b| b.name.starts_with(&prefix) && b.name != bm)
-                .map(|b| format!("{}#{}", d.name, b.name))
-                .collect(),
+                .map(|b| d.name.bookmark(&b.name))
+                .collect::<Result<_, _>>()?,
             ..Cursor::default()
         };
         // The hold this run placed on the common snapshot while sending (the listing
         // above predates it); release skips it when it is not there.
-        if let Some(common) = plan.common.as_ref().filter(|c| *c != newest) {
-            let hold = |ds: &str| (format!("{ds}@{common}"), tag.to_string());
-            if !c.src_release.contains(&hold(&d.name)) {
-                c.src_release.push(hold(&d.name));
-            }
-            if !c.dst_release.contains(&hold(target)) {
-                c.dst_release.push(hold(target));
+        if let Some(common) = p.plan.common.as_ref().filter(|c| *c != newest) {
+            for (ds, list) in [(&d.name, &mut c.src_release), (target, &mut c.dst_release)] {
+                let h = hold(ds, common)?;
+                if !list.contains(&h) {
+                    list.push(h);
+                }
             }
         }
-        if !d.bookmarks.iter().any(|b| b.name == bm) && bm.len() + d.name.len() < 255 {
-            c.bookmark
-                .push((format!("{}#{bm}", d.name), format!("{}@{newest}", d.name)));
+        if !d.bookmarks.iter().any(|b| b.name == bm) {
+            // A name too long for a bookmark: the hold alone keeps the cursor.
+            if let Ok(bookmark) = d.name.bookmark(&bm) {
+                c.bookmark.push(NewBookmark {
+                    bookmark,
+                    snapshot: d.name.snapshot(newest)?,
+                });
+            }
         }
-        c
+        Ok(c)
     }
 
     fn append(&mut self, o: Cursor) {
@@ -815,7 +874,7 @@ impl Cursor {
     /// newest snapshot protected; then, once both sides have them, the old ones go.
     /// Each step runs on both sides at once: every call waits for its pool's
     /// transaction group, and the two sides' pools sync independently.
-    fn apply(&self, src: &mut Side, dst: &mut Side) -> OpResult<()> {
+    fn apply(&self, src: &mut Side, dst: &mut Side) -> Result<()> {
         both(
             src,
             dst,
@@ -841,18 +900,20 @@ impl Cursor {
 fn both(
     src: &mut Side,
     dst: &mut Side,
-    on_src: impl FnOnce(&mut Side) -> OpResult<()> + Send,
-    on_dst: impl FnOnce(&mut Side) -> OpResult<()> + Send,
-) -> OpResult<()> {
+    on_src: impl FnOnce(&mut Side) -> Result<()> + Send,
+    on_dst: impl FnOnce(&mut Side) -> Result<()> + Send,
+) -> Result<()> {
     std::thread::scope(|s| {
         let t = s.spawn(|| on_dst(dst));
         let a = on_src(src);
-        let b = t.join().expect("cursor thread panicked");
+        let b = t
+            .join()
+            .unwrap_or_else(|_| Err(err(Kind::Other, "the cursor thread panicked")));
         a.and(b)
     })
 }
 
-/// Moves every dataset's cursor in one batch; when the batch fails, dataset by
+/// Phase 4: every dataset's cursor in one batch; when the batch fails, dataset by
 /// dataset, so that each failure lands on its own outcome.
 fn move_cursors(
     moves: Vec<(usize, Cursor)>,
@@ -864,8 +925,8 @@ fn move_cursors(
     if moves.is_empty() {
         return;
     }
-    let mut all = Cursor::default();
     if moves.len() > 1 {
+        let mut all = Cursor::default();
         for (_, c) in &moves {
             all.append(c.clone());
         }
@@ -888,27 +949,26 @@ fn move_cursors(
 /// Refuses before taking a snapshot when the target could not take it anyway (no
 /// common snapshot, diverged or modified without --force, missing parent), so a
 /// refused run leaves the source as it was.
-fn preflight(opts: &Options, dst: &mut Side, root: &DatasetState) -> OpResult<()> {
+fn preflight(opts: &Options, dst: &mut Side, root: &DatasetState) -> Result<()> {
     match dst.state(&opts.target, false)?.into_iter().next() {
         Some(t) => {
-            let target = target_state(&t);
-            let source = source_state(root);
+            let target = target_state(Some(&t));
             let req = PlanRequest {
                 up_to: None,
                 force: opts.force,
             };
-            match plan::plan(&source, &target, &req) {
+            match plan::plan(&source_state(root), &target, &req) {
                 // A source without snapshots cannot share one with an existing target.
-                Err(plan::PlanError::NoSourceSnapshots) if t.resume_token.is_none() => {
-                    Err(explain(plan::PlanError::TargetExistsWithoutSnapshots, root, &opts.target, dst))
-                }
+                Err(plan::PlanError::NoSourceSnapshots) if t.resume_token.is_none() => Err(
+                    explain(plan::PlanError::TargetExistsWithoutSnapshots, root, &opts.target, dst),
+                ),
                 Err(plan::PlanError::NoSourceSnapshots) | Ok(_) => Ok(()),
                 Err(e) => Err(explain(e, root, &opts.target, dst)),
             }
         }
-        None => match opts.target.rsplit_once('/') {
-            Some((parent, _)) if dst.state(parent, false)?.is_empty() => Err(err(
-                "NotFound",
+        None => match opts.target.parent() {
+            Some(parent) if dst.state(&parent, false)?.is_empty() => Err(err(
+                Kind::NotFound,
                 format!(
                     "cannot replicate into {}{}: its parent {parent} does not exist (create it first)",
                     dst.prefix(),
@@ -921,13 +981,13 @@ fn preflight(opts: &Options, dst: &mut Side, root: &DatasetState) -> OpResult<()
 }
 
 /// Turns a planning error into words about these datasets, with a hint.
-fn explain(e: plan::PlanError, d: &DatasetState, target: &str, dst: &Side) -> RemoteError {
+fn explain(e: plan::PlanError, d: &DatasetState, target: &DatasetName, dst: &Side) -> Error {
     use plan::PlanError as P;
     let where_ = format!("{}{target}", dst.prefix());
-    let base = d.name.rsplit('/').next().unwrap_or(&d.name);
+    let base = d.name.last_component();
     match e {
         P::TargetExistsWithoutSnapshots | P::NoCommonSnapshot { .. } => err(
-            "NoCommonSnapshot",
+            Kind::NoCommonSnapshot,
             format!(
                 "{where_} exists and shares no snapshot with {}: refusing to overwrite it; \
                  replicate into a new dataset under it, e.g. {where_}/{base}",
@@ -935,7 +995,7 @@ fn explain(e: plan::PlanError, d: &DatasetState, target: &str, dst: &Side) -> Re
             ),
         ),
         P::Diverged { common, target_extra } => err(
-            "Diverged",
+            Kind::Diverged,
             format!(
                 "{where_} has snapshots the source lacks after the newest common snapshot @{common}: @{}; \
                  nothing was changed (use --force to roll {target} back to @{common}, destroying them)",
@@ -943,45 +1003,55 @@ fn explain(e: plan::PlanError, d: &DatasetState, target: &str, dst: &Side) -> Re
             ),
         ),
         P::TargetModified { newest } => err(
-            "DestinationModified",
+            Kind::DestinationModified,
             format!(
                 "{where_} has been modified since its most recent snapshot @{newest}; nothing was \
                  changed (use --force to roll it back, discarding those changes)"
             ),
         ),
         P::NoSourceSnapshots => err(
-            "NotFound",
+            Kind::NotFound,
             format!("{} has no snapshots to send (drop --no-snapshot to take one)", d.name),
         ),
-        P::UnknownSnapshot(s) => err("NotFound", format!("{}@{s} does not exist", d.name)),
+        P::UnknownSnapshot(s) => err(Kind::NotFound, format!("{}@{s} does not exist", d.name)),
     }
 }
 
-/// Keeps the planner's types reachable for `--dry-run` printing.
-pub fn describe(plan: &Plan) -> String {
-    if plan.is_noop() {
-        return "up to date".into();
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn opts(source: &str, target: &str) -> Options {
+        Options {
+            source: DatasetName::new(source).unwrap(),
+            up_to: None,
+            target: DatasetName::new(target).unwrap(),
+            target_host: String::new(),
+            recursive: true,
+            force: false,
+            dry_run: false,
+            no_snapshot: false,
+            flags: Flags::default(),
+            lock_wait: 0,
+            writable: false,
+            allow_empty: false,
+            jobs: 1,
+        }
     }
-    let mut parts = Vec::new();
-    if plan.discard_resume.is_some() {
-        parts.push("discard stale resume state".to_string());
-    }
-    if let Some(r) = &plan.rollback_to {
-        parts.push(format!("roll target back to @{r}"));
-    }
-    if plan.resume.is_some() {
-        parts.push("resume interrupted transfer".to_string());
-    }
-    for s in &plan.steps {
-        parts.push(match &s.from {
-            None => format!("full @{}", s.to),
-            Some(Base::Snapshot(f)) => format!("@{f} -> @{}", s.to),
-            Some(Base::Bookmark(f)) => format!("#{f} -> @{}", s.to),
-        });
-    }
-    if parts.is_empty() {
-        "up to date".into()
-    } else {
-        parts.join(", ")
+
+    /// A source dataset's target lies in the target's tree; a name from outside the
+    /// source's tree (a peer's lie) is an error, never a slice.
+    #[test]
+    fn targets_of_sources() {
+        let o = opts("tank/a", "back/x");
+        let t = |s: &str| {
+            o.target_of(&DatasetName::new(s).unwrap())
+                .map(|d| d.to_string())
+        };
+        assert_eq!(t("tank/a").unwrap(), "back/x");
+        assert_eq!(t("tank/a/b/c").unwrap(), "back/x/b/c");
+        assert!(t("tank/ab").is_err());
+        assert!(t("tank").is_err());
+        assert!(t("other/a").is_err());
     }
 }

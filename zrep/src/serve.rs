@@ -1,113 +1,213 @@
 //! `zrep serve`: the remote end. Reads requests on stdin, answers on stdout, logs to
-//! stderr (which ssh carries back to the client's terminal).
+//! stderr (which ssh carries back to the client) and to syslog.
+//!
+//! Every request passes the server's [`Policy`] before any work starts; what changes
+//! something, and every refusal, is logged. Both pipes have the stall timeout, and
+//! keepalives go out while a request is worked on (see [`crate::link`]).
 
 use std::fs::File;
-use std::io::Write;
 use std::os::fd::{FromRawFd, OwnedFd};
+use std::time::Duration;
 
 use libzfs::Zfs;
 
-use crate::local::{self, err, OpResult};
+use crate::error::{err, Error, Kind, Result};
+use crate::link::{Link, Timed};
+use crate::local::{self, Target};
+use crate::policy::{Access, Policy};
 use crate::proto::{self, ProtoError, Request, Response};
 use crate::pump::{self, StreamEnd};
+use crate::side::LOG_PREFIX;
 use crate::transfer::{local_send, Stream};
 
+/// How the server was started.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// What clients may do.
+    pub policy: Policy,
+    /// The stall timeout.
+    pub timeout: Duration,
+}
+
 /// Serves one session; returns the process exit code.
-pub fn serve() -> i32 {
+pub fn serve(opts: &Options) -> i32 {
     // Take fds 0 and 1 for the protocol and point fd 1 at stderr, so nothing printed
     // by accident can corrupt the frames.
-    // SAFETY: dup of the process's own standard descriptors, owned by the Files below.
-    let (mut input, mut output) = unsafe {
+    // SAFETY: dup of the process's own standard descriptors, owned by the Files below;
+    // dup2 only replaces fd 1, which nothing else owns.
+    let (input, output) = unsafe {
         let i = libc::dup(0);
         let o = libc::dup(1);
-        if i < 0 || o < 0 {
+        if i < 0 || o < 0 || libc::dup2(2, 1) < 0 {
             eprintln!("zrep serve: cannot duplicate stdin/stdout");
             return 1;
         }
-        libc::dup2(2, 1);
         (
             File::from(OwnedFd::from_raw_fd(i)),
             File::from(OwnedFd::from_raw_fd(o)),
         )
     };
-    match session(&mut input, &mut output) {
+    let log = Log::open();
+    if opts.policy.is_restricted() {
+        log.note(&format!("session started: {}", opts.policy.describe()));
+    }
+    let output = match Timed::writer(output, opts.timeout) {
+        Ok(w) => w,
+        Err(e) => {
+            eprintln!("zrep serve: stdout: {e}");
+            return 1;
+        }
+    };
+    let mut s = Session {
+        opts,
+        input: Timed::reader(input, opts.timeout),
+        output: Link::new(output, Link::interval(opts.timeout, opts.timeout)),
+        log,
+        locks: Vec::new(),
+    };
+    match s.run() {
         Ok(()) => 0,
         Err(e) => {
-            eprintln!("zrep serve: {e}");
+            let what = if e.is_timeout() {
+                format!(
+                    "{e} from the client; session ended (an interrupted receive stays resumable)"
+                )
+            } else {
+                e.to_string()
+            };
+            s.log.note(&what);
+            eprintln!("zrep serve: {what}");
             1
         }
     }
 }
 
-fn session(input: &mut File, output: &mut File) -> Result<(), ProtoError> {
-    let zfs = Zfs::open();
-    let mut _locks = Vec::new();
-    match proto::recv_msg_or_eof::<Request>(input)? {
-        Some(Request::Hello { version, .. }) => {
-            let hello = Response::Hello {
-                version: proto::VERSION,
-                zrep: env!("CARGO_PKG_VERSION").into(),
-                openzfs: libzfs::OPENZFS_VERSION.into(),
-            };
-            proto::send_msg(output, &hello)?;
-            if version != proto::VERSION {
+/// The server's log: stderr (as [`LOG_PREFIX`] lines) and syslog, when there is one.
+struct Log {
+    syslog: bool,
+    client: String,
+}
+
+impl Log {
+    fn open() -> Log {
+        let syslog = std::path::Path::new("/dev/log").exists()
+            || std::path::Path::new("/var/run/log").exists();
+        if syslog {
+            // SAFETY: a static NUL-terminated ident, kept for the life of the process.
+            unsafe { libc::openlog(c"zrep-serve".as_ptr(), libc::LOG_PID, libc::LOG_AUTH) };
+        }
+        let client = std::env::var("SSH_CLIENT")
+            .ok()
+            .and_then(|c| c.split_whitespace().next().map(str::to_string))
+            .unwrap_or_else(|| "local".into());
+        Log { syslog, client }
+    }
+
+    fn note(&self, what: &str) {
+        eprintln!("{LOG_PREFIX}{what}");
+        if self.syslog {
+            let line = format!("client {}: {what}", self.client).replace('\0', " ");
+            if let Ok(c) = std::ffi::CString::new(line) {
+                // SAFETY: a constant format taking one C string, and that string.
+                unsafe { libc::syslog(libc::LOG_NOTICE, c"%s".as_ptr(), c.as_ptr()) };
+            }
+        }
+    }
+}
+
+struct Session<'a> {
+    opts: &'a Options,
+    input: Timed<File>,
+    output: Link,
+    log: Log,
+    locks: Vec<crate::lock::Lock>,
+}
+
+impl Session<'_> {
+    fn run(&mut self) -> Result<(), ProtoError> {
+        let zfs = Zfs::open();
+        match proto::recv_msg_or_eof::<Request>(&mut self.input)? {
+            Some(Request::Hello {
+                version,
+                timeout_secs,
+                ..
+            }) => {
+                self.output.send(&Response::Hello {
+                    version: proto::VERSION,
+                    zrep: env!("CARGO_PKG_VERSION").into(),
+                    openzfs: libzfs::OPENZFS_VERSION.into(),
+                    timeout_secs: self.opts.timeout.as_secs().max(1),
+                })?;
+                if version != proto::VERSION {
+                    return Ok(());
+                }
+                let theirs = Duration::from_secs(timeout_secs.max(1));
+                self.output
+                    .set_keepalive(Link::interval(self.opts.timeout, theirs));
+            }
+            Some(other) => {
+                return Err(ProtoError::Unexpected(format!(
+                    "{} before hello",
+                    other.describe()
+                )));
+            }
+            None => return Ok(()),
+        }
+        let zfs = match zfs {
+            Ok(z) => z,
+            Err(e) => {
+                // Answer every request with the reason until the client gives up.
+                let e: Error = e.into();
+                while let Some(req) = proto::recv_msg_or_eof::<Request>(&mut self.input)? {
+                    if req == Request::Bye {
+                        break;
+                    }
+                    self.output.send(&Response::Error(e.clone()))?;
+                }
                 return Ok(());
             }
+        };
+        while let Some(req) = proto::recv_msg_or_eof::<Request>(&mut self.input)? {
+            if req == Request::Bye {
+                return Ok(());
+            }
+            self.request(&zfs, req)?;
         }
-        Some(other) => {
-            return Err(ProtoError::Unexpected(format!("{other:?} before hello")));
-        }
-        None => return Ok(()),
+        Ok(())
     }
-    let zfs = match zfs {
-        Ok(z) => z,
-        Err(e) => {
-            // Answer every request with the reason until the client gives up.
-            let e: proto::RemoteError = e.into();
-            while let Some(req) = proto::recv_msg_or_eof::<Request>(input)? {
-                if req == Request::Bye {
-                    break;
-                }
-                proto::send_msg(output, &Response::Error(e.clone()))?;
+
+    /// Checks one request against the policy, logs it, and answers it.
+    fn request(&mut self, zfs: &Zfs, req: Request) -> Result<(), ProtoError> {
+        let access = match self.opts.policy.check(&req) {
+            Ok(a) => a,
+            Err(e) => {
+                self.log
+                    .note(&format!("{} ({})", e.message, req.describe()));
+                // A refused receive has no stream coming: the client sends it only
+                // once it hears `Streaming`.
+                return self.output.send(&Response::Error(e));
             }
-            return Ok(());
+        };
+        if req.changes() {
+            self.log.note(&req.describe());
         }
-    };
-    while let Some(req) = proto::recv_msg_or_eof::<Request>(input)? {
-        let reply: OpResult<Response> = match req {
-            Request::Bye => return Ok(()),
-            Request::Hello { .. } => Err(err("Protocol", "hello twice")),
-            Request::State { dataset, recursive } => {
-                local::state(&zfs, &dataset, recursive).map(|datasets| Response::State { datasets })
-            }
-            Request::Estimate {
-                snapshot,
-                from,
-                flags,
-            } => local::estimate(&zfs, &snapshot, from.as_deref(), flags)
-                .map(|bytes| Response::Estimate { bytes }),
-            Request::EstimateResume { token } => {
-                local::estimate_resume(&zfs, &token).map(|bytes| Response::Estimate { bytes })
-            }
-            Request::Send {
-                snapshot,
-                from,
-                flags,
-            } => {
-                send_stream(
-                    &zfs,
-                    &Stream::Snapshot {
+        let reply = match req {
+            Request::Hello { .. } => Err(err(Kind::Connection, "hello twice")),
+            Request::Send { .. } | Request::SendResume { .. } => {
+                let stream = match req {
+                    Request::Send {
+                        snapshot,
+                        from,
+                        flags,
+                    } => Stream::Snapshot {
                         snapshot,
                         from,
                         flags,
                     },
-                    output,
-                )?;
-                continue;
-            }
-            Request::SendResume { token } => {
-                send_stream(&zfs, &Stream::Resume { token }, output)?;
-                continue;
+                    Request::SendResume { token } => Stream::Resume { token },
+                    _ => unreachable!("matched above"),
+                };
+                return self.send_stream(zfs, &stream);
             }
             Request::Receive {
                 dataset,
@@ -115,107 +215,122 @@ fn session(input: &mut File, output: &mut File) -> Result<(), ProtoError> {
                 resumable,
                 readonly,
             } => {
-                let r =
-                    receive_stream(&zfs, &dataset, (force, resumable, readonly), input, output)?;
-                proto::send_msg(output, &into_response(r))?;
-                continue;
+                let target = Target {
+                    dataset,
+                    force,
+                    resumable,
+                    readonly,
+                };
+                let r = self.receive_stream(zfs, &target)?;
+                return self.output.send(&r.unwrap_or_else(Response::Error));
             }
-            Request::Snapshot { snapshots, props } => {
-                local::snapshot(&zfs, &snapshots, &props).map(|_| Response::Ok)
-            }
-            Request::Hold { holds } => local::hold(&zfs, &holds).map(|_| Response::Ok),
-            Request::Sync { dataset } => local::sync(&zfs, &dataset).map(|_| Response::Ok),
-            Request::Release { holds } => local::release(&zfs, &holds).map(|_| Response::Ok),
-            Request::Bookmark { pairs } => local::bookmark(&zfs, &pairs).map(|_| Response::Ok),
-            Request::DestroySnapshots { snapshots } => {
-                local::destroy_snapshots(&zfs, &snapshots).map(|_| Response::Ok)
-            }
-            Request::DestroyBookmarks { bookmarks } => {
-                local::destroy_bookmarks(&zfs, &bookmarks).map(|_| Response::Ok)
-            }
-            Request::RollbackTo { snapshot, tag } => {
-                local::rollback_to(&zfs, &snapshot, &tag).map(|_| Response::Ok)
-            }
-            Request::AbortResume { dataset } => {
-                local::abort_resume(&zfs, &dataset).map(|_| Response::Ok)
-            }
-            Request::Lock { dataset, wait_secs } => crate::lock::Lock::acquire(&dataset, wait_secs)
-                .map(|l| {
-                    _locks.push(l);
+            Request::Lock { dataset, wait_secs } => {
+                crate::lock::Lock::acquire(dataset.as_str(), wait_secs).map(|l| {
+                    self.locks.push(l);
                     Response::Ok
-                }),
+                })
+            }
+            Request::State { dataset, .. } if access == Access::Reduced => {
+                local::state(zfs, &dataset, false).map(|d| Response::State {
+                    datasets: d.into_iter().map(|d| d.reduced()).collect(),
+                    more: false,
+                })
+            }
+            other => local::execute(zfs, &other),
         };
-        proto::send_msg(output, &into_response(reply))?;
-    }
-    Ok(())
-}
-
-fn into_response(r: OpResult<Response>) -> Response {
-    r.unwrap_or_else(Response::Error)
-}
-
-/// Answers `Streaming`, sends the stream as frames, closes it with `E` or `A`, then
-/// answers `Sent` or the error.
-fn send_stream(zfs: &Zfs, stream: &Stream, output: &mut File) -> Result<(), ProtoError> {
-    let (rd, wr) = match pump::pipe() {
-        Ok(p) => p,
-        Err(e) => {
-            let e = err("Io", format!("pipe: {e}"));
-            return proto::send_msg(output, &Response::Error(e));
-        }
-    };
-    proto::send_msg(output, &Response::Streaming)?;
-    let (sent, pumped) = std::thread::scope(|s| {
-        let sender = s.spawn(move || local_send(zfs, stream, wr));
-        let pumped = pump::frames_out(&rd, output, &|_| {});
-        drop(rd);
-        (sender.join().expect("send thread panicked"), pumped)
-    });
-    // A client that went away: nothing more to say.
-    let bytes = pumped?;
-    match sent {
-        Ok(()) => {
-            proto::write_frame(output, b'E', b"")?;
-            proto::send_msg(output, &Response::Sent { bytes })
-        }
-        Err(e) => {
-            proto::write_frame(output, b'A', &serde_json::to_vec(&e).unwrap_or_default())?;
-            proto::send_msg(output, &Response::Error(e))
+        match reply {
+            Ok(Response::State { datasets, .. }) => {
+                let entries: usize = datasets
+                    .iter()
+                    .map(|d| d.snapshots.len() + d.bookmarks.len())
+                    .sum();
+                if entries > proto::MAX_LISTING_ENTRIES {
+                    let e = err(
+                        Kind::InvalidArgument,
+                        format!(
+                            "the listing has {entries} snapshots and bookmarks, over the {} the protocol carries",
+                            proto::MAX_LISTING_ENTRIES
+                        ),
+                    );
+                    return self.output.send(&Response::Error(e));
+                }
+                for part in proto::listing_parts(datasets) {
+                    self.output.send(&part)?;
+                }
+                Ok(())
+            }
+            Ok(r) => self.output.send(&r),
+            Err(e) => self.output.send(&Response::Error(e)),
         }
     }
-}
 
-/// Answers `Streaming`, receives the framed stream that follows into `dataset`. A
-/// name that cannot be a dataset is refused before any stream is asked for.
-fn receive_stream(
-    zfs: &Zfs,
-    dataset: &str,
-    (force, resumable, readonly): (bool, bool, bool),
-    input: &mut File,
-    output: &mut File,
-) -> Result<OpResult<Response>, ProtoError> {
-    if let Err(e) = libzfs::DatasetName::new(dataset) {
-        return Ok(Err(e.into()));
+    /// Answers `Streaming`, sends the stream as frames, closes it with `E` or `A`, then
+    /// answers `Sent` or the error.
+    fn send_stream(&mut self, zfs: &Zfs, stream: &Stream) -> Result<(), ProtoError> {
+        let (rd, wr) = match pump::pipe() {
+            Ok(p) => p,
+            Err(e) => {
+                let e = err(Kind::Io, format!("pipe: {e}"));
+                return self.output.send(&Response::Error(e));
+            }
+        };
+        self.output.send(&Response::Streaming)?;
+        let out = &self.output;
+        let (sent, pumped) = std::thread::scope(|s| {
+            let sender = s.spawn(move || local_send(zfs, stream, wr));
+            let pumped = pump::frames_out(&rd, out, &|_| {});
+            drop(rd);
+            let sent = sender
+                .join()
+                .unwrap_or_else(|_| Err(err(Kind::Other, "the send thread panicked")));
+            (sent, pumped)
+        });
+        // A client that went away: nothing more to say.
+        let bytes = pumped?;
+        match sent {
+            Ok(()) => {
+                self.output.frame(b'E', b"")?;
+                self.output.send(&Response::Sent { bytes })
+            }
+            Err(e) => {
+                self.output
+                    .frame(b'A', &serde_json::to_vec(&e).unwrap_or_default())?;
+                self.output.send(&Response::Error(e))
+            }
+        }
     }
-    let (rd, wr) = match pump::pipe() {
-        Ok(p) => p,
-        Err(e) => return Ok(Err(err("Io", format!("pipe: {e}")))),
-    };
-    proto::send_msg(output, &Response::Streaming)?;
-    output.flush()?;
-    let (received, ended) = std::thread::scope(|s| {
-        let reader = s.spawn(move || pump::frames_in(input, wr, &|_| {}));
-        let received = local::receive(zfs, dataset, force, resumable, readonly, &rd);
-        drop(rd);
-        (received, reader.join().expect("stream reader panicked"))
-    });
-    match ended? {
-        StreamEnd::Aborted(e) => Ok(Err(err(
-            &e.kind,
-            format!("the sender aborted the stream: {}", e.message),
-        ))),
-        StreamEnd::Complete => {
-            Ok(received.map(|(snapshot, bytes)| Response::Received { snapshot, bytes }))
+
+    /// Answers `Streaming`, receives the framed stream that follows into the target.
+    fn receive_stream(
+        &mut self,
+        zfs: &Zfs,
+        target: &Target,
+    ) -> Result<Result<Response>, ProtoError> {
+        let (rd, wr) = match pump::pipe() {
+            Ok(p) => p,
+            Err(e) => return Ok(Err(err(Kind::Io, format!("pipe: {e}")))),
+        };
+        self.output.send(&Response::Streaming)?;
+        let input = &mut self.input;
+        let (received, ended) = std::thread::scope(|s| {
+            let reader = s.spawn(move || pump::frames_in(input, wr, &|_| {}));
+            let received = local::receive(zfs, target, &rd);
+            drop(rd);
+            let ended = reader.join().unwrap_or_else(|_| {
+                Err(ProtoError::Unexpected("the stream reader panicked".into()))
+            });
+            (received, ended)
+        });
+        match ended? {
+            StreamEnd::Aborted(e) => Ok(Err(err(
+                e.kind,
+                format!("the sender aborted the stream: {}", e.message),
+            ))),
+            StreamEnd::Complete => Ok(received.map(|(snapshot, bytes)| {
+                self.log
+                    .note(&format!("received {snapshot} ({bytes} bytes)"));
+                Response::Received { snapshot, bytes }
+            })),
         }
     }
 }

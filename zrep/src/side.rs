@@ -1,23 +1,75 @@
 //! One end of a replication: this machine (libzfs directly) or a remote one (`ssh HOST
-//! zrep serve`, spoken to with the framed protocol).
+//! zrep serve`, spoken to with the framed protocol). Both carry out the same
+//! [`Request`]s ([`Side::call`]); the typed methods below only build them.
 
-use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::collections::HashSet;
+use std::io::{BufRead, BufReader, Read};
+use std::process::{Child, ChildStdout, Command, Stdio};
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use libzfs::Zfs;
+use libzfs::{BookmarkName, DatasetName, SendSource, SnapshotName, Zfs};
 
-use crate::local::{self, err, OpResult};
-use crate::proto::{self, DatasetState, Flags, ProtoError, RemoteError, Request, Response};
+use crate::error::{err, Error, Kind, Result};
+use crate::link::{Link, Timed, DEFAULT_TIMEOUT};
+use crate::proto::{
+    self, DatasetState, Flags, Hold, Listing, NewBookmark, ProtoError, Request, Response,
+};
+
+/// How to reach a remote side.
+#[derive(Debug, Clone)]
+pub struct Ssh {
+    /// The ssh command as argv (`["ssh", "-p", "2222"]`).
+    pub argv: Vec<String>,
+    /// zrep's path on the remote host.
+    pub remote_zrep: String,
+    /// The stall timeout: no byte from the peer for this long ends the session.
+    pub timeout: Duration,
+    /// Show the server's log lines (`-v`).
+    pub verbose: bool,
+}
+
+impl Ssh {
+    /// `ssh` is a command line, split like a shell would (no shell runs it).
+    pub fn new(ssh: &str, remote_zrep: &str, timeout: Duration) -> Result<Ssh> {
+        let argv = shlex::split(ssh)
+            .filter(|v| !v.is_empty())
+            .ok_or_else(|| err(Kind::Usage, format!("cannot parse ssh command {ssh:?}")))?;
+        if timeout.is_zero() {
+            return Err(err(Kind::Usage, "the stall timeout must be at least 1 s"));
+        }
+        Ok(Ssh {
+            argv,
+            remote_zrep: remote_zrep.to_string(),
+            timeout,
+            verbose: false,
+        })
+    }
+}
+
+impl Default for Ssh {
+    fn default() -> Ssh {
+        Ssh {
+            argv: vec!["ssh".into()],
+            remote_zrep: "zrep".into(),
+            timeout: DEFAULT_TIMEOUT,
+            verbose: false,
+        }
+    }
+}
 
 /// A live connection to `zrep serve` on another host.
 pub struct Remote {
     /// `[user@]host`, for messages.
     pub host: String,
     child: Child,
-    /// Requests and stream frames go here ([`Remote::to_peer`]); closed on drop.
-    to: Option<ChildStdin>,
+    /// Requests and stream frames go here; closed on drop.
+    link: Option<Link>,
     /// Responses and stream frames come from here (read unbuffered).
-    pub from: ChildStdout,
+    pub from: Timed<ChildStdout>,
+    /// ssh's stderr, relayed to ours.
+    relay: Option<JoinHandle<()>>,
+    timeout: Duration,
 }
 
 /// Where a dataset lives.
@@ -26,11 +78,6 @@ pub enum Side {
     Local(Zfs),
     /// Another one, over SSH.
     Remote(Box<Remote>),
-}
-
-/// Turns a protocol failure into an error naming the host.
-pub fn conn_err(host: &str, e: ProtoError) -> RemoteError {
-    err("Connection", format!("{host}: {e}"))
 }
 
 /// `[user@]host:dataset` → (host, dataset). A colon counts as a host separator only
@@ -47,8 +94,13 @@ pub fn split_host(spec: &str) -> (Option<&str>, &str) {
 /// Refuses `[user@]host` unless both parts are plain names (letters, digits, `.`, `-`,
 /// `_`; neither empty nor starting with `-`, which ssh would read as an option). An
 /// IPv6 address or anything fancier goes in `~/.ssh/config` under a plain name.
-pub fn check_host(spec: &str) -> OpResult<()> {
-    let bad = |why: String| Err(err("InvalidName", format!("invalid host {spec:?}: {why}")));
+pub fn check_host(spec: &str) -> Result<()> {
+    let bad = |why: String| {
+        Err(err(
+            Kind::InvalidName,
+            format!("invalid host {spec:?}: {why}"),
+        ))
+    };
     let (user, host) = match spec.rsplit_once('@') {
         Some((u, h)) => (Some(u), h),
         None => (None, spec),
@@ -74,45 +126,48 @@ pub fn check_host(spec: &str) -> OpResult<()> {
     Ok(())
 }
 
+/// A protocol failure as an error naming the host and what we were doing.
+pub fn conn_err(host: &str, doing: &str, e: ProtoError) -> Error {
+    if e.is_timeout() {
+        err(
+            Kind::Timeout,
+            format!("{host}: {e} while {doing}; the session was ended (an interrupted receive stays resumable)"),
+        )
+    } else {
+        err(Kind::Connection, format!("{host}: {e} (while {doing})"))
+    }
+}
+
+/// Lines the server writes to stderr that are its log, shown with `-v` only.
+pub const LOG_PREFIX: &str = "zrep serve: log: ";
+
 impl Side {
-    /// This machine (`host` is `None`) or `host` through `ssh` (a command line, split
-    /// like a shell would, but no shell runs it).
-    pub fn open(host: Option<&str>, ssh: &str, remote_zrep: &str) -> OpResult<Side> {
+    /// This machine (`host` is `None`) or `host` through ssh.
+    pub fn open(host: Option<&str>, ssh: &Ssh) -> Result<Side> {
         match host {
             None => Ok(Side::Local(Zfs::open()?)),
-            Some(h) => {
-                let argv = shlex::split(ssh).filter(|v| !v.is_empty()).ok_or_else(|| {
-                    err(
-                        "InvalidArgument",
-                        format!("cannot parse ssh command {ssh:?}"),
-                    )
-                })?;
-                Ok(Side::Remote(Box::new(Remote::connect(
-                    h,
-                    &argv,
-                    remote_zrep,
-                )?)))
-            }
+            Some(h) => Ok(Side::Remote(Box::new(Remote::connect(h, ssh)?))),
         }
     }
 }
 
 impl Remote {
-    /// Runs `SSH... HOST REMOTE_ZREP serve` and exchanges versions. `ssh` is the
-    /// command as argv (e.g. `["ssh", "-p", "2222"]`). The host travels as one argv
-    /// element after `--`; only the remote command is seen by the remote shell, and
-    /// it is quoted.
-    pub fn connect(host: &str, ssh: &[String], remote_zrep: &str) -> OpResult<Remote> {
+    /// Runs `SSH... -- HOST REMOTE_ZREP serve` and exchanges versions. The host travels
+    /// as one argv element after `--`; only the remote command is seen by the remote
+    /// shell, and it is quoted.
+    pub fn connect(host: &str, ssh: &Ssh) -> Result<Remote> {
         check_host(host)?;
+        let remote_zrep = &ssh.remote_zrep;
         let quoted = shlex::try_quote(remote_zrep).map_err(|_| {
             err(
-                "InvalidName",
+                Kind::InvalidName,
                 format!("invalid remote zrep path {remote_zrep:?}"),
             )
         })?;
         let (prog, args) = ssh
+            .argv
             .split_first()
-            .ok_or_else(|| err("InvalidArgument", "empty --ssh command"))?;
+            .ok_or_else(|| err(Kind::Usage, "empty --ssh command"))?;
         let mut child = Command::new(prog)
             .args(args)
             .arg("--")
@@ -120,43 +175,71 @@ impl Remote {
             .arg(format!("{quoted} serve"))
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(Stdio::piped())
             .spawn()
-            .map_err(|e| err("Connection", format!("cannot run {prog}: {e}")))?;
-        let to = child.stdin.take().expect("piped stdin");
-        let from = child.stdout.take().expect("piped stdout");
+            .map_err(|e| err(Kind::Connection, format!("cannot run {prog}: {e}")))?;
+        let (Some(to), Some(from), Some(stderr)) =
+            (child.stdin.take(), child.stdout.take(), child.stderr.take())
+        else {
+            return Err(err(Kind::Connection, format!("{prog}: no pipes")));
+        };
+        let verbose = ssh.verbose;
+        let relay = std::thread::Builder::new()
+            .name("ssh stderr".into())
+            .spawn(move || relay(stderr, verbose))
+            .ok();
+        let link = Timed::writer(to, ssh.timeout)
+            .map(|w| Link::new(w, Link::interval(ssh.timeout, ssh.timeout)))
+            .map_err(|e| err(Kind::Connection, format!("{host}: {e}")))?;
         let mut r = Remote {
             host: host.to_string(),
             child,
-            to: Some(to),
-            from,
+            link: Some(link),
+            from: Timed::reader(from, ssh.timeout),
+            relay,
+            timeout: ssh.timeout,
         };
+        r.hello(remote_zrep)?;
+        Ok(r)
+    }
+
+    fn hello(&mut self, remote_zrep: &str) -> Result<()> {
+        let host = self.host.clone();
         let hello = Request::Hello {
             version: proto::VERSION,
             zrep: env!("CARGO_PKG_VERSION").into(),
+            timeout_secs: self.timeout.as_secs().max(1),
         };
-        match r.call(&hello) {
-            Ok(Response::Hello { version, zrep, .. }) if version == proto::VERSION => {
-                let _ = zrep;
-                Ok(r)
+        match self.call(&hello) {
+            Ok(Response::Hello {
+                version,
+                timeout_secs,
+                ..
+            }) if version == proto::VERSION => {
+                let theirs = Duration::from_secs(timeout_secs.max(1));
+                self.link()?
+                    .set_keepalive(Link::interval(self.timeout, theirs));
+                Ok(())
             }
             Ok(Response::Hello { version, zrep, .. }) => Err(conn_err(
-                host,
+                &host,
+                "saying hello",
                 ProtoError::Version {
                     ours: proto::VERSION,
                     theirs: version,
                     peer_zrep: zrep,
                 },
             )),
-            Ok(other) => Err(err(
-                "Connection",
-                format!("{host}: unexpected hello {other:?}"),
-            )),
-            Err(e) if e.kind == "Connection" => {
-                // ssh's own exit status tells which end failed; its message (on our
-                // stderr) is already above.
-                r.to = None;
-                let why = match r.exit_code() {
+            Ok(other) => Err(unexpected(&host, &other)),
+            Err(e) if e.kind == Kind::Connection => {
+                // ssh's own exit status tells which end failed; its message (relayed
+                // to our stderr) is above once the relay has ended.
+                self.close();
+                let code = self.exit_code();
+                if let Some(t) = self.relay.take() {
+                    let _ = t.join();
+                }
+                let why = match code {
                     Some(255) => format!("ssh could not reach {host} (ssh's message is above)"),
                     Some(127) => format!(
                         "{remote_zrep} is not installed on {host} (--remote-zrep PATH says where it is)"
@@ -166,7 +249,7 @@ impl Remote {
                         e.message
                     ),
                 };
-                Err(err("Connection", why))
+                Err(err(Kind::Connection, why))
             }
             Err(e) => Err(e),
         }
@@ -178,54 +261,106 @@ impl Remote {
         for _ in 0..100 {
             match self.child.try_wait() {
                 Ok(Some(st)) => return st.code(),
-                Ok(None) => std::thread::sleep(std::time::Duration::from_millis(20)),
+                Ok(None) => std::thread::sleep(Duration::from_millis(20)),
                 Err(_) => return None,
             }
         }
         None
     }
 
-    /// The pipe to the peer (open until the session is dropped).
-    pub fn to_peer(&mut self) -> &mut ChildStdin {
-        self.to
-            .as_mut()
-            .expect("the pipe to the peer is open until drop")
+    /// The writing end of the session (open until the session is dropped).
+    pub fn link(&self) -> Result<&Link> {
+        self.link.as_ref().ok_or_else(|| {
+            err(
+                Kind::Connection,
+                format!("{}: the session is closed", self.host),
+            )
+        })
     }
 
-    /// Sends a request and reads its response; a remote error becomes `Err`.
-    pub fn call(&mut self, req: &Request) -> OpResult<Response> {
-        proto::send_msg(self.to_peer(), req).map_err(|e| conn_err(&self.host, e))?;
-        self.response()
-    }
-
-    /// Reads one response.
-    pub fn response(&mut self) -> OpResult<Response> {
-        match proto::recv_msg::<Response>(&mut self.from) {
-            Ok(Response::Error(e)) => Err(RemoteError {
-                kind: e.kind,
-                message: format!("{}: {}", self.host, e.message),
-            }),
-            Ok(r) => Ok(r),
-            Err(e) => Err(conn_err(&self.host, e)),
+    /// Sends a request and reads its response; a remote error becomes `Err`. A listing
+    /// arrives in parts, put back together here.
+    pub fn call(&mut self, req: &Request) -> Result<Response> {
+        let doing = format!("waiting for the answer to: {}", req.describe());
+        self.link()?
+            .send(req)
+            .map_err(|e| conn_err(&self.host, &doing, e))?;
+        let mut listing: Option<Listing> = None;
+        loop {
+            match self.response(&doing)? {
+                Response::State { datasets, more } => {
+                    let l = listing.get_or_insert_with(Listing::default);
+                    l.add(datasets)
+                        .map_err(|e| conn_err(&self.host, &doing, e))?;
+                    if !more {
+                        let datasets = listing.take().unwrap_or_default().into_datasets();
+                        return Ok(Response::State {
+                            datasets,
+                            more: false,
+                        });
+                    }
+                }
+                _ if listing.is_some() => {
+                    return Err(err(
+                        Kind::Connection,
+                        format!("{}: a listing ended early", self.host),
+                    ))
+                }
+                other => return Ok(other),
+            }
         }
     }
 
-    fn expect_ok(&mut self, req: &Request) -> OpResult<()> {
+    /// Reads one response.
+    pub fn response(&mut self, doing: &str) -> Result<Response> {
+        match proto::recv_msg::<Response>(&mut self.from) {
+            Ok(Response::Error(e)) => Err(e.context(&self.host)),
+            Ok(r) => Ok(r),
+            Err(e) => Err(conn_err(&self.host, doing, e)),
+        }
+    }
+
+    fn expect_ok(&mut self, req: &Request) -> Result<()> {
         match self.call(req)? {
             Response::Ok => Ok(()),
             other => Err(unexpected(&self.host, &other)),
+        }
+    }
+
+    /// Says bye and closes our end: the server's loop ends, and with it ssh.
+    fn close(&mut self) {
+        if let Some(mut link) = self.link.take() {
+            let _ = link.send(&Request::Bye);
+            link.stop();
+        }
+    }
+}
+
+/// Copies ssh's stderr to ours, line by line; the server's log lines only with `-v`.
+fn relay(stderr: std::process::ChildStderr, verbose: bool) {
+    let mut r = BufReader::new(stderr);
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        // A line of at most 64 KiB at a time: a peer cannot make us hold more.
+        match (&mut r).take(64 << 10).read_until(b'\n', &mut line) {
+            Ok(0) | Err(_) => return,
+            Ok(_) => {}
+        }
+        let text = String::from_utf8_lossy(&line);
+        let text = text.trim_end();
+        if verbose || !text.starts_with(LOG_PREFIX) {
+            eprintln!("{text}");
         }
     }
 }
 
 impl Drop for Remote {
     fn drop(&mut self) {
-        // Bye ends the server's loop, and with it ssh; closing the pipe tells a peer
-        // that ignores Bye that nothing more comes. Then reap ssh, killing it after a
-        // grace period: a stuck or hostile peer must not keep zrep from exiting.
-        if let Some(mut to) = self.to.take() {
-            let _ = proto::send_msg(&mut to, &Request::Bye);
-        }
+        // Closing the pipe tells a peer that ignores Bye that nothing more comes.
+        // Then reap ssh, killing it after a grace period: a stuck or hostile peer
+        // must not keep zrep from exiting.
+        self.close();
         let deadline = Instant::now() + Duration::from_secs(5);
         loop {
             match self.child.try_wait() {
@@ -235,17 +370,67 @@ impl Drop for Remote {
                 Ok(None) => {
                     let _ = self.child.kill();
                     let _ = self.child.wait();
-                    return;
+                    break;
                 }
-                Ok(Some(_)) | Err(_) => return,
+                Ok(Some(_)) | Err(_) => break,
             }
+        }
+        if let Some(t) = self.relay.take() {
+            let _ = t.join();
         }
     }
 }
 
 /// An error for a response that does not fit the request.
-pub fn unexpected(host: &str, r: &Response) -> RemoteError {
-    err("Connection", format!("{host}: unexpected response {r:?}"))
+pub fn unexpected(host: &str, r: &Response) -> Error {
+    let mut what = format!("{r:?}");
+    what.truncate(200);
+    err(
+        Kind::Connection,
+        format!("{host}: unexpected response {what}"),
+    )
+}
+
+/// Checks a listing from a peer: every dataset is the one asked for or (recursive)
+/// below it, the first is the one asked for, none twice, and every snapshot and
+/// bookmark name is valid for its dataset. Callers can then take names apart safely.
+fn check_listing(
+    host: &str,
+    asked: &DatasetName,
+    recursive: bool,
+    datasets: &[DatasetState],
+) -> Result<()> {
+    let bad = |why: String| err(Kind::Connection, format!("{host}: protocol error: {why}"));
+    let mut seen = HashSet::new();
+    for (i, d) in datasets.iter().enumerate() {
+        let inside = d.name == *asked || (recursive && d.name.is_descendant_of(asked));
+        if !inside || (i == 0 && d.name != *asked) {
+            return Err(bad(format!(
+                "a listing of {asked} named {}, {}",
+                d.name,
+                if inside { "before it" } else { "outside it" }
+            )));
+        }
+        if !seen.insert(d.name.as_str()) {
+            return Err(bad(format!("a listing named {} twice", d.name)));
+        }
+        for s in &d.snapshots {
+            d.name.snapshot(&s.name).map_err(|e| bad(e.to_string()))?;
+        }
+        for b in &d.bookmarks {
+            d.name.bookmark(&b.name).map_err(|e| bad(e.to_string()))?;
+        }
+        if d.resume_token
+            .as_ref()
+            .is_some_and(|t| t.len() > proto::MAX_TOKEN)
+        {
+            return Err(bad(format!(
+                "a resume token over {} bytes",
+                proto::MAX_TOKEN
+            )));
+        }
+    }
+    Ok(())
 }
 
 impl Side {
@@ -257,173 +442,178 @@ impl Side {
         }
     }
 
-    /// See [`local::state`].
-    pub fn state(&mut self, dataset: &str, recursive: bool) -> OpResult<Vec<DatasetState>> {
+    /// Carries out `req` here or on the peer (no streams, no locks: see
+    /// [`crate::transfer`] and [`Side::lock`]).
+    pub fn call(&mut self, req: &Request) -> Result<Response> {
         match self {
-            Side::Local(z) => local::state(z, dataset, recursive),
-            Side::Remote(r) => match r.call(&Request::State {
-                dataset: dataset.into(),
-                recursive,
-            })? {
-                Response::State { datasets } => Ok(datasets),
-                other => Err(unexpected(&r.host, &other)),
-            },
+            Side::Local(z) => crate::local::execute(z, req),
+            Side::Remote(r) => r.call(req),
         }
     }
 
-    /// See [`local::sync`].
-    pub fn sync(&mut self, dataset: &str) -> OpResult<()> {
+    fn call_ok(&mut self, req: &Request) -> Result<()> {
         match self {
-            Side::Local(z) => local::sync(z, dataset),
-            Side::Remote(r) => r.expect_ok(&Request::Sync {
-                dataset: dataset.into(),
-            }),
+            Side::Local(z) => crate::local::execute(z, req).map(|_| ()),
+            Side::Remote(r) => r.expect_ok(req),
         }
     }
 
-    /// See [`local::estimate`].
-    pub fn estimate(&mut self, snapshot: &str, from: Option<&str>, flags: Flags) -> OpResult<u64> {
-        match self {
-            Side::Local(z) => local::estimate(z, snapshot, from, flags),
-            Side::Remote(r) => match r.call(&Request::Estimate {
-                snapshot: snapshot.into(),
-                from: from.map(Into::into),
-                flags,
-            })? {
-                Response::Estimate { bytes } => Ok(bytes),
-                other => Err(unexpected(&r.host, &other)),
-            },
+    fn unexpected(&self, r: &Response) -> Error {
+        unexpected(self.prefix().trim_end_matches(':'), r)
+    }
+
+    /// The dataset and (with `recursive`) its descendants, parents first; empty when
+    /// it does not exist. A peer's answer is checked ([`check_listing`]).
+    pub fn state(&mut self, dataset: &DatasetName, recursive: bool) -> Result<Vec<DatasetState>> {
+        let req = Request::State {
+            dataset: dataset.clone(),
+            recursive,
+        };
+        match self.call(&req)? {
+            Response::State { datasets, .. } => {
+                if let Side::Remote(r) = self {
+                    check_listing(&r.host, dataset, recursive, &datasets)?;
+                }
+                Ok(datasets)
+            }
+            other => Err(self.unexpected(&other)),
         }
     }
 
-    /// See [`local::estimate_resume`].
-    pub fn estimate_resume(&mut self, token: &str) -> OpResult<u64> {
-        match self {
-            Side::Local(z) => local::estimate_resume(z, token),
-            Side::Remote(r) => match r.call(&Request::EstimateResume {
-                token: token.into(),
-            })? {
-                Response::Estimate { bytes } => Ok(bytes),
-                other => Err(unexpected(&r.host, &other)),
-            },
+    /// Waits until what was written to `dataset`'s pool is on disk: only then does a
+    /// dataset's `written` count it.
+    pub fn sync(&mut self, dataset: &DatasetName) -> Result<()> {
+        self.call_ok(&Request::Sync {
+            dataset: dataset.clone(),
+        })
+    }
+
+    /// Estimated size of a stream.
+    pub fn estimate(
+        &mut self,
+        snapshot: &SnapshotName,
+        from: Option<&SendSource>,
+        flags: Flags,
+    ) -> Result<u64> {
+        let req = Request::Estimate {
+            snapshot: snapshot.clone(),
+            from: from.cloned(),
+            flags,
+        };
+        match self.call(&req)? {
+            Response::Estimate { bytes } => Ok(bytes),
+            other => Err(self.unexpected(&other)),
         }
     }
 
-    /// See [`local::snapshot`].
-    pub fn snapshot(&mut self, snapshots: &[String], props: &[(String, String)]) -> OpResult<()> {
-        match self {
-            Side::Local(z) => local::snapshot(z, snapshots, props),
-            Side::Remote(r) => r.expect_ok(&Request::Snapshot {
-                snapshots: snapshots.to_vec(),
-                props: props.to_vec(),
-            }),
+    /// Estimated size of what is left of an interrupted stream.
+    pub fn estimate_resume(&mut self, token: &str) -> Result<u64> {
+        let req = Request::EstimateResume {
+            token: token.into(),
+        };
+        match self.call(&req)? {
+            Response::Estimate { bytes } => Ok(bytes),
+            other => Err(self.unexpected(&other)),
         }
     }
 
-    /// See [`local::hold`].
-    pub fn hold(&mut self, holds: &[(String, String)]) -> OpResult<()> {
-        if holds.is_empty() {
-            return Ok(());
-        }
-        match self {
-            Side::Local(z) => local::hold(z, holds),
-            Side::Remote(r) => r.expect_ok(&Request::Hold {
-                holds: holds.to_vec(),
-            }),
-        }
-    }
-
-    /// See [`local::release`].
-    pub fn release(&mut self, holds: &[(String, String)]) -> OpResult<()> {
-        if holds.is_empty() {
-            return Ok(());
-        }
-        match self {
-            Side::Local(z) => local::release(z, holds),
-            Side::Remote(r) => r.expect_ok(&Request::Release {
-                holds: holds.to_vec(),
-            }),
-        }
-    }
-
-    /// See [`local::bookmark`].
-    pub fn bookmark(&mut self, pairs: &[(String, String)]) -> OpResult<()> {
-        if pairs.is_empty() {
-            return Ok(());
-        }
-        match self {
-            Side::Local(z) => local::bookmark(z, pairs),
-            Side::Remote(r) => r.expect_ok(&Request::Bookmark {
-                pairs: pairs.to_vec(),
-            }),
-        }
-    }
-
-    /// See [`local::destroy_snapshots`].
-    pub fn destroy_snapshots(&mut self, snapshots: &[String]) -> OpResult<()> {
+    /// Takes snapshots atomically.
+    pub fn snapshot(&mut self, snapshots: &[SnapshotName]) -> Result<()> {
         if snapshots.is_empty() {
             return Ok(());
         }
-        match self {
-            Side::Local(z) => local::destroy_snapshots(z, snapshots),
-            Side::Remote(r) => r.expect_ok(&Request::DestroySnapshots {
-                snapshots: snapshots.to_vec(),
-            }),
-        }
+        self.call_ok(&Request::Snapshot {
+            snapshots: snapshots.to_vec(),
+        })
     }
 
-    /// See [`local::destroy_bookmarks`].
-    pub fn destroy_bookmarks(&mut self, bookmarks: &[String]) -> OpResult<()> {
+    /// Places holds (those that exist already are fine).
+    pub fn hold(&mut self, holds: &[Hold]) -> Result<()> {
+        if holds.is_empty() {
+            return Ok(());
+        }
+        self.call_ok(&Request::Hold {
+            holds: holds.to_vec(),
+        })
+    }
+
+    /// Releases holds (those that are gone are ignored).
+    pub fn release(&mut self, holds: &[Hold]) -> Result<()> {
+        if holds.is_empty() {
+            return Ok(());
+        }
+        self.call_ok(&Request::Release {
+            holds: holds.to_vec(),
+        })
+    }
+
+    /// Creates bookmarks.
+    pub fn bookmark(&mut self, bookmarks: &[NewBookmark]) -> Result<()> {
         if bookmarks.is_empty() {
             return Ok(());
         }
-        match self {
-            Side::Local(z) => local::destroy_bookmarks(z, bookmarks),
-            Side::Remote(r) => r.expect_ok(&Request::DestroyBookmarks {
-                bookmarks: bookmarks.to_vec(),
-            }),
-        }
+        self.call_ok(&Request::Bookmark {
+            bookmarks: bookmarks.to_vec(),
+        })
     }
 
-    /// See [`local::rollback_to`].
-    pub fn rollback_to(&mut self, snapshot: &str, tag: &str) -> OpResult<()> {
-        match self {
-            Side::Local(z) => local::rollback_to(z, snapshot, tag),
-            Side::Remote(r) => r.expect_ok(&Request::RollbackTo {
-                snapshot: snapshot.into(),
-                tag: tag.into(),
-            }),
+    /// Destroys snapshots.
+    pub fn destroy_snapshots(&mut self, snapshots: &[SnapshotName]) -> Result<()> {
+        if snapshots.is_empty() {
+            return Ok(());
         }
+        self.call_ok(&Request::DestroySnapshots {
+            snapshots: snapshots.to_vec(),
+        })
     }
 
-    /// See [`local::abort_resume`].
-    pub fn abort_resume(&mut self, dataset: &str) -> OpResult<()> {
-        match self {
-            Side::Local(z) => local::abort_resume(z, dataset),
-            Side::Remote(r) => r.expect_ok(&Request::AbortResume {
-                dataset: dataset.into(),
-            }),
+    /// Destroys bookmarks.
+    pub fn destroy_bookmarks(&mut self, bookmarks: &[BookmarkName]) -> Result<()> {
+        if bookmarks.is_empty() {
+            return Ok(());
         }
+        self.call_ok(&Request::DestroyBookmarks {
+            bookmarks: bookmarks.to_vec(),
+        })
+    }
+
+    /// Rolls back to `snapshot`, destroying newer snapshots (releasing `tag` on them).
+    pub fn rollback_to(&mut self, snapshot: &SnapshotName, tag: &str) -> Result<()> {
+        self.call_ok(&Request::RollbackTo {
+            snapshot: snapshot.clone(),
+            tag: tag.into(),
+        })
+    }
+
+    /// Discards the partial state of an interrupted receive into `dataset`.
+    pub fn abort_resume(&mut self, dataset: &DatasetName) -> Result<()> {
+        self.call_ok(&Request::AbortResume {
+            dataset: dataset.clone(),
+        })
     }
 
     /// Takes the per-target lock; held until the returned guard (local) or the
     /// session (remote) ends.
-    pub fn lock(&mut self, dataset: &str, wait_secs: u64) -> OpResult<Option<crate::lock::Lock>> {
+    pub fn lock(
+        &mut self,
+        dataset: &DatasetName,
+        wait_secs: u64,
+    ) -> Result<Option<crate::lock::Lock>> {
         match self {
-            Side::Local(_) => crate::lock::Lock::acquire(dataset, wait_secs).map(Some),
+            Side::Local(_) => crate::lock::Lock::acquire(dataset.as_str(), wait_secs).map(Some),
             Side::Remote(r) => r
                 .expect_ok(&Request::Lock {
-                    dataset: dataset.into(),
+                    dataset: dataset.clone(),
                     wait_secs,
                 })
-                .map(|_| None),
+                .map(|()| None),
         }
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::check_host;
+    use super::*;
 
     #[test]
     fn hosts() {
@@ -441,6 +631,59 @@ mod tests {
             ("a\nb", "'\\n' in the host name"),
         ] {
             let e = check_host(bad).unwrap_err();
+            assert!(e.message.contains(why), "{bad:?}: {}", e.message);
+        }
+    }
+
+    fn listed(name: &str, snap: &str) -> DatasetState {
+        DatasetState {
+            name: DatasetName::new(name).unwrap(),
+            kind: "filesystem".into(),
+            guid: 1,
+            snapshots: vec![proto::SnapEntry {
+                name: snap.into(),
+                guid: 2,
+                createtxg: 3,
+                creation: 4,
+                userrefs: 0,
+            }],
+            bookmarks: Vec::new(),
+            written: 0,
+            available: 0,
+            referenced: 0,
+            resume_token: None,
+            resume_toguid: None,
+            resume_fromguid: None,
+            encrypted: false,
+        }
+    }
+
+    /// A peer's listing names only what was asked for: `back/ab` is not in `back/a`'s
+    /// tree, and a shorter name cannot slip in.
+    #[test]
+    fn listings_outside_the_tree_are_protocol_errors() {
+        let asked = DatasetName::new("back/a").unwrap();
+        let ok = [listed("back/a", "s"), listed("back/a/b", "s")];
+        assert!(check_listing("h", &asked, true, &ok).is_ok());
+        for (bad, recursive, why) in [
+            (vec![listed("back/ab", "s")], true, "outside it"),
+            (vec![listed("back", "s")], true, "outside it"),
+            (
+                vec![listed("back/a", "s"), listed("back/a/b", "s")],
+                false,
+                "outside it",
+            ),
+            (vec![listed("back/a/b", "s")], true, "before it"),
+            (
+                vec![listed("back/a", "s"), listed("back/a", "t")],
+                true,
+                "twice",
+            ),
+            (vec![listed("back/a", "s@t")], true, "protocol error"),
+            (vec![listed("back/a", "")], true, "protocol error"),
+        ] {
+            let e = check_listing("h", &asked, recursive, &bad).unwrap_err();
+            assert_eq!(e.kind, Kind::Connection);
             assert!(e.message.contains(why), "{bad:?}: {}", e.message);
         }
     }

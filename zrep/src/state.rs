@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::local::{err, OpResult};
+use crate::error::{err, Kind, Result};
 
 /// Every job's record.
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -65,11 +65,11 @@ fn file(dir: &Path) -> PathBuf {
 
 impl State {
     /// Reads the state (empty when there is none yet).
-    pub fn load(dir: &Path) -> OpResult<State> {
+    pub fn load(dir: &Path) -> Result<State> {
         match std::fs::read(file(dir)) {
             Ok(b) => serde_json::from_slice(&b).map_err(|e| {
                 err(
-                    "Io",
+                    Kind::Io,
                     format!(
                         "{} is damaged ({e}); move it away to start afresh",
                         file(dir).display()
@@ -78,27 +78,27 @@ impl State {
             }),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(State::default()),
             Err(e) => Err(err(
-                "Io",
+                Kind::Io,
                 format!("cannot read {}: {e}", file(dir).display()),
             )),
         }
     }
 
     /// Changes one job's record and writes the state back; returns the new state.
-    pub fn update(dir: &Path, job: &str, f: impl FnOnce(&mut JobRecord)) -> OpResult<State> {
+    pub fn update(dir: &Path, job: &str, f: impl FnOnce(&mut JobRecord)) -> Result<State> {
         std::fs::create_dir_all(dir)
-            .map_err(|e| err("Io", format!("cannot create {}: {e}", dir.display())))?;
+            .map_err(|e| err(Kind::Io, format!("cannot create {}: {e}", dir.display())))?;
         let _lock = crate::lock::Lock::job(&format!("state {}", dir.display()), 60)?;
         let mut s = State::load(dir)?;
         f(s.jobs.entry(job.to_string()).or_default());
-        let text = serde_json::to_vec_pretty(&s).map_err(|e| err("Io", e.to_string()))?;
+        let text = serde_json::to_vec_pretty(&s).map_err(|e| err(Kind::Io, e.to_string()))?;
         write_atomic(&file(dir), &text)?;
         Ok(s)
     }
 }
 
 /// Replaces `path` with `bytes` by writing a temporary file beside it and renaming it.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> OpResult<()> {
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let mut tmp = path.as_os_str().to_owned();
     tmp.push(format!(".tmp{}", std::process::id()));
     let tmp = PathBuf::from(tmp);
@@ -106,7 +106,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> OpResult<()> {
         .and_then(|()| std::fs::rename(&tmp, path))
         .map_err(|e| {
             let _ = std::fs::remove_file(&tmp);
-            err("Io", format!("cannot write {}: {e}", path.display()))
+            err(Kind::Io, format!("cannot write {}: {e}", path.display()))
         })
 }
 

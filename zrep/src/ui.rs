@@ -6,7 +6,7 @@ use std::io::IsTerminal;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::plan::Plan;
-use crate::replicate::{describe, Outcome};
+use crate::report::Outcome;
 
 /// Output settings.
 #[derive(Debug, Clone, Copy)]
@@ -68,7 +68,7 @@ impl Ui {
     pub fn plan(&self, plan: &Plan, source: &str, target: &str, estimate: u64) {
         self.verbose(&format!(
             "{source} -> {target}: {} (estimated size is {})",
-            describe(plan),
+            plan.describe(),
             bytes(estimate)
         ));
     }
@@ -78,14 +78,7 @@ impl Ui {
         if self.json || o.error.is_some() {
             return;
         }
-        let what = match o.mode.as_str() {
-            "noop" => "up to date".to_string(),
-            m => format!(
-                "{m}, {} snapshot{}",
-                o.snapshots.len(),
-                if o.snapshots.len() == 1 { "" } else { "s" }
-            ),
-        };
+        let what = o.what();
         if o.dry_run {
             self.info(&format!(
                 "{} -> {}: would send {what}, estimated {}",

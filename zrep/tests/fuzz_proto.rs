@@ -12,7 +12,9 @@ use std::io::{self, Read, Write};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use zrep::proto::{self, DatasetState, Flags, RemoteError, Request, Response, SnapEntry};
+use libzfs::{BookmarkName, DatasetName, SendSource, SnapshotName};
+use zrep::error::{err, Kind};
+use zrep::proto::{self, DatasetState, Flags, Hold, NewBookmark, Request, Response, SnapEntry};
 
 /// Counts live heap bytes and their peak.
 struct Counting;
@@ -58,6 +60,14 @@ fn frame(kind: u8, payload: &[u8]) -> Vec<u8> {
     v
 }
 
+fn ds(s: &str) -> DatasetName {
+    DatasetName::new(s).unwrap()
+}
+
+fn snap_name(s: &str) -> SnapshotName {
+    SnapshotName::new(s).unwrap()
+}
+
 /// One valid frame of every kind the conversation has.
 fn corpus() -> Vec<Vec<u8>> {
     let snap = SnapEntry {
@@ -68,7 +78,7 @@ fn corpus() -> Vec<Vec<u8>> {
         userrefs: 1,
     };
     let state = DatasetState {
-        name: "tank/a b".into(),
+        name: ds("tank/a b"),
         kind: "filesystem".into(),
         guid: 99,
         snapshots: vec![snap.clone(), snap.clone()],
@@ -81,30 +91,31 @@ fn corpus() -> Vec<Vec<u8>> {
         resume_fromguid: None,
         encrypted: true,
     };
-    let err = RemoteError {
-        kind: "NotFound".into(),
-        message: "tank/x does not exist".into(),
-    };
-    let pairs = vec![("tank/a@s".to_string(), "zrep-1234abcd".to_string())];
+    let err = err(Kind::NotFound, "tank/x does not exist");
+    let holds = vec![Hold {
+        snapshot: snap_name("tank/a@s"),
+        tag: "zrep-1234abcd".into(),
+    }];
     let reqs = [
         Request::Hello {
-            version: 1,
+            version: proto::VERSION,
             zrep: "0.1.0".into(),
+            timeout_secs: 600,
         },
         Request::State {
-            dataset: "tank/a".into(),
+            dataset: ds("tank/a"),
             recursive: true,
         },
         Request::Estimate {
-            snapshot: "tank/a@s".into(),
-            from: Some("tank/a#b".into()),
+            snapshot: snap_name("tank/a@s"),
+            from: Some(SendSource::new("tank/a#b").unwrap()),
             flags: Flags::default(),
         },
         Request::EstimateResume {
             token: "1-x".into(),
         },
         Request::Send {
-            snapshot: "tank/a@s".into(),
+            snapshot: snap_name("tank/a@s"),
             from: None,
             flags: Flags {
                 raw: true,
@@ -115,55 +126,59 @@ fn corpus() -> Vec<Vec<u8>> {
             token: "1-x".into(),
         },
         Request::Receive {
-            dataset: "tank/b".into(),
+            dataset: ds("tank/b"),
             force: false,
             resumable: true,
             readonly: true,
         },
         Request::Snapshot {
-            snapshots: vec!["tank/a@s".into()],
-            props: vec![("k".into(), "v".into())],
+            snapshots: vec![snap_name("tank/a@s")],
         },
         Request::Hold {
-            holds: pairs.clone(),
+            holds: holds.clone(),
         },
-        Request::Release { holds: pairs },
+        Request::Release { holds },
         Request::Bookmark {
-            pairs: vec![("tank/a#b".into(), "tank/a@s".into())],
+            bookmarks: vec![NewBookmark {
+                bookmark: BookmarkName::new("tank/a#b").unwrap(),
+                snapshot: snap_name("tank/a@s"),
+            }],
         },
         Request::DestroySnapshots {
-            snapshots: vec!["tank/a@s".into()],
+            snapshots: vec![snap_name("tank/a@s")],
         },
         Request::DestroyBookmarks {
-            bookmarks: vec!["tank/a#b".into()],
+            bookmarks: vec![BookmarkName::new("tank/a#b").unwrap()],
         },
         Request::RollbackTo {
-            snapshot: "tank/a@s".into(),
+            snapshot: snap_name("tank/a@s"),
             tag: "zrep-1".into(),
         },
         Request::AbortResume {
-            dataset: "tank/b".into(),
+            dataset: ds("tank/b"),
         },
         Request::Lock {
-            dataset: "tank/b".into(),
+            dataset: ds("tank/b"),
             wait_secs: 30,
         },
         Request::Bye,
     ];
     let resps = [
         Response::Hello {
-            version: 1,
+            version: proto::VERSION,
             zrep: "0.1.0".into(),
             openzfs: "2.3.2".into(),
+            timeout_secs: 600,
         },
         Response::State {
             datasets: vec![state],
+            more: true,
         },
         Response::Estimate { bytes: 1 << 30 },
         Response::Streaming,
         Response::Sent { bytes: 5 },
         Response::Received {
-            snapshot: "tank/b@s".into(),
+            snapshot: snap_name("tank/b@s"),
             bytes: 5,
         },
         Response::Ok,
@@ -180,6 +195,7 @@ fn corpus() -> Vec<Vec<u8>> {
         .collect();
     v.push(frame(b'D', &[0xab; 300]));
     v.push(frame(b'E', b""));
+    v.push(frame(b'K', b""));
     v.push(frame(b'A', &serde_json::to_vec(&err).unwrap()));
     v
 }

@@ -1,0 +1,93 @@
+//! What a replication did, per dataset: printed by [`crate::ui`], recorded by
+//! [`crate::jobs`], one JSON object each with `--json`.
+
+use serde::{Serialize, Serializer};
+
+use crate::plan::Mode;
+
+/// The result for one dataset.
+#[derive(Debug, Clone, Serialize)]
+pub struct Outcome {
+    /// Source dataset.
+    pub source: String,
+    /// Target dataset.
+    pub target: String,
+    /// What the first transfer was; `error` (None) when planning failed.
+    #[serde(serialize_with = "mode_or_error")]
+    pub mode: Option<Mode>,
+    /// Snapshots sent (short names).
+    pub snapshots: Vec<String>,
+    /// Stream bytes sent.
+    pub bytes_sent: u64,
+    /// The estimate made before sending.
+    pub estimated_bytes: u64,
+    /// Wall time.
+    pub seconds: f64,
+    /// Whether an interrupted transfer was resumed.
+    pub resumed: bool,
+    /// Whether the run only planned.
+    pub dry_run: bool,
+    /// The error, if this dataset failed.
+    pub error: Option<String>,
+}
+
+impl Outcome {
+    /// A dataset not replicated yet.
+    pub fn new(source: &str, target: &str, dry_run: bool) -> Outcome {
+        Outcome {
+            source: source.into(),
+            target: target.into(),
+            mode: None,
+            snapshots: Vec::new(),
+            bytes_sent: 0,
+            estimated_bytes: 0,
+            seconds: 0.0,
+            resumed: false,
+            dry_run,
+            error: None,
+        }
+    }
+
+    /// What happened, in a few words: `up to date`, `incremental, 2 snapshots`.
+    pub fn what(&self) -> String {
+        match (&self.error, self.mode) {
+            (Some(e), _) => format!("FAILED: {e}"),
+            (None, None | Some(Mode::Noop)) => "up to date".into(),
+            (None, Some(m)) => format!(
+                "{}, {} snapshot{}",
+                mode_name(m),
+                self.snapshots.len(),
+                if self.snapshots.len() == 1 { "" } else { "s" }
+            ),
+        }
+    }
+}
+
+fn mode_name(m: Mode) -> &'static str {
+    match m {
+        Mode::Full => "full",
+        Mode::Incremental => "incremental",
+        Mode::Resume => "resume",
+        Mode::Noop => "noop",
+    }
+}
+
+fn mode_or_error<S: Serializer>(m: &Option<Mode>, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(m.map_or("error", mode_name))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn modes_keep_their_json_names() {
+        let mut o = Outcome::new("a", "b", false);
+        let j = serde_json::to_value(&o).unwrap();
+        assert_eq!(j["mode"], "error");
+        o.mode = Some(Mode::Incremental);
+        o.snapshots = vec!["s".into()];
+        assert_eq!(serde_json::to_value(&o).unwrap()["mode"], "incremental");
+        assert_eq!(o.what(), "incremental, 1 snapshot");
+    }
+}
