@@ -95,7 +95,7 @@ fn zrep_program() -> (PathBuf, Vec<String>) {
 }
 
 /// The `--remote-zrep` path: zrep itself, or a script running it under valgrind.
-fn remote_zrep() -> String {
+pub fn remote_zrep() -> String {
     let (prog, args) = zrep_program();
     if args.is_empty() {
         return prog.display().to_string();
@@ -227,4 +227,60 @@ pub fn ssh_args() -> Vec<String> {
 /// Whether a path exists (for readability in tests).
 pub fn exists(p: &Path) -> bool {
     p.exists()
+}
+
+/// A new key for the guest's sshd whose authorized_keys line runs
+/// `zrep serve SERVE_ARGS` as a forced command (`restrict,command="..."`, as README
+/// tells users to write it), whatever command the client asks for. Returns zrep's
+/// `--ssh`/`--remote-zrep` arguments using that key, and the ssh argv alone.
+pub fn forced_key(serve_args: &str) -> (Vec<String>, Vec<String>) {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static N: AtomicU32 = AtomicU32::new(0);
+    let ssh = std::env::var("ZREP_TEST_SSH").expect("ZREP_TEST_SSH is unset (guest sshd)");
+    let argv: Vec<String> = ssh.split_whitespace().map(str::to_string).collect();
+    let config = argv
+        .iter()
+        .position(|a| a == "-F")
+        .and_then(|i| argv.get(i + 1))
+        .expect("ZREP_TEST_SSH names its config with -F");
+    let dir = Path::new(config).parent().unwrap().to_path_buf();
+    let keys = test_dir().join("keys");
+    std::fs::create_dir_all(&keys).unwrap();
+    let key = keys.join(format!(
+        "k{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    ));
+    let out = Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-C", "forced", "-f"])
+        .arg(&key)
+        .output()
+        .expect("ssh-keygen");
+    assert!(out.status.success(), "ssh-keygen failed");
+    let public = std::fs::read_to_string(key.with_extension("pub")).unwrap();
+    let line = format!(
+        "restrict,command=\"{} serve {serve_args}\" {}",
+        remote_zrep(),
+        public.trim()
+    );
+    use std::io::Write;
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(dir.join("authorized_keys"))
+        .expect("the guest's authorized_keys");
+    f.write_all(format!("{line}\n").as_bytes()).unwrap();
+    let mut raw = argv.clone();
+    raw.extend([
+        "-i".to_string(),
+        key.display().to_string(),
+        "-o".into(),
+        "IdentitiesOnly=yes".into(),
+    ]);
+    let args = vec![
+        "--ssh".to_string(),
+        raw.join(" "),
+        "--remote-zrep".into(),
+        "zrep".into(),
+    ];
+    (args, raw)
 }

@@ -23,18 +23,35 @@ use crate::proto::{self, ProtoError};
 /// that a dead peer does not hold a target's lock for long.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(600);
 
+/// How many stall timeouts one answer (or one request, on the server) may take while
+/// the peer only sends keepalives.
+pub const ANSWER_TIMEOUTS: u32 = 10;
+
 /// A pipe end whose reads and writes give up after `timeout` without progress
 /// ([`io::ErrorKind::TimedOut`]).
 #[derive(Debug)]
 pub struct Timed<F> {
     f: F,
     timeout: Duration,
+    /// Reads fail past this instant whatever arrives: keepalives prove a peer alive,
+    /// not that it will ever answer.
+    deadline: Option<Instant>,
 }
 
 impl<F: AsFd> Timed<F> {
     /// Wraps a descriptor to read from.
     pub fn reader(f: F, timeout: Duration) -> Timed<F> {
-        Timed { f, timeout }
+        Timed {
+            f,
+            timeout,
+            deadline: None,
+        }
+    }
+
+    /// Makes reads fail once `within` has passed (None: no such limit), for a peer
+    /// that keeps the connection alive but never answers.
+    pub fn answer_within(&mut self, within: Option<Duration>) {
+        self.deadline = within.map(|d| Instant::now() + d);
     }
 
     /// Wraps a descriptor to write to; makes it non-blocking (a blocking write into a
@@ -48,12 +65,25 @@ impl<F: AsFd> Timed<F> {
                 return Err(io::Error::last_os_error());
             }
         }
-        Ok(Timed { f, timeout })
+        Ok(Timed {
+            f,
+            timeout,
+            deadline: None,
+        })
     }
 
     /// Waits until the descriptor is ready for `events`, at most the timeout.
     fn wait(&self, events: libc::c_short, what: &str) -> io::Result<()> {
-        let deadline = Instant::now() + self.timeout;
+        let stall = Instant::now() + self.timeout;
+        if let Some(d) = self.deadline.filter(|d| *d < stall) {
+            if Instant::now() >= d {
+                return Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    "no answer in the time allowed (the peer only kept the connection alive)",
+                ));
+            }
+        }
+        let deadline = self.deadline.map_or(stall, |d| d.min(stall));
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
             let mut p = libc::pollfd {

@@ -326,11 +326,27 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match run(cli) {
         Ok(code) => code,
+        // A reader that stopped reading (`zrep list | head`) got what it wanted.
+        Err(_) if STDOUT_CLOSED.load(std::sync::atomic::Ordering::Relaxed) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("zrep: {}", e.message);
             ExitCode::from(1)
         }
     }
+}
+
+/// Set when stdout's reader went away.
+static STDOUT_CLOSED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Prints one line on stdout; a closed stdout ends the command quietly (exit 0).
+fn out(line: impl std::fmt::Display) -> Result<()> {
+    use std::io::Write;
+    writeln!(std::io::stdout().lock(), "{line}").map_err(|e| {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            STDOUT_CLOSED.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+        err(Kind::Io, format!("stdout: {e}"))
+    })
 }
 
 fn run(cli: Cli) -> Result<ExitCode> {
@@ -385,7 +401,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
             dataset,
         } => cmd_list(recursive, kind, json, &remote, &dataset),
         Cmd::Completions { shell } => {
-            clap_complete::generate(shell, &mut Cli::command(), "zrep", &mut std::io::stdout());
+            let mut text = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "zrep", &mut text);
+            out(String::from_utf8_lossy(&text).trim_end())?;
             Ok(ExitCode::SUCCESS)
         }
         Cmd::Man => {
@@ -404,8 +422,7 @@ fn select<'a>(cfg: &'a Config, names: &[String]) -> Result<Vec<&'a config::Job>>
 
 fn json_out<T: serde::Serialize + ?Sized>(v: &T) -> Result<()> {
     let text = serde_json::to_string_pretty(v).map_err(|e| err(Kind::Io, e.to_string()))?;
-    println!("{text}");
-    Ok(())
+    out(text)
 }
 
 fn cmd_run(cfg: &Config, names: &[String], ui: Ui) -> Result<ExitCode> {
@@ -600,7 +617,7 @@ fn cmd_snapshot(recursive: bool, spec: &str) -> Result<ExitCode> {
         .map(|d| d.name.snapshot(&name))
         .collect::<std::result::Result<Vec<_>, _>>()?;
     zfs.snapshot(&all, None)?;
-    println!("{ds}@{name}");
+    out(format!("{ds}@{name}"))?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -740,13 +757,13 @@ fn cmd_list(
         json_out(&states)?;
         return Ok(ExitCode::SUCCESS);
     }
-    println!(
+    out(format!(
         "{:<50} {:>10} {:>20} {:>10}",
         "NAME", "TYPE", "GUID", "CREATETXG"
-    );
+    ))?;
     for d in &states {
         if matches!(kind, ListKind::Filesystem | ListKind::All) {
-            println!("{:<50} {:>10} {:>20} {:>10}", d.name, d.kind, "-", "-");
+            out(format!("{:<50} {:>10} {:>20} {:>10}", d.name, d.kind, "-", "-"))?;
         }
         let rows = [
             (ListKind::Snapshot, '@', "snapshot", &d.snapshots),
@@ -756,7 +773,7 @@ fn cmd_list(
             if kind == k || kind == ListKind::All {
                 for e in entries {
                     let n = format!("{}{sep}{}", d.name, e.name);
-                    println!("{n:<50} {what:>10} {:>20} {:>10}", e.guid, e.createtxg);
+                    out(format!("{n:<50} {what:>10} {:>20} {:>10}", e.guid, e.createtxg))?;
                 }
             }
         }

@@ -70,6 +70,8 @@ pub struct Remote {
     /// ssh's stderr, relayed to ours.
     relay: Option<JoinHandle<()>>,
     timeout: Duration,
+    /// The connection failed or stalled: nothing more is said on drop.
+    broken: bool,
 }
 
 /// Where a dataset lives.
@@ -128,12 +130,15 @@ pub fn check_host(spec: &str) -> Result<()> {
 
 /// A protocol failure as an error naming the host and what we were doing.
 pub fn conn_err(host: &str, doing: &str, e: ProtoError) -> Error {
-    if e.is_timeout() {
-        err(
-            Kind::Timeout,
-            format!("{host}: {e} while {doing}; the session was ended (an interrupted receive stays resumable)"),
-        )
-    } else {
+    if let ProtoError::Io(io) = &e {
+        if io.kind() == std::io::ErrorKind::TimedOut {
+            return err(
+                Kind::Timeout,
+                format!("{host}: {io} while {doing}; the session was ended (an interrupted receive stays resumable)"),
+            );
+        }
+    }
+    {
         err(Kind::Connection, format!("{host}: {e} (while {doing})"))
     }
 }
@@ -198,6 +203,7 @@ impl Remote {
             from: Timed::reader(from, ssh.timeout),
             relay,
             timeout: ssh.timeout,
+            broken: false,
         };
         r.hello(remote_zrep)?;
         Ok(r)
@@ -236,8 +242,11 @@ impl Remote {
                 // to our stderr) is above once the relay has ended.
                 self.close();
                 let code = self.exit_code();
-                if let Some(t) = self.relay.take() {
-                    let _ = t.join();
+                if code.is_some() {
+                    // ssh has ended: its stderr is complete; print it before our words.
+                    if let Some(t) = self.relay.take() {
+                        let _ = t.join();
+                    }
                 }
                 let why = match code {
                     Some(255) => format!("ssh could not reach {host} (ssh's message is above)"),
@@ -278,13 +287,23 @@ impl Remote {
         })
     }
 
+    /// Notes a failure of the connection itself (nothing more is said on it).
+    pub fn failed(&mut self, e: Error) -> Error {
+        if matches!(e.kind, Kind::Connection | Kind::Timeout) {
+            self.broken = true;
+        }
+        e
+    }
+
     /// Sends a request and reads its response; a remote error becomes `Err`. A listing
     /// arrives in parts, put back together here.
     pub fn call(&mut self, req: &Request) -> Result<Response> {
         let doing = format!("waiting for the answer to: {}", req.describe());
-        self.link()?
-            .send(req)
-            .map_err(|e| conn_err(&self.host, &doing, e))?;
+        let sent = self.link()?.send(req);
+        if let Err(e) = sent {
+            let e = conn_err(&self.host, &doing, e);
+            return Err(self.failed(e));
+        }
         let mut listing: Option<Listing> = None;
         loop {
             match self.response(&doing)? {
@@ -316,7 +335,10 @@ impl Remote {
         match proto::recv_msg::<Response>(&mut self.from) {
             Ok(Response::Error(e)) => Err(e.context(&self.host)),
             Ok(r) => Ok(r),
-            Err(e) => Err(conn_err(&self.host, doing, e)),
+            Err(e) => {
+                let e = conn_err(&self.host, doing, e);
+                Err(self.failed(e))
+            }
         }
     }
 
@@ -327,10 +349,16 @@ impl Remote {
         }
     }
 
-    /// Says bye and closes our end: the server's loop ends, and with it ssh.
+    /// Says bye and closes our end: the server's loop ends, and with it ssh. On a
+    /// broken connection, ssh is ended at once.
     fn close(&mut self) {
+        if self.broken {
+            let _ = self.child.kill();
+        }
         if let Some(mut link) = self.link.take() {
-            let _ = link.send(&Request::Bye);
+            if !self.broken {
+                let _ = link.send(&Request::Bye);
+            }
             link.stop();
         }
     }

@@ -168,6 +168,12 @@ fn push(
         let sent = sender.join().unwrap_or_else(|_| Err(panicked("send")));
         (sent, pumped)
     });
+    if let Err(e) = &pumped {
+        if e.kind() == std::io::ErrorKind::TimedOut {
+            let e = conn_err(&host, "sending the stream", std::io::Error::new(e.kind(), e.to_string()).into());
+            return Err(r.failed(e));
+        }
+    }
     // Close the stream: E when everything was sent, A with the cause if not.
     let abort = |e: &Error| link.frame(b'A', &serde_json::to_vec(e).unwrap_or_default());
     let closing = match (&sent, &pumped) {
@@ -188,7 +194,7 @@ fn push(
             // The connection went (ssh killed, network lost): that broke the send
             // too, which then reads as "interrupted". Say what happened.
             match closing.and(pumped.map(|_| ())) {
-                Err(e) => Err(conn_err(&host, "sending the stream", e.into())),
+                Err(e) => Err(r.failed(conn_err(&host, "sending the stream", e.into()))),
                 Ok(()) => Err(remote),
             }
         }
@@ -226,7 +232,10 @@ fn pull(
         });
         (received, ended)
     });
-    let ended = ended.map_err(|e| conn_err(&host, "reading the stream", e))?;
+    let ended = match ended {
+        Ok(end) => end,
+        Err(e) => return Err(r.failed(conn_err(&host, "reading the stream", e))),
+    };
     let final_answer = r.response("waiting for the end of the send");
     if let StreamEnd::Aborted(e) = ended {
         return Err(e.context(&host));

@@ -37,7 +37,16 @@ def drain():
 
 case = sys.argv[1]
 read_frame()  # the client's hello
-hello = {"hello": {"version": 1, "zrep": "0.1.0", "openzfs": "2.3.2"}}
+hello = {"hello": {"version": 2, "zrep": "0.1.0", "openzfs": "2.3.2", "timeout_secs": 600}}
+
+
+def listing(*names):
+    ds = [{"name": n, "kind": "filesystem", "guid": 1, "snapshots": [], "bookmarks": [],
+           "written": 0, "available": 0, "referenced": 0, "resume_token": None,
+           "resume_toguid": None, "resume_fromguid": None, "encrypted": False} for n in names]
+    return {"state": {"datasets": ds, "more": False}}
+
+
 if case == "huge":
     out.write(b"J\xff\xff\xff\xff")
 elif case == "huge-then-stall":
@@ -50,7 +59,12 @@ elif case == "mid-frame":
     out.write(b'J\x00\x00\x01\x00{"hello":')
     sys.exit(0)
 elif case == "version":
-    msg({"hello": {"version": 2, "zrep": "9.9.9", "openzfs": "3.0"}})
+    msg({"hello": {"version": 3, "zrep": "9.9.9", "openzfs": "3.0", "timeout_secs": 1}})
+elif case == "stall-mid-frame":
+    # Half a frame, then silence without hanging up: the client's timeout ends it.
+    out.write(b'J\x00\x00\x01\x00{"hel')
+    out.flush()
+    time.sleep(120)
 elif case == "close":
     sys.exit(0)
 elif case == "ssh-banner":
@@ -85,6 +99,15 @@ elif case.startswith("after-hello-"):
         frame(b"Z", b"")
     elif what == "close":
         sys.exit(0)
+    elif what == "stall":
+        out.flush()
+        time.sleep(120)
+    elif what == "outside":
+        msg(listing("pool/fsx"))
+    elif what == "shorter":
+        msg(listing("pool"))
+    elif what == "bad-name":
+        msg(listing("pool/fs/../../etc"))
 else:
     sys.exit(f"fake_peer.py: unknown case {case}")
 out.flush()

@@ -16,7 +16,7 @@ fn peer(case: &str) -> String {
 fn against(case: &str) -> (i32, String, Duration) {
     let t0 = Instant::now();
     let out = Command::new(env!("CARGO_BIN_EXE_zrep"))
-        .args(["list", "--ssh", &peer(case), "localhost:pool/fs"])
+        .args(["list", "--timeout", "3", "--ssh", &peer(case), "localhost:pool/fs"])
         .stdin(std::process::Stdio::null())
         .output()
         .expect("run zrep");
@@ -50,7 +50,7 @@ fn hostile_peers_get_clear_errors_and_clean_exits() {
         ),
         (
             "version",
-            "protocol version mismatch: we speak 1, the peer speaks 2",
+            "protocol version mismatch: we speak 2, the peer speaks 3",
         ),
         ("close", "the peer closed the connection"),
         ("shell-error", "is not installed on localhost"),
@@ -75,6 +75,20 @@ fn hostile_peers_get_clear_errors_and_clean_exits() {
         ),
         ("after-hello-kind", "unknown frame kind 0x5a"),
         ("after-hello-close", "the peer closed the connection"),
+        ("stall-mid-frame", "no byte from the peer for 3 s while waiting for the answer to: hello"),
+        (
+            "after-hello-stall",
+            "no byte from the peer for 3 s while waiting for the answer to: list pool/fs",
+        ),
+        (
+            "after-hello-outside",
+            "protocol error: a listing of pool/fs named pool/fsx, outside it",
+        ),
+        (
+            "after-hello-shorter",
+            "protocol error: a listing of pool/fs named pool, outside it",
+        ),
+        ("after-hello-bad-name", "malformed message"),
     ];
     let mut table = Vec::new();
     for (case, want) in cases {
