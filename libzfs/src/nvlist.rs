@@ -53,6 +53,15 @@ pub enum NvListError {
         /// The error number it returned (`ENOMEM`, `EINVAL`, ...).
         errno: i32,
     },
+    /// A packed list failed the check [`NvList::unpack`] runs before libnvpair sees
+    /// it (see [`crate::packed`]).
+    #[error("packed nvlist is malformed at byte {offset}: {reason}")]
+    Malformed {
+        /// Where in the buffer the fault was found.
+        offset: usize,
+        /// What is wrong there.
+        reason: String,
+    },
 }
 
 /// The description of `errno` without std's " (os error N)" suffix.
@@ -193,7 +202,13 @@ impl NvList {
     }
 
     /// Decodes a buffer produced by [`NvListRef::pack`] (either encoding).
+    ///
+    /// The buffer may come from anywhere: it is checked in Rust first
+    /// ([`crate::packed::validate`]), because libnvpair reads past a buffer whose
+    /// strings are not terminated. A buffer that fails the check is
+    /// [`NvListError::Malformed`] and never reaches libnvpair.
     pub fn unpack(buf: &[u8]) -> Result<NvList, NvListError> {
+        crate::packed::validate(buf)?;
         // Copy into 8-byte-aligned storage: the native decoder reads headers in place.
         let mut aligned = vec![0u64; buf.len().div_ceil(8)];
         // SAFETY: `aligned` holds at least `buf.len()` bytes and does not overlap `buf`.
@@ -202,7 +217,9 @@ impl NvList {
         };
         let mut p: *mut nvlist_t = ptr::null_mut();
         // SAFETY: the buffer pointer is valid for `buf.len()` bytes (libnvpair only reads
-        // it despite the `char *` type) and `p` is a valid out-pointer.
+        // it despite the `char *` type) and `p` is a valid out-pointer. `validate`
+        // checked that every size, string and nested list it will follow lies inside
+        // the buffer.
         let rc = unsafe {
             sys::nvlist_unpack(
                 aligned.as_mut_ptr().cast::<c_char>(),
@@ -1314,7 +1331,7 @@ impl ToNvValue for [NvList] {
 // ---------------------------------------------------------------------------------------
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     #[test]
@@ -1326,8 +1343,8 @@ mod tests {
         assert_eq!(format!("{nv:?}"), "{}");
     }
 
-    #[test]
-    fn scalar_round_trip() {
+    /// A pair of every scalar type, and a flag.
+    fn scalars() -> NvList {
         let mut nv = NvList::new();
         nv.insert("b", &true).unwrap();
         nv.insert("i8", &-8i8).unwrap();
@@ -1342,6 +1359,12 @@ mod tests {
         nv.insert_byte("byte", 0xab).unwrap();
         nv.insert_hrtime("hr", 123_456_789).unwrap();
         nv.insert_flag("flag").unwrap();
+        nv
+    }
+
+    #[test]
+    fn scalar_round_trip() {
+        let nv = scalars();
         assert_eq!(nv.get("b"), Some(Value::BooleanValue(true)));
         assert_eq!(nv.get("i8"), Some(Value::Int8(-8)));
         assert_eq!(nv.get("u8"), Some(Value::UInt8(8)));
@@ -1612,15 +1635,37 @@ mod tests {
         nv
     }
 
+    /// A list with every data type, nested lists and arrays (some empty).
+    pub(crate) fn every_type() -> NvList {
+        let mut leaf = NvList::new();
+        leaf.insert("leaf", "v").unwrap();
+        let mut mid = NvList::new();
+        mid.insert("l", &leaf).unwrap();
+        mid.insert("ls", &[leaf.clone(), NvList::new()]).unwrap();
+        let mut n = scalars();
+        n.insert("s", "tank/fs@a b").unwrap();
+        n.insert("empty", "").unwrap();
+        n.insert("bools", &[true, false]).unwrap();
+        n.insert_byte_array("bytes", b"abc").unwrap();
+        n.insert("i8s", &[-1i8, 1]).unwrap();
+        n.insert("u8s", &[1u8, 2, 3]).unwrap();
+        n.insert("i16s", &[-1i16]).unwrap();
+        n.insert("u16s", &[1u16, 2]).unwrap();
+        n.insert("i32s", &[-1i32]).unwrap();
+        n.insert("u32s", &[1u32, 2, 3]).unwrap();
+        n.insert("i64s", &[-1i64]).unwrap();
+        n.insert("u64s", &[1u64, 2]).unwrap();
+        n.insert("no u64s", &Vec::<u64>::new()).unwrap();
+        n.insert("strs", &["a", "", "bcdefghij"]).unwrap();
+        n.insert("no strs", &Vec::<&str>::new()).unwrap();
+        n.insert("mid", &mid).unwrap();
+        n.insert("no lists", &Vec::<NvList>::new()).unwrap();
+        n
+    }
+
     #[test]
     fn insert_value_copies_every_type() {
-        let mut src = sample();
-        src.insert_byte("byte", 7).unwrap();
-        src.insert_byte_array("bytes", b"ab").unwrap();
-        src.insert_hrtime("hr", -5).unwrap();
-        src.insert("f", &2.5f64).unwrap();
-        src.insert("bools", &[true, false]).unwrap();
-        src.insert("i8s", &[-1i8]).unwrap();
+        let src = every_type();
         let mut dst = NvList::new();
         for (k, v) in src.iter() {
             dst.insert_value(k, &v).unwrap();
@@ -1662,13 +1707,11 @@ mod tests {
     #[test]
     fn unpack_garbage_fails() {
         let err = NvList::unpack(b"definitely not an nvlist").unwrap_err();
-        assert!(matches!(
-            err,
-            NvListError::Errno {
-                op: "nvlist_unpack",
-                ..
-            }
-        ));
+        assert!(
+            matches!(err, NvListError::Malformed { offset: 0, .. }),
+            "{err:?}"
+        );
+        assert!(err.to_string().contains("unknown encoding 100"), "{err}");
         assert!(NvList::unpack(&[]).is_err());
     }
 
