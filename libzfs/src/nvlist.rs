@@ -456,27 +456,31 @@ impl NvListRef {
 
     // --- lookup ------------------------------------------------------------------------
 
-    /// The value of the pair named `name`, or `None` if there is none.
+    /// The value of the pair named exactly `name` (byte for byte), or `None` if there
+    /// is none. In a list that allows repeated names, the first such pair.
+    ///
+    /// libnvpair's own lookup (`nvlist_lookup_nvpair`) is not used: it trims blanks
+    /// and reads `name[N]` as an array index, so `"fs@a "` would find `fs@a`, and ZFS
+    /// names may contain spaces. Like that lookup, this walks the list.
     pub fn get(&self, name: &str) -> Option<Value<'_>> {
-        let cname = CString::new(name).ok()?;
-        let mut pair: *mut nvpair_t = ptr::null_mut();
-        // SAFETY: `self` is a valid list, `cname` a C string, `pair` a valid out-pointer.
-        let rc = unsafe { sys::nvlist_lookup_nvpair(self.as_ptr(), cname.as_ptr(), &mut pair) };
-        if rc != 0 || pair.is_null() {
-            return None;
-        }
+        let pair = self.pair(name)?;
         // SAFETY: `pair` belongs to `self`, which is borrowed (unmodifiable) for the
         // lifetime of the returned value.
         Some(unsafe { Value::from_pair(pair) })
     }
 
-    /// Whether a pair named `name` exists (of any type).
+    /// Whether a pair named exactly `name` exists (of any type).
     pub fn contains(&self, name: &str) -> bool {
-        let Ok(cname) = CString::new(name) else {
-            return false;
-        };
-        // SAFETY: `self` is a valid list and `cname` a C string.
-        unsafe { sys::nvlist_exists(self.as_ptr(), cname.as_ptr()) == boolean_t::B_TRUE }
+        self.pair(name).is_some()
+    }
+
+    /// The first pair named exactly `name`.
+    fn pair(&self, name: &str) -> Option<*mut nvpair_t> {
+        Pairs::new(self).find(|&p| {
+            // SAFETY: `p` is a live pair of `self`; its name is a NUL-terminated
+            // string stored in the pair.
+            unsafe { CStr::from_ptr(sys::nvpair_name(p)) }.to_bytes() == name.as_bytes()
+        })
     }
 
     /// A `uint64` value, or `None` if absent or of another type.
@@ -547,11 +551,7 @@ impl NvListRef {
 
     /// Iterates over `(name, value)` in insertion order, with names as `&CStr`.
     pub fn iter_cstr(&self) -> CStrIter<'_> {
-        CStrIter {
-            list: self,
-            cur: ptr::null_mut(),
-            done: false,
-        }
+        CStrIter(Pairs::new(self))
     }
 
     // --- packing -----------------------------------------------------------------------
@@ -663,17 +663,27 @@ impl fmt::Debug for Iter<'_> {
     }
 }
 
-/// Iterator over the pairs of a list as `(&CStr, Value)`; see [`NvListRef::iter_cstr`].
-pub struct CStrIter<'a> {
+/// The raw pairs of a list, in order.
+struct Pairs<'a> {
     list: &'a NvListRef,
     cur: *mut nvpair_t,
     done: bool,
 }
 
-impl<'a> Iterator for CStrIter<'a> {
-    type Item = (&'a CStr, Value<'a>);
+impl<'a> Pairs<'a> {
+    fn new(list: &'a NvListRef) -> Self {
+        Pairs {
+            list,
+            cur: ptr::null_mut(),
+            done: false,
+        }
+    }
+}
 
-    fn next(&mut self) -> Option<Self::Item> {
+impl Iterator for Pairs<'_> {
+    type Item = *mut nvpair_t;
+
+    fn next(&mut self) -> Option<*mut nvpair_t> {
         if self.done {
             return None;
         }
@@ -681,16 +691,25 @@ impl<'a> Iterator for CStrIter<'a> {
         // `list` returned by the previous call, still present since `list` cannot
         // change while borrowed.
         let next = unsafe { sys::nvlist_next_nvpair(self.list.as_ptr(), self.cur) };
-        if next.is_null() {
-            self.done = true;
-            return None;
-        }
+        self.done = next.is_null();
         self.cur = next;
-        // SAFETY: `next` is a live pair of `list`; its name is a NUL-terminated string
-        // stored in the pair, which lives as long as the borrow of `list` ('a).
-        let name = unsafe { CStr::from_ptr(sys::nvpair_name(next)) };
+        (!self.done).then_some(next)
+    }
+}
+
+/// Iterator over the pairs of a list as `(&CStr, Value)`; see [`NvListRef::iter_cstr`].
+pub struct CStrIter<'a>(Pairs<'a>);
+
+impl<'a> Iterator for CStrIter<'a> {
+    type Item = (&'a CStr, Value<'a>);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let pair = self.0.next()?;
+        // SAFETY: `pair` is a live pair of the list borrowed for 'a; its name is a
+        // NUL-terminated string stored in the pair, which lives as long as the borrow.
+        let name = unsafe { CStr::from_ptr(sys::nvpair_name(pair)) };
         // SAFETY: as above, the pair outlives 'a.
-        let value = unsafe { Value::from_pair(next) };
+        let value = unsafe { Value::from_pair(pair) };
         Some((name, value))
     }
 }
@@ -1420,6 +1439,27 @@ pub(crate) mod tests {
         assert_eq!(nv.get_bool("flag"), None);
         assert_eq!(nv.get("a\0b"), None);
         assert!(!nv.contains("a\0b"));
+    }
+
+    #[test]
+    fn lookups_match_names_exactly() {
+        let mut nv = NvList::new();
+        nv.insert("fs@a", &1u64).unwrap();
+        nv.insert("arr", &[1u64, 2]).unwrap();
+        nv.insert("a b", &2u64).unwrap();
+        nv.insert_flag(" lead").unwrap();
+        // nvlist_lookup_nvpair would trim blanks and read "[0]" as an index.
+        for near in [
+            "fs@a ", "fs@a[0]", " fs@a", "fs@a\t", "fs@", "arr[0]", "arr [1]",
+        ] {
+            assert_eq!(nv.get(near), None, "{near:?}");
+            assert!(!nv.contains(near), "{near:?}");
+        }
+        assert_eq!(nv.get_u64("fs@a"), Some(1));
+        assert_eq!(nv.get_u64("a b"), Some(2));
+        assert_eq!(nv.get_u64("a  b"), None);
+        assert!(nv.contains(" lead") && !nv.contains("lead"));
+        assert_eq!(nv.get(""), None);
     }
 
     #[test]
