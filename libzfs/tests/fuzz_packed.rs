@@ -413,14 +413,14 @@ impl Tokens {
 fn kind_of(message: &str) -> String {
     let clause = message.rsplit(": ").next().unwrap_or(message);
     let mut kind = String::new();
-    for c in clause.chars().take(48) {
+    for c in clause.chars() {
         match c {
             '0'..='9' if kind.ends_with('N') => {}
             '0'..='9' => kind.push('N'),
             c => kind.push(c),
         }
     }
-    kind
+    kind.chars().take(48).collect()
 }
 
 #[test]
