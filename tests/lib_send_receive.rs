@@ -828,23 +828,32 @@ fn receive_truncated_stream_fails() {
 // ---------- resumable receive ----------
 
 fn truncated_resumable(pool: &TestPool, zfs: &libzfs::Zfs) -> (String, String, Vec<u8>) {
+    truncated_resumable_into(pool, zfs, &pool.ds("dst"))
+}
+
+/// A resumable full receive of src@s1 into `dst`, cut at two thirds: (the snapshot,
+/// `dst`, the whole stream).
+fn truncated_resumable_into(
+    pool: &TestPool,
+    zfs: &libzfs::Zfs,
+    dst: &str,
+) -> (String, String, Vec<u8>) {
     let fs = pool.create("src");
     write_random(&pool.path("src/big"), 3 << 20, 11);
     write_random(&pool.path("src/small"), 10_000, 12);
     let s = format!("{fs}@s1");
     snap(zfs, &[&s]);
     let data = send_bytes(zfs, &s, None, SendFlags::default()).unwrap();
-    let dst = pool.ds("dst");
     let o = ReceiveOptions {
         resumable: true,
         ..Default::default()
     };
-    let e = recv_bytes(zfs, &dst, &data[..data.len() * 2 / 3], &o).unwrap_err();
+    let e = recv_bytes(zfs, dst, &data[..data.len() * 2 / 3], &o).unwrap_err();
     assert!(
         matches!(e.kind(), ErrorKind::StreamTruncated | ErrorKind::BadStream),
         "{e:?}"
     );
-    (s, dst, data)
+    (s, dst.to_string(), data)
 }
 
 #[test]
@@ -917,6 +926,21 @@ fn abort_resumable_receive_discards_the_state() {
     // A fresh receive now works.
     let r = recv_bytes(&zfs, &dst, &data, &opts()).unwrap();
     assert_eq!(r.snapshot.short_name(), "s1");
+}
+
+/// An interrupted full receive into a new 250-byte target: `dst/%recv` would be 256
+/// bytes, which libzfs_core cuts, so abort must find the state in `dst` itself (the
+/// kernel marks it inconsistent) without naming the child.
+#[test]
+fn abort_resumable_receive_on_a_250_byte_target() {
+    let pool = TestPool::new();
+    let zfs = lzc();
+    let dst = pool.ds_of_len(250);
+    truncated_resumable_into(&pool, &zfs, &dst);
+    assert!(zfs.exists(&dst), "the partial target is kept");
+    assert!(zfs.abort_resumable_receive(&dn(&dst)).unwrap());
+    assert!(!zfs.exists(&dst));
+    assert!(!zfs.abort_resumable_receive(&dn(&dst)).unwrap());
 }
 
 #[test]

@@ -45,6 +45,7 @@ pub mod error;
 pub mod list;
 pub mod name;
 pub mod nvlist;
+pub mod packed;
 mod quiet;
 #[cfg(feature = "serde")]
 mod serde;

@@ -53,6 +53,15 @@ pub enum NvListError {
         /// The error number it returned (`ENOMEM`, `EINVAL`, ...).
         errno: i32,
     },
+    /// A packed list failed the check [`NvList::unpack`] runs before libnvpair sees
+    /// it (see [`crate::packed`]).
+    #[error("packed nvlist is malformed at byte {offset}: {reason}")]
+    Malformed {
+        /// Where in the buffer the fault was found.
+        offset: usize,
+        /// What is wrong there.
+        reason: String,
+    },
 }
 
 /// The description of `errno` without std's " (os error N)" suffix.
@@ -193,7 +202,13 @@ impl NvList {
     }
 
     /// Decodes a buffer produced by [`NvListRef::pack`] (either encoding).
+    ///
+    /// The buffer may come from anywhere: it is checked in Rust first
+    /// ([`crate::packed::validate`]), because libnvpair reads past a buffer whose
+    /// strings are not terminated. A buffer that fails the check is
+    /// [`NvListError::Malformed`] and never reaches libnvpair.
     pub fn unpack(buf: &[u8]) -> Result<NvList, NvListError> {
+        crate::packed::validate(buf)?;
         // Copy into 8-byte-aligned storage: the native decoder reads headers in place.
         let mut aligned = vec![0u64; buf.len().div_ceil(8)];
         // SAFETY: `aligned` holds at least `buf.len()` bytes and does not overlap `buf`.
@@ -202,7 +217,9 @@ impl NvList {
         };
         let mut p: *mut nvlist_t = ptr::null_mut();
         // SAFETY: the buffer pointer is valid for `buf.len()` bytes (libnvpair only reads
-        // it despite the `char *` type) and `p` is a valid out-pointer.
+        // it despite the `char *` type) and `p` is a valid out-pointer. `validate`
+        // checked that every size, string and nested list it will follow lies inside
+        // the buffer.
         let rc = unsafe {
             sys::nvlist_unpack(
                 aligned.as_mut_ptr().cast::<c_char>(),
@@ -439,27 +456,31 @@ impl NvListRef {
 
     // --- lookup ------------------------------------------------------------------------
 
-    /// The value of the pair named `name`, or `None` if there is none.
+    /// The value of the pair named exactly `name` (byte for byte), or `None` if there
+    /// is none. In a list that allows repeated names, the first such pair.
+    ///
+    /// libnvpair's own lookup (`nvlist_lookup_nvpair`) is not used: it trims blanks
+    /// and reads `name[N]` as an array index, so `"fs@a "` would find `fs@a`, and ZFS
+    /// names may contain spaces. Like that lookup, this walks the list.
     pub fn get(&self, name: &str) -> Option<Value<'_>> {
-        let cname = CString::new(name).ok()?;
-        let mut pair: *mut nvpair_t = ptr::null_mut();
-        // SAFETY: `self` is a valid list, `cname` a C string, `pair` a valid out-pointer.
-        let rc = unsafe { sys::nvlist_lookup_nvpair(self.as_ptr(), cname.as_ptr(), &mut pair) };
-        if rc != 0 || pair.is_null() {
-            return None;
-        }
+        let pair = self.pair(name)?;
         // SAFETY: `pair` belongs to `self`, which is borrowed (unmodifiable) for the
         // lifetime of the returned value.
         Some(unsafe { Value::from_pair(pair) })
     }
 
-    /// Whether a pair named `name` exists (of any type).
+    /// Whether a pair named exactly `name` exists (of any type).
     pub fn contains(&self, name: &str) -> bool {
-        let Ok(cname) = CString::new(name) else {
-            return false;
-        };
-        // SAFETY: `self` is a valid list and `cname` a C string.
-        unsafe { sys::nvlist_exists(self.as_ptr(), cname.as_ptr()) == boolean_t::B_TRUE }
+        self.pair(name).is_some()
+    }
+
+    /// The first pair named exactly `name`.
+    fn pair(&self, name: &str) -> Option<*mut nvpair_t> {
+        Pairs::new(self).find(|&p| {
+            // SAFETY: `p` is a live pair of `self`; its name is a NUL-terminated
+            // string stored in the pair.
+            unsafe { CStr::from_ptr(sys::nvpair_name(p)) }.to_bytes() == name.as_bytes()
+        })
     }
 
     /// A `uint64` value, or `None` if absent or of another type.
@@ -530,11 +551,7 @@ impl NvListRef {
 
     /// Iterates over `(name, value)` in insertion order, with names as `&CStr`.
     pub fn iter_cstr(&self) -> CStrIter<'_> {
-        CStrIter {
-            list: self,
-            cur: ptr::null_mut(),
-            done: false,
-        }
+        CStrIter(Pairs::new(self))
     }
 
     // --- packing -----------------------------------------------------------------------
@@ -646,17 +663,27 @@ impl fmt::Debug for Iter<'_> {
     }
 }
 
-/// Iterator over the pairs of a list as `(&CStr, Value)`; see [`NvListRef::iter_cstr`].
-pub struct CStrIter<'a> {
+/// The raw pairs of a list, in order.
+struct Pairs<'a> {
     list: &'a NvListRef,
     cur: *mut nvpair_t,
     done: bool,
 }
 
-impl<'a> Iterator for CStrIter<'a> {
-    type Item = (&'a CStr, Value<'a>);
+impl<'a> Pairs<'a> {
+    fn new(list: &'a NvListRef) -> Self {
+        Pairs {
+            list,
+            cur: ptr::null_mut(),
+            done: false,
+        }
+    }
+}
 
-    fn next(&mut self) -> Option<Self::Item> {
+impl Iterator for Pairs<'_> {
+    type Item = *mut nvpair_t;
+
+    fn next(&mut self) -> Option<*mut nvpair_t> {
         if self.done {
             return None;
         }
@@ -664,16 +691,25 @@ impl<'a> Iterator for CStrIter<'a> {
         // `list` returned by the previous call, still present since `list` cannot
         // change while borrowed.
         let next = unsafe { sys::nvlist_next_nvpair(self.list.as_ptr(), self.cur) };
-        if next.is_null() {
-            self.done = true;
-            return None;
-        }
+        self.done = next.is_null();
         self.cur = next;
-        // SAFETY: `next` is a live pair of `list`; its name is a NUL-terminated string
-        // stored in the pair, which lives as long as the borrow of `list` ('a).
-        let name = unsafe { CStr::from_ptr(sys::nvpair_name(next)) };
+        (!self.done).then_some(next)
+    }
+}
+
+/// Iterator over the pairs of a list as `(&CStr, Value)`; see [`NvListRef::iter_cstr`].
+pub struct CStrIter<'a>(Pairs<'a>);
+
+impl<'a> Iterator for CStrIter<'a> {
+    type Item = (&'a CStr, Value<'a>);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let pair = self.0.next()?;
+        // SAFETY: `pair` is a live pair of the list borrowed for 'a; its name is a
+        // NUL-terminated string stored in the pair, which lives as long as the borrow.
+        let name = unsafe { CStr::from_ptr(sys::nvpair_name(pair)) };
         // SAFETY: as above, the pair outlives 'a.
-        let value = unsafe { Value::from_pair(next) };
+        let value = unsafe { Value::from_pair(pair) };
         Some((name, value))
     }
 }
@@ -1314,7 +1350,7 @@ impl ToNvValue for [NvList] {
 // ---------------------------------------------------------------------------------------
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     #[test]
@@ -1326,8 +1362,8 @@ mod tests {
         assert_eq!(format!("{nv:?}"), "{}");
     }
 
-    #[test]
-    fn scalar_round_trip() {
+    /// A pair of every scalar type, and a flag.
+    fn scalars() -> NvList {
         let mut nv = NvList::new();
         nv.insert("b", &true).unwrap();
         nv.insert("i8", &-8i8).unwrap();
@@ -1342,6 +1378,12 @@ mod tests {
         nv.insert_byte("byte", 0xab).unwrap();
         nv.insert_hrtime("hr", 123_456_789).unwrap();
         nv.insert_flag("flag").unwrap();
+        nv
+    }
+
+    #[test]
+    fn scalar_round_trip() {
+        let nv = scalars();
         assert_eq!(nv.get("b"), Some(Value::BooleanValue(true)));
         assert_eq!(nv.get("i8"), Some(Value::Int8(-8)));
         assert_eq!(nv.get("u8"), Some(Value::UInt8(8)));
@@ -1397,6 +1439,27 @@ mod tests {
         assert_eq!(nv.get_bool("flag"), None);
         assert_eq!(nv.get("a\0b"), None);
         assert!(!nv.contains("a\0b"));
+    }
+
+    #[test]
+    fn lookups_match_names_exactly() {
+        let mut nv = NvList::new();
+        nv.insert("fs@a", &1u64).unwrap();
+        nv.insert("arr", &[1u64, 2]).unwrap();
+        nv.insert("a b", &2u64).unwrap();
+        nv.insert_flag(" lead").unwrap();
+        // nvlist_lookup_nvpair would trim blanks and read "[0]" as an index.
+        for near in [
+            "fs@a ", "fs@a[0]", " fs@a", "fs@a\t", "fs@", "arr[0]", "arr [1]",
+        ] {
+            assert_eq!(nv.get(near), None, "{near:?}");
+            assert!(!nv.contains(near), "{near:?}");
+        }
+        assert_eq!(nv.get_u64("fs@a"), Some(1));
+        assert_eq!(nv.get_u64("a b"), Some(2));
+        assert_eq!(nv.get_u64("a  b"), None);
+        assert!(nv.contains(" lead") && !nv.contains("lead"));
+        assert_eq!(nv.get(""), None);
     }
 
     #[test]
@@ -1612,15 +1675,37 @@ mod tests {
         nv
     }
 
+    /// A list with every data type, nested lists and arrays (some empty).
+    pub(crate) fn every_type() -> NvList {
+        let mut leaf = NvList::new();
+        leaf.insert("leaf", "v").unwrap();
+        let mut mid = NvList::new();
+        mid.insert("l", &leaf).unwrap();
+        mid.insert("ls", &[leaf.clone(), NvList::new()]).unwrap();
+        let mut n = scalars();
+        n.insert("s", "tank/fs@a b").unwrap();
+        n.insert("empty", "").unwrap();
+        n.insert("bools", &[true, false]).unwrap();
+        n.insert_byte_array("bytes", b"abc").unwrap();
+        n.insert("i8s", &[-1i8, 1]).unwrap();
+        n.insert("u8s", &[1u8, 2, 3]).unwrap();
+        n.insert("i16s", &[-1i16]).unwrap();
+        n.insert("u16s", &[1u16, 2]).unwrap();
+        n.insert("i32s", &[-1i32]).unwrap();
+        n.insert("u32s", &[1u32, 2, 3]).unwrap();
+        n.insert("i64s", &[-1i64]).unwrap();
+        n.insert("u64s", &[1u64, 2]).unwrap();
+        n.insert("no u64s", &Vec::<u64>::new()).unwrap();
+        n.insert("strs", &["a", "", "bcdefghij"]).unwrap();
+        n.insert("no strs", &Vec::<&str>::new()).unwrap();
+        n.insert("mid", &mid).unwrap();
+        n.insert("no lists", &Vec::<NvList>::new()).unwrap();
+        n
+    }
+
     #[test]
     fn insert_value_copies_every_type() {
-        let mut src = sample();
-        src.insert_byte("byte", 7).unwrap();
-        src.insert_byte_array("bytes", b"ab").unwrap();
-        src.insert_hrtime("hr", -5).unwrap();
-        src.insert("f", &2.5f64).unwrap();
-        src.insert("bools", &[true, false]).unwrap();
-        src.insert("i8s", &[-1i8]).unwrap();
+        let src = every_type();
         let mut dst = NvList::new();
         for (k, v) in src.iter() {
             dst.insert_value(k, &v).unwrap();
@@ -1662,13 +1747,11 @@ mod tests {
     #[test]
     fn unpack_garbage_fails() {
         let err = NvList::unpack(b"definitely not an nvlist").unwrap_err();
-        assert!(matches!(
-            err,
-            NvListError::Errno {
-                op: "nvlist_unpack",
-                ..
-            }
-        ));
+        assert!(
+            matches!(err, NvListError::Malformed { offset: 0, .. }),
+            "{err:?}"
+        );
+        assert!(err.to_string().contains("unknown encoding 100"), "{err}");
         assert!(NvList::unpack(&[]).is_err());
     }
 

@@ -519,52 +519,104 @@ pub struct ResumeToken {
     pub flags: SendFlags,
 }
 
+/// The longest resume token [`ResumeToken::parse`] accepts, in bytes of text. Real
+/// tokens are a few hundred bytes to a few KiB (the kernel compresses a list of a
+/// dozen fields).
+pub const MAX_TOKEN_LEN: usize = 64 << 10;
+
+/// The largest packed list a resume token may claim to decompress to, in bytes.
+pub const MAX_TOKEN_PACKED_LEN: usize = 1 << 20;
+
 impl ResumeToken {
-    /// Decodes a token (`1-<checksum>-<packed length>-<hex of zlib(packed nvlist)>`).
+    /// Decodes a token, `1-<checksum>-<packed length>-<hex of zlib(packed nvlist)>`,
+    /// as the kernel writes it (`zfs send -t` reads it the same way).
+    ///
+    /// The token may come from anywhere (the other side of a replication): it is at
+    /// most [`MAX_TOKEN_LEN`] bytes, claims at most [`MAX_TOKEN_PACKED_LEN`] bytes
+    /// unpacked and must decompress to exactly that; its checksum (fletcher-4 of the
+    /// compressed bytes) must match; the packed list is checked before libnvpair
+    /// reads it. Every failure is [`Error::Stream`] saying what is wrong.
     pub fn parse(token: &str) -> Result<ResumeToken> {
-        let bad = |why: &str| Error::Stream(format!("invalid resume token: {why}"));
-        let mut parts = token.trim().splitn(4, '-');
-        let version = parts.next().ok_or_else(|| bad("empty"))?;
-        if version != "1" {
-            return Err(bad(&format!("unsupported version {version:?}")));
+        let bad = |why: String| Error::Stream(format!("invalid resume token: {why}"));
+        if token.len() > MAX_TOKEN_LEN {
+            return Err(bad(format!(
+                "{} bytes long, more than the {MAX_TOKEN_LEN} a token can be",
+                token.len()
+            )));
         }
-        let _checksum = parts.next().ok_or_else(|| bad("no checksum"))?;
-        let len = parts.next().ok_or_else(|| bad("no length"))?;
-        let len = usize::from_str_radix(len, 16).map_err(|_| bad("length is not hex"))?;
-        let hex = parts.next().ok_or_else(|| bad("no payload"))?;
-        if hex.len() % 2 != 0 {
-            return Err(bad("odd payload length"));
+        let token = token.trim_ascii();
+        if token.is_empty() {
+            return Err(bad("empty".into()));
         }
-        let compressed: Vec<u8> = (0..hex.len())
-            .step_by(2)
-            .map(|i| u8::from_str_radix(&hex[i..i + 2], 16))
-            .collect::<std::result::Result<_, _>>()
-            .map_err(|_| bad("payload is not hex"))?;
-        let mut packed = Vec::with_capacity(len);
+        if let Some(c) = token.chars().find(|c| !c.is_ascii()) {
+            return Err(bad(format!("contains {c:?}, not ASCII")));
+        }
+        let mut fields = token.splitn(4, '-');
+        match fields.next() {
+            Some("1") => {}
+            Some(v) if v.len() <= 8 => return Err(bad(format!("unsupported version {v:?}"))),
+            _ => return Err(bad("no version 1 at the start".into())),
+        }
+        let checksum = hex_field(fields.next(), "checksum").map_err(bad)?;
+        let len = hex_field(fields.next(), "length").map_err(bad)?;
+        let len = usize::try_from(len)
+            .ok()
+            .filter(|&l| l <= MAX_TOKEN_PACKED_LEN)
+            .ok_or_else(|| {
+                bad(format!(
+                    "claims {len} bytes unpacked, more than the {MAX_TOKEN_PACKED_LEN} allowed"
+                ))
+            })?;
+        let compressed = hex_bytes(fields.next().unwrap_or("")).map_err(bad)?;
+        let sum = fletcher4_first_word(&compressed);
+        if sum != checksum {
+            return Err(bad(format!(
+                "checksum mismatch (computed {sum:x}, the token says {checksum:x}): \
+                 it is corrupt or truncated"
+            )));
+        }
+        // Room for one byte more than claimed, so that a longer output is seen
+        // without the vector growing past the bound.
+        let mut packed = Vec::with_capacity(len + 1);
         flate2::read::ZlibDecoder::new(&compressed[..])
             .take(len as u64 + 1)
             .read_to_end(&mut packed)
-            .map_err(|e| bad(&format!("cannot decompress: {e}")))?;
+            .map_err(|e| bad(format!("cannot decompress: {e}")))?;
         if packed.len() != len {
-            return Err(bad("payload length mismatch"));
+            let got = if packed.len() > len {
+                "more".to_string()
+            } else {
+                packed.len().to_string()
+            };
+            return Err(bad(format!(
+                "decompresses to {got} bytes, not the {len} it claims"
+            )));
         }
-        let nvl = NvList::unpack(&packed).map_err(|e| bad(&e.to_string()))?;
-        Self::from_nvlist(&nvl).ok_or_else(|| bad("missing fields"))
+        let nvl = NvList::unpack(&packed).map_err(|e| bad(e.to_string()))?;
+        Self::from_nvlist(&nvl).map_err(bad)
     }
 
-    fn from_nvlist(n: &NvListRef) -> Option<ResumeToken> {
-        let to = SnapshotName::new(n.get_str("toname")?).ok()?;
-        let from = match n.get_str("fromname") {
-            Some(f) => Some(f.parse::<SendSource>().ok()?),
+    fn from_nvlist(n: &NvListRef) -> std::result::Result<ResumeToken, String> {
+        let num = |k: &str| n.get_u64(k).ok_or_else(|| format!("no uint64 {k:?}"));
+        let to = n.get_str("toname").ok_or("no string \"toname\"")?;
+        let to = SnapshotName::new(to).map_err(|e| format!("toname: {e}"))?;
+        let from = match n.get("fromname") {
             None => None,
+            Some(v) => {
+                let f = v.as_str().ok_or("\"fromname\" is not a string")?;
+                Some(
+                    f.parse::<SendSource>()
+                        .map_err(|e| format!("fromname: {e}"))?,
+                )
+            }
         };
-        Some(ResumeToken {
+        Ok(ResumeToken {
             to,
-            toguid: n.get_u64("toguid")?,
+            toguid: num("toguid")?,
             from,
             fromguid: n.get_u64("fromguid").unwrap_or(0),
-            object: n.get_u64("object")?,
-            offset: n.get_u64("offset")?,
+            object: num("object")?,
+            offset: num("offset")?,
             bytes: n.get_u64("bytes").unwrap_or(0),
             flags: SendFlags {
                 large_blocks: n.contains("largeblockok"),
@@ -577,8 +629,51 @@ impl ResumeToken {
     }
 }
 
+/// A token field of 1 to 16 hex digits (what `%llx` writes).
+fn hex_field(field: Option<&str>, what: &str) -> std::result::Result<u64, String> {
+    let f = field.ok_or_else(|| format!("no {what}"))?;
+    if f.is_empty() || f.len() > 16 || !f.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(format!("the {what} is not 1 to 16 hex digits"));
+    }
+    u64::from_str_radix(f, 16).map_err(|e| format!("the {what}: {e}"))
+}
+
+/// The bytes of a hex payload (two digits a byte, either case).
+fn hex_bytes(hex: &str) -> std::result::Result<Vec<u8>, String> {
+    if hex.is_empty() {
+        return Err("no payload".into());
+    }
+    if hex.len() % 2 != 0 {
+        return Err(format!("odd payload length {}", hex.len()));
+    }
+    let digit = |b: u8| char::from(b).to_digit(16);
+    hex.as_bytes()
+        .chunks_exact(2)
+        .enumerate()
+        .map(|(i, pair)| match (digit(pair[0]), digit(pair[1])) {
+            (Some(hi), Some(lo)) => Ok((hi * 16 + lo) as u8),
+            _ => Err(format!("payload byte {i} is not two hex digits")),
+        })
+        .collect()
+}
+
+/// The first word of the fletcher-4 checksum of `bytes` in this host's byte order,
+/// what a token carries: the sum of its 32-bit words (a tail of fewer than 4 bytes
+/// is left out, as `fletcher_4_native_varsize` does).
+fn fletcher4_first_word(bytes: &[u8]) -> u64 {
+    bytes
+        .chunks_exact(4)
+        .map(|w| u64::from(u32::from_ne_bytes([w[0], w[1], w[2], w[3]])))
+        .fold(0u64, u64::wrapping_add)
+}
+
+#[cfg(test)]
+#[path = "../tests/support/token.rs"]
+mod token_support;
+
 #[cfg(test)]
 mod tests {
+    use super::token_support::{token_claiming, token_of};
     use super::*;
 
     #[test]
@@ -612,9 +707,7 @@ mod tests {
         assert!(ResumeToken::parse("").is_err());
     }
 
-    #[test]
-    fn decodes_a_token_we_encode() {
-        use std::io::Write;
+    fn sample_token_list() -> NvList {
         let mut n = NvList::new();
         n.insert("object", &5u64).unwrap();
         n.insert("offset", &4096u64).unwrap();
@@ -624,21 +717,89 @@ mod tests {
         n.insert("fromguid", &98u64).unwrap();
         n.insert("fromname", "p/fs@a").unwrap();
         n.insert_flag("compressok").unwrap();
-        let packed = n.pack().unwrap();
-        let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
-        z.write_all(&packed).unwrap();
-        let hex: String = z
-            .finish()
-            .unwrap()
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
-        let tok = format!("1-abc-{:x}-{hex}", packed.len());
-        let t = ResumeToken::parse(&tok).unwrap();
+        n
+    }
+
+    #[test]
+    fn decodes_a_token_we_encode() {
+        let tok = token_of(&sample_token_list().pack().unwrap());
+        let t = ResumeToken::parse(&format!(" {tok}\n")).unwrap();
         assert_eq!(t.to.as_str(), "p/fs@b");
         assert_eq!(t.from.unwrap().as_str(), "p/fs@a");
         assert_eq!((t.object, t.offset, t.toguid), (5, 4096, 99));
         assert!(t.flags.compressed && !t.flags.raw);
+    }
+
+    fn refusal(token: &str) -> String {
+        match ResumeToken::parse(token) {
+            Err(Error::Stream(m)) => m,
+            other => panic!("{token:.60}: expected Error::Stream, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn hostile_tokens_are_refused_with_a_reason() {
+        let huge = refusal("1-0-7fffffffffffffff-00");
+        assert!(
+            huge.contains("claims 9223372036854775807 bytes unpacked"),
+            "{huge}"
+        );
+        assert!(refusal("1-é-10-00").contains("not ASCII"));
+        assert!(refusal("1-aé").contains("not ASCII"));
+        let long = format!("1-0-10-{}", "0".repeat(MAX_TOKEN_LEN));
+        assert!(refusal(&long).contains("more than the 65536"));
+        assert!(refusal("1-0-+e0-00").contains("length is not 1 to 16 hex"));
+        assert!(refusal("1-0-10000000000000000-00").contains("not 1 to 16 hex"));
+        assert!(refusal("1--10-00").contains("checksum is not"));
+        assert!(refusal("1-0-10").contains("no payload"));
+        assert!(refusal("1-0-10-").contains("no payload"));
+        assert!(refusal("1-0-10-abc").contains("odd payload length 3"));
+        assert!(refusal("1-0-10-abzz").contains("payload byte 1"));
+        assert!(refusal(&"9".repeat(100)).contains("no version 1"));
+        assert!(refusal("2-aa-10-00").contains("unsupported version \"2\""));
+    }
+
+    #[test]
+    fn checksum_and_lengths_are_checked() {
+        let packed = sample_token_list().pack().unwrap();
+        let good = token_of(&packed);
+        let mut fields: Vec<&str> = good.splitn(4, '-').collect();
+        let other_sum = format!("{}1", fields[1]);
+        fields[1] = &other_sum;
+        assert!(refusal(&fields.join("-")).contains("checksum mismatch"));
+        let short = refusal(&token_claiming(&packed, packed.len() + 8));
+        assert!(short.contains(&format!("decompresses to {} bytes", packed.len())));
+        let long = refusal(&token_claiming(&packed, packed.len() - 8));
+        assert!(long.contains("decompresses to more bytes"), "{long}");
+        // A megabyte of zeros claimed as 16 bytes: decompression stops at 17.
+        let bomb = refusal(&token_claiming(&vec![0; 1 << 20], 16));
+        assert!(bomb.contains("decompresses to more bytes"), "{bomb}");
+    }
+
+    #[test]
+    fn bad_lists_inside_tokens_are_refused() {
+        // An unterminated string, which libnvpair would read past.
+        let mut n = NvList::new();
+        n.insert("toname", "p/fs@s").unwrap();
+        let mut packed = n.pack().unwrap();
+        let at = 12 + 24;
+        assert_eq!(&packed[at..at + 6], b"p/fs@s");
+        packed[at..at + 8].fill(b'x');
+        let m = refusal(&token_of(&packed));
+        assert!(
+            m.contains("malformed") && m.contains("not NUL-terminated"),
+            "{m}"
+        );
+        let mut missing = sample_token_list();
+        missing.remove("object");
+        assert!(refusal(&token_of(&missing.pack().unwrap())).contains("no uint64 \"object\""));
+        let mut spaced = sample_token_list();
+        spaced.remove("toname");
+        spaced.insert("toname ", "p/fs@b").unwrap();
+        assert!(refusal(&token_of(&spaced.pack().unwrap())).contains("no string \"toname\""));
+        let mut bad_name = sample_token_list();
+        bad_name.insert("toname", "p/fs").unwrap();
+        assert!(refusal(&token_of(&bad_name.pack().unwrap())).contains("toname:"));
     }
 }
 

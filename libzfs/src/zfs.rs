@@ -9,7 +9,7 @@ use libzfs_sys as sys;
 use nvpair_sys::boolean_t;
 
 use crate::error::{check, zfs_error, Errno, Error, ItemError, Op, Result};
-use crate::name::{BookmarkName, DatasetName, SendSource, SnapshotName};
+use crate::name::{BookmarkName, DatasetName, NameError, SendSource, SnapshotName, MAX_NAME_LEN};
 use crate::nvlist::{NvList, NvListRef};
 
 /// A handle proving that libzfs_core is initialised.
@@ -50,6 +50,39 @@ pub enum DatasetType {
     Filesystem,
     /// A volume (`volsize` must be among the properties).
     Volume,
+}
+
+/// The name of the hidden child where an interrupted receive into an existing
+/// dataset keeps its state.
+const RECV_CHILD: &str = "%recv";
+
+/// `fs/%recv`, if it fits in [`MAX_NAME_LEN`] bytes. libzfs_core cuts a longer name
+/// without a word, to `fs` itself for a 255-byte `fs`. Such a child can exist (the
+/// kernel creates it by its short name) but no call can name it.
+fn recv_child(fs: &DatasetName) -> Option<CString> {
+    let name = format!("{fs}/{RECV_CHILD}");
+    (name.len() <= MAX_NAME_LEN).then(|| CString::new(name).expect("names have no NUL"))
+}
+
+/// A pool (or other) name as a C string, refused when libzfs_core would cut it
+/// (over [`MAX_NAME_LEN`] bytes) or it cannot be one (a NUL byte).
+fn c_name(name: &str) -> Result<CString> {
+    if name.len() > MAX_NAME_LEN {
+        return Err(NameError::TooLong {
+            name: name.to_string(),
+            len: name.len(),
+            max: MAX_NAME_LEN,
+        }
+        .into());
+    }
+    CString::new(name).map_err(|e| {
+        NameError::InvalidChar {
+            name: name.to_string(),
+            ch: '\0',
+            position: e.nul_position(),
+        }
+        .into()
+    })
 }
 
 /// Hold tags are at most 255 bytes (`MAXNAMELEN` with its NUL): longer ones are
@@ -116,7 +149,8 @@ impl Zfs {
                 .and_then(|d| self.bookmarks(&d).ok())
                 .is_some_and(|v| v.iter().any(|b| b.name.short_name() == short));
         }
-        let Ok(c) = CString::new(name) else {
+        // A longer name would be cut to 255 bytes and find what those name.
+        let Ok(c) = c_name(name) else {
             return false;
         };
         // SAFETY: c is a valid NUL-terminated string for the duration of the call.
@@ -179,27 +213,68 @@ impl Zfs {
     }
 
     /// Discards the saved state of an interrupted resumable receive into `fs`
-    /// (`zfs receive -A`): the hidden `fs/%recv` of an incremental receive, or `fs`
-    /// itself when an interrupted full receive left it without snapshots.
-    /// Returns whether there was anything to discard.
+    /// (`zfs receive -A`): the hidden `fs/%recv` of a receive into an existing `fs`,
+    /// or `fs` itself when an interrupted receive created it (it is then marked
+    /// inconsistent and has no snapshots). Returns whether there was anything to
+    /// discard.
+    ///
+    /// When `fs/%recv` is longer than 255 bytes (`fs` of 250 bytes or more), no call
+    /// can name it (libzfs_core would cut the name, for a 255-byte `fs` to `fs`
+    /// itself), so it is never asked for: `fs` is destroyed only if the kernel marks
+    /// it inconsistent, and state kept in the unnameable child is an error of kind
+    /// [`NameTooLong`](crate::ErrorKind::NameTooLong).
     pub fn abort_resumable_receive(&self, fs: &DatasetName) -> Result<bool> {
-        let recv = CString::new(format!("{fs}/%recv")).expect("names have no NUL");
-        // SAFETY: valid C string.
-        if unsafe { sys::lzc_exists(recv.as_ptr()) } == boolean_t::B_TRUE {
+        let child = recv_child(fs);
+        if let Some(recv) = &child {
             // SAFETY: valid C string.
-            let rc = unsafe { sys::lzc_destroy(recv.as_ptr()) };
-            check(rc, Op::Destroy, fs.as_str())?;
+            if unsafe { sys::lzc_exists(recv.as_ptr()) } == boolean_t::B_TRUE {
+                // SAFETY: valid C string.
+                let rc = unsafe { sys::lzc_destroy(recv.as_ptr()) };
+                check(rc, Op::Destroy, fs.as_str())?;
+                return Ok(true);
+            }
+        }
+        let token = self.dataset(fs)?.and_then(|i| i.receive_resume_token);
+        if token.is_none() {
+            return Ok(false);
+        }
+        let no_snapshots = self.snapshots(fs)?.unwrap_or_default().is_empty();
+        let own_state = match child {
+            // With no fs/%recv, a token on a dataset without snapshots is its own.
+            Some(_) => no_snapshots,
+            None => no_snapshots && self.is_inconsistent(fs)?,
+        };
+        if own_state {
+            self.destroy(fs)?;
             return Ok(true);
         }
-        match self.dataset(fs)? {
-            Some(info) if info.receive_resume_token.is_some() => {
-                if !self.snapshots(fs)?.unwrap_or_default().is_empty() {
-                    return Ok(false);
-                }
-                self.destroy(fs)?;
-                Ok(true)
-            }
-            _ => Ok(false),
+        match child {
+            Some(_) => Ok(false),
+            None => Err(zfs_error(
+                libc::ENAMETOOLONG,
+                Op::Destroy,
+                &format!("{fs}/{RECV_CHILD}"),
+                None,
+            )),
+        }
+    }
+
+    /// The hidden `inconsistent` property: set on a dataset an interrupted receive
+    /// is creating.
+    fn is_inconsistent(&self, fs: &DatasetName) -> Result<bool> {
+        const PROGRAM: &str = "local args = ...\n\
+            local v = zfs.get_prop(args[\"fs\"], \"inconsistent\")\n\
+            return v";
+        let mut args = NvList::new();
+        args.insert("fs", fs.as_str())?;
+        let out =
+            self.channel_program(fs.pool(), PROGRAM, &args, ProgramLimits::default(), false)?;
+        match out.get("return").and_then(|v| v.as_int()) {
+            Some(v) => Ok(v != 0),
+            None => Err(Error::Protocol {
+                op: Op::ChannelProgram,
+                detail: format!("no \"inconsistent\" property for {fs}"),
+            }),
         }
     }
 
@@ -521,7 +596,7 @@ impl Zfs {
     /// nothing is dirty).
     #[doc(alias = "lzc_sync")]
     pub fn sync(&self, pool: &str, force: bool) -> Result<()> {
-        let c = CString::new(pool).map_err(|_| crate::name::NameError::Empty { kind: "pool" })?;
+        let c = c_name(pool)?;
         let mut args = NvList::new();
         args.insert("force", &force)?;
         // SAFETY: valid C string and nvlist; the out list is unused (NULL).
@@ -533,7 +608,7 @@ impl Zfs {
     /// with a handler ends the wait early (EINTR), SIGCHLD excepted.
     #[doc(alias = "lzc_wait")]
     pub fn wait(&self, pool: &str, activity: WaitActivity) -> Result<bool> {
-        let c = CString::new(pool).map_err(|_| crate::name::NameError::Empty { kind: "pool" })?;
+        let c = c_name(pool)?;
         let mut waited = boolean_t::B_FALSE;
         let _quiet = crate::quiet::QuietChildren::new();
         // SAFETY: valid C string; waited is a valid out pointer.
@@ -619,7 +694,7 @@ impl Zfs {
         limits: ProgramLimits,
         sync: bool,
     ) -> Result<NvList> {
-        let p = CString::new(pool).map_err(|_| crate::name::NameError::Empty { kind: "pool" })?;
+        let p = c_name(pool)?;
         let prog = CString::new(program)
             .map_err(|_| Error::Stream("channel program contains NUL".into()))?;
         let mut out = ptr::null_mut();
@@ -670,8 +745,7 @@ impl Zfs {
     pub fn pool_props(&self, name: &str) -> Result<NvList> {
         #[cfg(openzfs_2_3)]
         {
-            let c = CString::new(name)
-                .map_err(|_| crate::name::NameError::Empty { kind: "dataset" })?;
+            let c = c_name(name)?;
             let mut out = ptr::null_mut();
             // SAFETY: valid C string; out becomes ours.
             let rc = unsafe { sys::lzc_get_props(c.as_ptr(), &mut out) };
@@ -747,4 +821,38 @@ pub enum WaitActivity {
     Resilver = sys::ZPOOL_WAIT_RESILVER,
     Scrub = sys::ZPOOL_WAIT_SCRUB,
     Trim = sys::ZPOOL_WAIT_TRIM,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fs_of_len(len: usize) -> DatasetName {
+        DatasetName::new(format!("tank/{}", "a".repeat(len - 5))).unwrap()
+    }
+
+    #[test]
+    fn recv_child_is_named_only_when_it_fits() {
+        let fits = recv_child(&fs_of_len(249)).unwrap();
+        assert_eq!(fits.as_bytes().len(), MAX_NAME_LEN);
+        assert!(fits.to_str().unwrap().ends_with("a/%recv"));
+        // Cut to 255 bytes, these would name something else: "fs/%rec", "fs/", fs.
+        for len in [250, 252, 254, 255] {
+            assert_eq!(recv_child(&fs_of_len(len)), None, "{len}");
+        }
+    }
+
+    #[test]
+    fn names_libzfs_core_would_cut_are_refused() {
+        let ok = "p".repeat(MAX_NAME_LEN);
+        assert_eq!(c_name(&ok).unwrap().as_bytes(), ok.as_bytes());
+        let long = "p".repeat(MAX_NAME_LEN + 1);
+        let e = c_name(&long).unwrap_err();
+        assert_eq!(e.kind(), crate::ErrorKind::NameTooLong);
+        let e = c_name("po\0ol").unwrap_err();
+        assert!(e.to_string().contains("at byte 2"), "{e}");
+        // exists() answers for the name given, not for its first 255 bytes; this
+        // needs no /dev/zfs, since the name never reaches libzfs_core.
+        assert!(!Zfs { _private: () }.exists(&long));
+    }
 }

@@ -136,6 +136,13 @@ impl TestPool {
         }
     }
 
+    /// `pool/nnn...`, a child whose full name is `len` bytes long.
+    pub fn ds_of_len(&self, len: usize) -> String {
+        let name = self.ds(&"n".repeat(len - self.name.len() - 1));
+        assert_eq!(name.len(), len);
+        name
+    }
+
     /// Where `pool/rel` is mounted (by inheritance from the pool root).
     pub fn path(&self, rel: &str) -> PathBuf {
         self.mnt.join(rel)
