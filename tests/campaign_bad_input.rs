@@ -274,7 +274,7 @@ fn campaign_bad_input() {
     ] {
         eprintln!("-- serve: {what}");
         let reqs = [
-            serde_json::json!({"hello": {"version": 1, "zrep": "campaign"}}),
+            serde_json::json!({"hello": {"version": zrep::proto::VERSION, "zrep": "campaign"}}),
             serde_json::json!({"state": {"dataset": ds, "recursive": false}}),
             serde_json::json!({"receive": {"dataset": ds, "force": true, "resumable": true}}),
             serde_json::json!({"destroy_snapshots": {"snapshots": [format!("{ds}@x")]}}),

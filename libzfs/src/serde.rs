@@ -1,6 +1,6 @@
 //! `serde` support for the name types (feature `serde`): a name travels as its
 //! string and is validated when decoded, so a malformed name from a peer is a
-//! decoding error, never a value.
+//! decoding error (its message starts with `invalid name: `), never a value.
 
 use serde::de::{Deserialize, Deserializer, Error as _};
 use serde::ser::{Serialize, Serializer};
@@ -18,7 +18,7 @@ macro_rules! string_serde {
         impl<'de> Deserialize<'de> for $t {
             fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
                 let s = String::deserialize(d)?;
-                $parse(s).map_err(D::Error::custom)
+                $parse(s).map_err(|e| D::Error::custom(format!("invalid name: {e}")))
             }
         }
     };

@@ -345,7 +345,8 @@ pub enum Request {
         version: u32,
         /// zrep version.
         zrep: String,
-        /// The client's stall timeout, in seconds.
+        /// The client's stall timeout, in seconds (0: unknown, the server's own).
+        #[serde(default)]
         timeout_secs: u64,
     },
     /// List a dataset (and descendants) with snapshots and bookmarks.
@@ -664,7 +665,9 @@ impl Listing {
     /// Adds one part; a dataset named like the last one so far continues it.
     pub fn add(&mut self, part: Vec<DatasetState>) -> Result<(), ProtoError> {
         for d in part {
-            self.entries += d.snapshots.len() + d.bookmarks.len();
+            // Each part of a dataset counts too: a peer repeating empty parts of one
+            // dataset runs into the limit like one sending entries.
+            self.entries += 1 + d.snapshots.len() + d.bookmarks.len();
             if self.entries > MAX_LISTING_ENTRIES {
                 return Err(ProtoError::Unexpected(format!(
                     "a listing of over {MAX_LISTING_ENTRIES} snapshots and bookmarks"
@@ -850,9 +853,10 @@ mod tests {
     fn a_listing_over_the_entry_limit_is_refused() {
         let mut l = Listing::default();
         let mut d = dataset("tank/x", 0);
-        d.snapshots = vec![dataset("tank/y", 1).snapshots[0].clone(); MAX_LISTING_ENTRIES];
+        d.snapshots = vec![dataset("tank/y", 1).snapshots[0].clone(); MAX_LISTING_ENTRIES - 1];
         l.add(vec![d.clone()]).unwrap();
-        d.snapshots.truncate(1);
+        // Even a part without entries counts.
+        d.snapshots.clear();
         assert!(l.add(vec![d]).is_err());
     }
 

@@ -82,6 +82,19 @@ pub fn serve(opts: &Options) -> i32 {
     }
 }
 
+/// The refusal of a request that did not decode: a name that is not one (its
+/// message from [`libzfs::NameError`]), or no request zrep knows.
+fn malformed(why: &str) -> Error {
+    let kind = if why.contains("bytes long; the maximum is") {
+        Kind::NameTooLong
+    } else if why.contains("invalid name: ") {
+        Kind::InvalidName
+    } else {
+        Kind::InvalidArgument
+    };
+    err(kind, format!("refused a malformed request: {why}"))
+}
+
 /// The server's log: stderr (as [`LOG_PREFIX`] lines) and syslog, when there is one.
 struct Log {
     syslog: bool,
@@ -141,7 +154,10 @@ impl Session<'_> {
                 if version != proto::VERSION {
                     return Ok(());
                 }
-                let theirs = Duration::from_secs(timeout_secs.max(1));
+                let theirs = match timeout_secs {
+                    0 => self.opts.timeout,
+                    t => Duration::from_secs(t),
+                };
                 self.output
                     .set_keepalive(Link::interval(self.opts.timeout, theirs));
             }
@@ -167,13 +183,26 @@ impl Session<'_> {
                 return Ok(());
             }
         };
-        while let Some(req) = proto::recv_msg_or_eof::<Request>(&mut self.input)? {
-            if req == Request::Bye {
-                return Ok(());
+        // A client that keeps the session alive but sends no request for many
+        // timeouts is dropped too.
+        let idle = self.opts.timeout * crate::link::ANSWER_TIMEOUTS;
+        loop {
+            self.input.answer_within(Some(idle));
+            let next = proto::recv_msg_or_eof::<Request>(&mut self.input);
+            self.input.answer_within(None);
+            match next {
+                Ok(None | Some(Request::Bye)) => return Ok(()),
+                Ok(Some(req)) => self.request(&zfs, req)?,
+                // A whole frame whose request is malformed (a bad name, an unknown
+                // operation): refused, and the session goes on.
+                Err(ProtoError::BadMessage(m)) => {
+                    let e = malformed(&m);
+                    self.log.note(&e.message);
+                    self.output.send(&Response::Error(e))?;
+                }
+                Err(e) => return Err(e),
             }
-            self.request(&zfs, req)?;
         }
-        Ok(())
     }
 
     /// Checks one request against the policy, logs it, and answers it.

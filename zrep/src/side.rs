@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use libzfs::{BookmarkName, DatasetName, SendSource, SnapshotName, Zfs};
 
 use crate::error::{err, Error, Kind, Result};
-use crate::link::{Link, Timed, DEFAULT_TIMEOUT};
+use crate::link::{Link, Timed, ANSWER_TIMEOUTS, DEFAULT_TIMEOUT};
 use crate::proto::{
     self, DatasetState, Flags, Hold, Listing, NewBookmark, ProtoError, Request, Response,
 };
@@ -72,6 +72,8 @@ pub struct Remote {
     timeout: Duration,
     /// The connection failed or stalled: nothing more is said on drop.
     broken: bool,
+    /// How long the request being answered may wait beyond the usual (a lock).
+    extra_wait: Duration,
 }
 
 /// Where a dataset lives.
@@ -204,6 +206,7 @@ impl Remote {
             relay,
             timeout: ssh.timeout,
             broken: false,
+            extra_wait: Duration::ZERO,
         };
         r.hello(remote_zrep)?;
         Ok(r)
@@ -299,6 +302,10 @@ impl Remote {
     /// arrives in parts, put back together here.
     pub fn call(&mut self, req: &Request) -> Result<Response> {
         let doing = format!("waiting for the answer to: {}", req.describe());
+        self.extra_wait = match req {
+            Request::Lock { wait_secs, .. } => Duration::from_secs(*wait_secs),
+            _ => Duration::ZERO,
+        };
         let sent = self.link()?.send(req);
         if let Err(e) = sent {
             let e = conn_err(&self.host, &doing, e);
@@ -330,9 +337,13 @@ impl Remote {
         }
     }
 
-    /// Reads one response.
+    /// Reads one response: it must come within [`ANSWER_TIMEOUTS`] stall timeouts
+    /// (and the lock wait a request asked for), whatever keepalives arrive meanwhile.
     pub fn response(&mut self, doing: &str) -> Result<Response> {
-        match proto::recv_msg::<Response>(&mut self.from) {
+        self.from.answer_within(Some(self.timeout * ANSWER_TIMEOUTS + self.extra_wait));
+        let answer = proto::recv_msg::<Response>(&mut self.from);
+        self.from.answer_within(None);
+        match answer {
             Ok(Response::Error(e)) => Err(e.context(&self.host)),
             Ok(r) => Ok(r),
             Err(e) => {
