@@ -227,10 +227,13 @@ fn record(cfg: &Config, job: &Job, report: &JobReport, started: u64) -> OpResult
             if o.error.is_none() {
                 rec.last_success = Some(now);
                 rec.synced_at = Some(started);
+                // A name dated ahead would make the lag 0 for ever: the newest
+                // snapshot sent that has a believable date.
                 rec.newest_common = o
                     .snapshots
-                    .last()
-                    .and_then(|s| retention::snapshot_time(s).map(|t| (s.clone(), t)))
+                    .iter()
+                    .rev()
+                    .find_map(|s| named_time(s, now).map(|t| (s.clone(), t)))
                     .or(rec.newest_common.take());
             }
         }
@@ -289,18 +292,26 @@ fn lag(d: &DatasetState, common: &SnapEntry, now: u64) -> u64 {
     if d.written == 0 && newest.is_some_and(|n| n.guid == common.guid) {
         0
     } else {
-        now.saturating_sub(snapshot_time(common))
+        now.saturating_sub(snapshot_time(common, now))
     }
 }
 
-/// When a snapshot was taken: from a zrep name, else its `creation`.
-pub fn snapshot_time(s: &SnapEntry) -> u64 {
-    retention::snapshot_time(&s.name).unwrap_or(s.creation)
+/// When a snapshot was taken: from a zrep name, else its `creation`; also its
+/// `creation` when the name is dated more than a day after `now` (such a name would
+/// make the lag 0 for ever).
+pub fn snapshot_time(s: &SnapEntry, now: u64) -> u64 {
+    named_time(&s.name, now).unwrap_or(s.creation)
+}
+
+/// The time a zrep snapshot's name carries, unless it lies more than a day ahead.
+fn named_time(short_name: &str, now: u64) -> Option<u64> {
+    retention::snapshot_time(short_name).filter(|&t| !retention::is_future(t, now))
 }
 
 fn judge(
     snaps: &[SnapEntry],
     rules: &Rules,
+    now: u64,
     protect: impl Fn(&SnapEntry) -> Option<String>,
 ) -> Vec<(String, Verdict)> {
     let cands: Vec<(Candidate, &SnapEntry)> = snaps
@@ -319,7 +330,7 @@ fn judge(
         })
         .collect();
     let list: Vec<Candidate> = cands.iter().map(|(c, _)| c.clone()).collect();
-    retention::decide(&list, rules)
+    retention::decide(&list, rules, now)
         .into_iter()
         .zip(cands)
         .map(|(v, (c, _))| (c.name, v))
@@ -330,14 +341,15 @@ fn judge(
 pub fn plan_prune(job: &Job, src: &mut Side, dst: &mut Side) -> OpResult<Vec<(Which, PrunePlan)>> {
     let sources = src.state(&job.source, job.recursive)?;
     let targets = dst.state(&job.target, job.recursive)?;
-    Ok(prune_plans(job, &sources, &targets))
+    Ok(prune_plans(job, &sources, &targets, clock::now()))
 }
 
-/// [`plan_prune`] on listings already made.
+/// [`plan_prune`] on listings already made, at time `now`.
 fn prune_plans(
     job: &Job,
     sources: &[DatasetState],
     targets: &[DatasetState],
+    now: u64,
 ) -> Vec<(Which, PrunePlan)> {
     let targets: HashMap<&str, &DatasetState> =
         targets.iter().map(|t| (t.name.as_str(), t)).collect();
@@ -347,7 +359,7 @@ fn prune_plans(
         let t = targets.get(target.as_str()).copied();
         let common = newest_common(d, t);
         if let Some(rules) = &job.keep_source {
-            let verdicts = judge(&d.snapshots, rules, |s| match common {
+            let verdicts = judge(&d.snapshots, rules, now, |s| match common {
                 Some(c) if c.guid == s.guid => Some("the newest snapshot both sides have".into()),
                 Some(c) if s.createtxg > c.createtxg && !job.prune_unreplicated => {
                     Some("not on the target yet".into())
@@ -366,7 +378,7 @@ fn prune_plans(
         }
         if let (Some(rules), Some(t)) = (&job.keep_target, t) {
             let tc = common.and_then(|c| t.snapshots.iter().find(|s| s.guid == c.guid));
-            let verdicts = judge(&t.snapshots, rules, |s| match tc {
+            let verdicts = judge(&t.snapshots, rules, now, |s| match tc {
                 Some(c) if c.guid == s.guid => Some("the newest snapshot both sides have".into()),
                 Some(c) if s.createtxg > c.createtxg => {
                     Some("newer than the newest snapshot both sides have".into())
@@ -632,6 +644,9 @@ mod tests {
             .remove(0)
     }
 
+    /// The tests' clock: a year after their snapshots.
+    const NOW: u64 = 1_798_761_600;
+
     fn snap(hour: u64, guid: u64, userrefs: u64) -> SnapEntry {
         SnapEntry {
             name: format!("zrep-{}", clock::utc_stamp(1_767_225_600 + hour * 3600)),
@@ -684,6 +699,7 @@ mod tests {
             &job("keep_source = { last = 1 }\nkeep_target = { last = 1 }"),
             &[src],
             &[dst],
+            NOW,
         );
         let (w, s) = &plans[0];
         assert_eq!(*w, Which::Source);
@@ -716,6 +732,7 @@ mod tests {
             &job("keep_source = { last = 1 }\nprune_unreplicated = true"),
             &[src],
             &[dst],
+            NOW,
         );
         assert_eq!(
             verdicts(&plans[0].1),
@@ -731,6 +748,7 @@ mod tests {
             &job("keep_target = { last = 1 }"),
             std::slice::from_ref(&src),
             &[dst],
+            NOW,
         );
         assert!(plans[0].1.verdicts.iter().all(|(_, v)| !v.prune()));
         // No target at all: nothing to judge there, and the source keeps everything
@@ -739,6 +757,7 @@ mod tests {
             &job("keep_source = { last = 1 }\nkeep_target = { last = 1 }"),
             &[src],
             &[],
+            NOW,
         );
         assert_eq!(plans.len(), 1);
         assert!(!plans[0].1.verdicts[0].1.prune());
@@ -750,7 +769,7 @@ mod tests {
         mine.name = "before-upgrade".into();
         let src = ds("p/s", vec![mine, snap(1, 2, 0), snap(2, 3, 0)]);
         let dst = ds("q/t", vec![snap(2, 3, 0)]);
-        let plans = prune_plans(&job("keep_source = { last = 1 }"), &[src], &[dst]);
+        let plans = prune_plans(&job("keep_source = { last = 1 }"), &[src], &[dst], NOW);
         let names: Vec<&str> = plans[0]
             .1
             .verdicts
@@ -759,5 +778,76 @@ mod tests {
             .collect();
         assert!(!names.contains(&"before-upgrade"));
         assert_eq!(plans[0].1.destroy().len(), 1);
+    }
+
+    #[test]
+    fn future_dated_snapshots_from_the_source_do_not_prune_real_ones() {
+        // 40 daily runs, then 20 snapshots named in 2099 made on the source, then
+        // one more run: all of them replicated (same GUIDs on both sides).
+        let day0 = 1_767_225_600; // 2026-01-01
+        let daily = |d: u64| SnapEntry {
+            name: format!("zrep-{}", clock::utc_stamp(day0 + d * 86_400)),
+            guid: d + 1,
+            createtxg: d + 1,
+            creation: 0,
+            userrefs: 0,
+        };
+        let mut snaps: Vec<SnapEntry> = (0..40).map(daily).collect();
+        for f in 0..20 {
+            let mut s = daily(f);
+            s.name = format!("zrep-209901{:02}T000000Z", f + 1);
+            (s.guid, s.createtxg) = (1000 + f, 100 + f);
+            snaps.push(s);
+        }
+        let mut last = daily(40);
+        last.createtxg = 200;
+        snaps.push(last);
+        let now = day0 + 40 * 86_400 + 60;
+        let plans = prune_plans(
+            &job("keep_source = { last = 3 }\nkeep_target = { daily = 30 }"),
+            &[ds("p/s", snaps.clone())],
+            &[ds("q/t", snaps)],
+            now,
+        );
+        let kept = |p: &PrunePlan| -> Vec<String> {
+            p.verdicts
+                .iter()
+                .filter(|(_, v)| !v.prune())
+                .map(|(n, _)| n.clone())
+                .collect()
+        };
+        let names = |r: std::ops::Range<u64>| -> Vec<String> { r.map(|d| daily(d).name).collect() };
+        let future: Vec<String> = (1..=20)
+            .map(|f| format!("zrep-209901{f:02}T000000Z"))
+            .collect();
+        let (source, target) = (&plans[0].1, &plans[1].1);
+        // Listing order (creation): the 2099 ones came before the last run's.
+        assert_eq!(
+            kept(source),
+            [names(38..40), future.clone(), names(40..41)].concat()
+        );
+        assert_eq!(
+            kept(target),
+            [names(11..40), future, names(40..41)].concat()
+        );
+        let (name, v) = &target.verdicts[40];
+        assert_eq!(
+            (name.as_str(), v),
+            (
+                "zrep-20990101T000000Z",
+                &Verdict::Keep(
+                    "dated 2099-01-01, more than a day after now: kept, not counted".into()
+                )
+            )
+        );
+    }
+
+    #[test]
+    fn lag_ignores_names_dated_ahead() {
+        let mut s = snap(0, 1, 0);
+        s.creation = 500;
+        assert_eq!(snapshot_time(&s, NOW), 1_767_225_600);
+        s.name = "zrep-20990101T000000Z".into();
+        assert_eq!(snapshot_time(&s, NOW), 500);
     }
 }
