@@ -13,7 +13,7 @@ use crate::proto::{DatasetState, SnapEntry};
 use crate::replicate::{self, Outcome};
 use crate::retention::{self, Candidate, Rules, Verdict};
 use crate::side::Side;
-use crate::state::{self, DatasetRecord, State};
+use crate::state::{self, JobRecord, State};
 use crate::ui::{bytes, Ui};
 
 /// One dataset of a job's run.
@@ -190,58 +190,67 @@ fn line(job: &str, o: &Outcome, ps: &[String], pt: &[String]) -> String {
     s
 }
 
+/// Records the run in the state file and, under the same lock, rewrites the
+/// Prometheus textfile (so that two jobs ending together cannot leave the older
+/// textfile last).
 fn record(cfg: &Config, job: &Job, report: &JobReport, started: u64) -> OpResult<()> {
     let now = clock::now();
+    let publish = |s: &State| match &cfg.prometheus {
+        Some(p) => state::write_atomic(p, state::prometheus(s, clock::now()).as_bytes()),
+        None => Ok(()),
+    };
+    State::update(
+        &cfg.state_dir,
+        &job.name,
+        |r| record_run(r, job, report, started, now),
+        publish,
+    )?;
+    Ok(())
+}
+
+/// The run's results in its job's record.
+fn record_run(r: &mut JobRecord, job: &Job, report: &JobReport, started: u64, now: u64) {
     let target_prefix = job
         .target_host
         .as_ref()
         .map(|h| format!("{h}:"))
         .unwrap_or_default();
-    let s = State::update(&cfg.state_dir, &job.name, |r| {
-        r.last_run = Some(started);
-        if report.status == "ok" {
-            r.last_success = Some(now);
-            r.last_error = None;
-        } else if report.status == "failed" {
-            r.failures_total += 1;
-            r.last_error = report.error.clone().or_else(|| {
-                let n = report
-                    .datasets
-                    .iter()
-                    .filter(|d| d.outcome.error.is_some())
-                    .count();
-                Some(format!("{n} of {} datasets failed", report.datasets.len()))
-            });
-        }
-        for d in &report.datasets {
-            let o = &d.outcome;
-            r.bytes_total += o.bytes_sent;
-            let rec = r
+    r.last_run = Some(started);
+    if report.status == "ok" {
+        r.last_success = Some(now);
+        r.last_error = None;
+    } else if report.status == "failed" {
+        r.failures_total += 1;
+        r.last_error = report.error.clone().or_else(|| {
+            let n = report
                 .datasets
-                .entry(o.source.clone())
-                .or_insert_with(DatasetRecord::default);
-            rec.target = format!("{target_prefix}{}", o.target);
-            rec.bytes = o.bytes_sent;
-            rec.seconds = o.seconds;
-            rec.last_error = o.error.clone();
-            if o.error.is_none() {
-                rec.last_success = Some(now);
-                rec.synced_at = Some(started);
-                // A name dated ahead would make the lag 0 for ever: the newest
-                // snapshot sent that has a believable date.
-                rec.newest_common = o
-                    .snapshots
-                    .iter()
-                    .rev()
-                    .find_map(|s| named_time(s, now).map(|t| (s.clone(), t)))
-                    .or(rec.newest_common.take());
-            }
-        }
-    })?;
-    if let Some(p) = &cfg.prometheus {
-        state::write_atomic(p, state::prometheus(&s, now).as_bytes())?;
+                .iter()
+                .filter(|d| d.outcome.error.is_some())
+                .count();
+            Some(format!("{n} of {} datasets failed", report.datasets.len()))
+        });
     }
-    Ok(())
+    for d in &report.datasets {
+        let o = &d.outcome;
+        r.bytes_total += o.bytes_sent;
+        let rec = r.datasets.entry(o.source.clone()).or_default();
+        rec.target = format!("{target_prefix}{}", o.target);
+        rec.bytes = o.bytes_sent;
+        rec.seconds = o.seconds;
+        rec.last_error = o.error.clone();
+        if o.error.is_none() {
+            rec.last_success = Some(now);
+            rec.synced_at = Some(started);
+            // A name dated ahead would make the lag 0 for ever: the newest snapshot
+            // sent that has a believable date.
+            rec.newest_common = o
+                .snapshots
+                .iter()
+                .rev()
+                .find_map(|s| named_time(s, now).map(|t| (s.clone(), t)))
+                .or(rec.newest_common.take());
+        }
+    }
 }
 
 /// Which side a prune plan is for.
