@@ -296,11 +296,14 @@ mod tests {
         );
     }
 
-    /// A new empty directory for one test.
+    /// A new empty directory of mode 0700 for one test.
     fn scratch(test: &str) -> PathBuf {
         let d = std::env::temp_dir().join(format!("zrep-{test}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&d);
-        std::fs::create_dir(&d).unwrap();
+        // Private: it is also the test's lock directory, which zrep checks.
+        std::os::unix::fs::DirBuilderExt::mode(&mut std::fs::DirBuilder::new(), 0o700)
+            .create(&d)
+            .unwrap();
         d
     }
 
