@@ -512,7 +512,7 @@ pub fn apply_prune<'a>(
     for (which, side) in [(Which::Source, &mut *src), (Which::Target, &mut *dst)] {
         let results = destroy_on(side, of_side(plans, which));
         if let Some(e) = refusal(&results) {
-            ui.info(&refusal_line(job, which, e));
+            ui.error(&refusal_line(job, which, e));
             continue;
         }
         for (p, r) in results {
@@ -533,12 +533,14 @@ fn refusal<'a>(results: &'a [(&PrunePlan, OpResult<()>)]) -> Option<&'a RemoteEr
     }
 }
 
-/// What to say, once a run, when a side refuses pruning.
+/// What to say, once a run, when a side refuses pruning. Said as an error (`-q`
+/// shows it): the job's rules for that side do nothing, and the fix is in the config.
 fn refusal_line(job: &str, which: Which, e: &RemoteError) -> String {
     match which {
         Which::Target => format!(
             "[{job}] the target refuses pruning (zrep serve --receive-only): prune it on \
-             the backup host with a job that has a target and no source ({})",
+             the backup host with a job that has a target and no source, and remove \
+             keep_target from this job ({})",
             e.message
         ),
         Which::Source => format!("[{job}] the source refuses pruning: {}", e.message),
@@ -1094,7 +1096,8 @@ mod tests {
         assert_eq!(
             refusal_line("home", Which::Target, &no),
             "[home] the target refuses pruning (zrep serve --receive-only): prune it on the \
-             backup host with a job that has a target and no source (this server only receives)"
+             backup host with a job that has a target and no source, and remove keep_target \
+             from this job (this server only receives)"
         );
     }
 }
