@@ -578,7 +578,8 @@ fn check_target_only(
             j.target.span(),
             format!(
                 "job {name}: target: a job without a source prunes a dataset tree on this \
-                 host, so its target names no host: run it on {h} with target = {target:?}"
+                 host, so its target names no host: run it on {h} with target = {target:?} \
+                 (or give the job a source)"
             ),
         ));
     }
@@ -595,8 +596,9 @@ fn check_target_only(
         return Err(src.at(
             j.target.span(),
             format!(
-                "job {name}: a job without a source prunes its target: set keep_target \
-                 (e.g. keep_target = {{ daily = 30 }})"
+                "job {name} has no source: such a job only prunes its target on this host, \
+                 by keep_target, which is missing (e.g. keep_target = {{ daily = 30 }}); a \
+                 replication needs a source"
             ),
         ));
     }
@@ -882,13 +884,17 @@ ssh = "ssh -i /root/key"
         assert!(
             e.contains(
                 "line 3: job b: target: a job without a source prunes a dataset tree on this \
-                 host, so its target names no host: run it on nas with target = \"backup/laptop\""
+                 host, so its target names no host: run it on nas with target = \"backup/laptop\" \
+                 (or give the job a source)"
             ),
             "{e}"
         );
         let e = parse("[[job]]\nname = \"b\"\ntarget = \"backup/laptop\"\n").unwrap_err();
         assert!(
-            e.contains("line 3: job b: a job without a source prunes its target: set keep_target"),
+            e.contains(
+                "line 3: job b has no source: such a job only prunes its target on this host, \
+                 by keep_target, which is missing"
+            ),
             "{e}"
         );
         let e = target_only("keep_target = { daily = 1 }\n").unwrap_err();
