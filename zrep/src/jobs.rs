@@ -2,7 +2,7 @@
 //! `zrep status`. No daemon: the system's scheduler starts `zrep run`.
 //!
 //! A job with a target and no source runs on the host that receives the backups and
-//! only prunes them there ([`target_only`]).
+//! only prunes them there (`jobs/target_only.rs`; see [`Job::target_only`]).
 
 use std::collections::HashMap;
 use std::time::Instant;
