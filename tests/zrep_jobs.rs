@@ -551,3 +551,202 @@ fn two_jobs_on_one_source_run_together() {
         );
     }
 }
+
+/// `zrep-2099...` names: what a compromised source can plant among its snapshots.
+fn planted(n: u64) -> Vec<String> {
+    (1..=n)
+        .map(|d| format!("zrep-209901{d:02}T000000Z"))
+        .collect()
+}
+
+fn planted_times(n: u64) -> Vec<u64> {
+    planted(n)
+        .iter()
+        .map(|s| parse_stamp(&s["zrep-".len()..]).unwrap())
+        .collect()
+}
+
+#[test]
+fn future_dated_snapshots_from_the_source_do_not_prune_real_backups() {
+    let p = TestPool::with_size(512 << 20);
+    let src = p.create("src");
+    let dst = p.ds("dst");
+    let keep = 7;
+    let conf = Conf::new(
+        &p,
+        &format!(
+            "[[job]]\nname = \"future\"\nsource = \"{src}\"\ntarget = \"{dst}\"\n\
+             keep_source = {{ last = 2 }}\nkeep_target = {{ daily = {keep} }}\n"
+        ),
+    );
+    let t0 = start();
+    let days = 30;
+    let mut guids: Vec<(u64, String)> = Vec::new();
+    for d in 0..=days {
+        let t = t0 + d * DAY;
+        if d == 11 {
+            // Ten days in (retention already pruning), the source plants five
+            // snapshots dated 2099: the next run sends them like any other.
+            for (i, name) in planted(5).iter().enumerate() {
+                write_random(&p.path(&format!("src/planted{i}")), 4 << 10, 100 + d);
+                zfs(&["snapshot", &format!("{src}@{name}")]);
+            }
+        }
+        write_random(&p.path(&format!("src/f{}", d % 5)), 16 << 10, d);
+        let r = conf.at(t, "run", &["--json"]).ok();
+        let j = &r.json()[0];
+        assert_eq!(j["status"], "ok", "day {d}: {}", r.stdout);
+        let want = if d == 0 { "full" } else { "incremental" };
+        assert_eq!(j["datasets"][0]["mode"], want, "day {d}: {}", r.stdout);
+        let snap = format!("{src}@zrep-{}", utc_stamp(t));
+        guids.push((t, zfs_get("guid", &snap)));
+    }
+    // The target keeps the `keep` newest real dailies (the very snapshots the source
+    // took, by GUID) and every planted one; none of them counted among the days.
+    let now = t0 + days * DAY;
+    let real: Vec<u64> = ((days + 1 - keep)..=days).map(|d| t0 + d * DAY).collect();
+    let with_planted = |v: &[u64]| [v, &planted_times(5)].concat();
+    assert_eq!(
+        stamps(&zrep_times(&dst)),
+        stamps(&with_planted(&real)),
+        "target"
+    );
+    for (t, guid) in guids.iter().filter(|(t, _)| real.contains(t)) {
+        let snap = format!("{dst}@zrep-{}", utc_stamp(*t));
+        assert_eq!(&zfs_get("guid", &snap), guid, "{snap}");
+    }
+    for name in planted(5) {
+        let (s, d) = (format!("{src}@{name}"), format!("{dst}@{name}"));
+        assert_eq!(zfs_get("guid", &s), zfs_get("guid", &d), "{name}");
+    }
+    // The source's `last = 2` counted only the real ones too.
+    assert_eq!(
+        stamps(&zrep_times(&src)),
+        stamps(&with_planted(&[now - DAY, now])),
+        "source"
+    );
+    // The dry run names them, on both sides, and changes nothing.
+    let r = conf.at(now, "prune", &["--dry-run"]).ok();
+    for (i, name) in planted(5).iter().enumerate() {
+        for (side, ds) in [("source", &src), ("target", &dst)] {
+            let line = format!(
+                "[future] {side} keep {ds}@{name}: dated 2099-01-{:02}, more than a day \
+                 after now: kept, not counted",
+                i + 1
+            );
+            assert!(r.stderr.contains(&line), "{line}\n{}", r.stderr);
+        }
+    }
+    assert_eq!(zrep_times(&dst).len(), real.len() + 5);
+}
+
+#[test]
+fn a_job_without_a_source_prunes_the_backup_hosts_tree() {
+    let p = TestPool::with_size(512 << 20);
+    let src = p.create("src");
+    p.create("src/child");
+    let dst = p.ds("dst");
+    // The pushing client does not prune the target (as when it receives through
+    // `zrep serve --receive-only`); the backup host's own job does.
+    let jobs = format!(
+        "[[job]]\nname = \"push\"\nsource = \"{src}\"\ntarget = \"{dst}\"\nrecursive = true\n\n\
+         [[job]]\nname = \"backups\"\ntarget = \"{dst}\"\nrecursive = true\n\
+         keep_target = {{ daily = 3 }}\nlag_limit = \"2d\"\n"
+    );
+    let conf = Conf::new(&p, &jobs);
+    let t0 = start();
+    // Ten days of pushes every 12 hours; a snapshot named in 2099 planted on the
+    // source after the first.
+    let times: Vec<u64> = (0..20).map(|i| t0 + i * 12 * 3600).collect();
+    for (i, &t) in times.iter().enumerate() {
+        write_random(&p.path("src/f"), 16 << 10, i as u64);
+        write_random(&p.path("src/child/f"), 16 << 10, 50 + i as u64);
+        conf.at(t, "run", &["push"]).ok();
+        if i == 0 {
+            zfs(&["snapshot", &format!("{src}@{}", planted(1)[0])]);
+        }
+    }
+    let (newest, now) = (*times.last().unwrap(), *times.last().unwrap() + 3600);
+    // Someone holds day 1's snapshot on the backup host.
+    let held = t0 + DAY;
+    let held_snap = format!("{dst}@zrep-{}", utc_stamp(held));
+    zfs(&["hold", "keepme", &held_snap]);
+    assert_eq!(zrep_times(&dst).len(), 21);
+
+    // The dry run says what and why, and changes nothing.
+    let r = conf.at(now, "prune", &["--dry-run", "backups"]).ok();
+    let newest_why = "the newest snapshot of the dataset (likely the newest both sides have)";
+    for want in [
+        format!("[backups] target keep {held_snap}: held"),
+        format!(
+            "[backups] target keep {dst}@zrep-{}: {newest_why}",
+            utc_stamp(newest)
+        ),
+        format!(
+            "[backups] target keep {dst}/child@zrep-{}: {newest_why}",
+            utc_stamp(newest)
+        ),
+        format!(
+            "[backups] target keep {dst}@{}: dated 2099-01-01, more than a day after now: \
+             kept, not counted",
+            planted(1)[0]
+        ),
+        format!(
+            "[backups] target would prune {dst}/child@zrep-{}: beyond the rules (3 daily)",
+            utc_stamp(t0)
+        ),
+    ] {
+        assert!(r.stderr.contains(&want), "{want}\n{}", r.stderr);
+    }
+    assert_eq!(zrep_times(&dst).len(), 21, "a dry run destroys nothing");
+
+    // The run prunes each dataset of the tree by the rules, keeping the held one,
+    // the newest and the planted one; the source is untouched.
+    let r = conf.at(now, "run", &["--json", "backups"]).ok();
+    let j = &r.json()[0];
+    assert_eq!(j["status"], "ok", "{}", r.stdout);
+    let reported: Vec<&str> = j["datasets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["target"].as_str().unwrap())
+        .collect();
+    assert_eq!(reported, [dst.clone(), format!("{dst}/child")]);
+    assert_eq!(j["datasets"][0]["mode"], "prune");
+    let k = Keep {
+        daily: 3,
+        ..Keep::default()
+    };
+    let parent = [model(&times, k, &[held, newest]), planted_times(1)].concat();
+    assert_eq!(stamps(&zrep_times(&dst)), stamps(&parent));
+    assert_eq!(
+        stamps(&zrep_times(&format!("{dst}/child"))),
+        stamps(&model(&times, k, &[newest]))
+    );
+    let pruned = j["datasets"][1]["pruned_target"].as_array().unwrap().len();
+    assert_eq!(pruned, times.len() - model(&times, k, &[newest]).len());
+    assert_eq!(zrep_times(&src).len(), 21);
+    assert_eq!(zrep_times(&format!("{src}/child")).len(), 20);
+
+    // The pushes go on from the snapshot kept as newest.
+    write_random(&p.path("src/g"), 16 << 10, 98);
+    write_random(&p.path("src/child/g"), 16 << 10, 99);
+    let later = newest + DAY;
+    let r = conf.at(later, "run", &["--json", "push"]).ok();
+    for d in r.json()[0]["datasets"].as_array().unwrap() {
+        assert_eq!(d["mode"], "incremental", "{d}");
+    }
+    // Status: the lag is the age of each dataset's newest snapshot.
+    let s = conf.at(later + 3600, "status", &["--json", "backups"]).ok();
+    let st = &s.json()[0];
+    assert_eq!(st["lag_seconds"], 3600, "{}", s.stdout);
+    assert_eq!(st["datasets"][1]["snapshots_target"], 5, "{}", s.stdout);
+    let late = conf.at(later + 3 * DAY, "status", &["backups"]);
+    assert_eq!(late.code, 2, "{}{}", late.stdout, late.stderr);
+    assert!(
+        late.stdout.contains("LAG OVER LIMIT: 3d0h > 2d0h"),
+        "{}",
+        late.stdout
+    );
+    zfs(&["release", "keepme", &held_snap]);
+}

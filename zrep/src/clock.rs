@@ -1,16 +1,57 @@
 //! UTC time without a time-zone database: snapshot names, retention periods, lag.
 //!
 //! `ZREP_NOW` (seconds since the epoch, or `YYYYMMDDTHHMMSSZ`) replaces the system
-//! clock, so that tests can run a month of scheduled jobs in minutes.
+//! clock, so that tests can run a month of scheduled jobs in minutes. A value that is
+//! not a time is an error: [`check_env`] says so, and `zrep` calls it at startup.
+
+use std::ffi::OsStr;
+
+/// The latest time zrep accepts: 9999-12-31T23:59:59Z, whose stamp still has a
+/// four-digit year.
+pub const LAST: u64 = 253_402_300_799;
 
 /// Seconds since the epoch: `ZREP_NOW` when set, else the system clock.
+///
+/// A `ZREP_NOW` that is not a time is ignored here (this function cannot fail);
+/// [`check_env`] refuses it, and zrep calls that before anything reads the clock.
 pub fn now() -> u64 {
-    if let Some(v) = std::env::var_os("ZREP_NOW") {
-        let v = v.to_string_lossy();
-        if let Some(t) = v.parse().ok().or_else(|| parse_stamp(&v)) {
-            return t;
-        }
+    match env_now() {
+        Some(Ok(t)) => t,
+        _ => system_now(),
     }
+}
+
+/// Checks `ZREP_NOW`: `Err` with a message naming the variable and its value when it
+/// is set to something that is not a time (the clock would silently be the system's).
+pub fn check_env() -> Result<(), String> {
+    match env_now() {
+        Some(Err(message)) => Err(message),
+        _ => Ok(()),
+    }
+}
+
+/// `ZREP_NOW` read, `None` when unset.
+fn env_now() -> Option<Result<u64, String>> {
+    std::env::var_os("ZREP_NOW").map(|v| parse_now(&v))
+}
+
+/// A `ZREP_NOW` value: seconds since the epoch or a stamp, up to [`LAST`].
+fn parse_now(v: &OsStr) -> Result<u64, String> {
+    let text = v.to_string_lossy();
+    let t = v
+        .to_str()
+        .and_then(|s| s.parse::<u64>().ok().or_else(|| parse_stamp(s)));
+    match t {
+        Some(t) if t <= LAST => Ok(t),
+        _ => Err(format!(
+            "ZREP_NOW={text:?} is not a time: write seconds since the epoch \
+             (1767225600) or a UTC time YYYYMMDDTHHMMSSZ (20260101T000000Z) up to \
+             the year 9999, or unset ZREP_NOW to use the system clock"
+        )),
+    }
+}
+
+fn system_now() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())
@@ -217,5 +258,38 @@ mod tests {
         assert_eq!(Period::Year.key(dec31) + 1, Period::Year.key(dec31 + 1));
         assert_eq!(age(90), "1m30s");
         assert_eq!(age(3 * 86_400 + 4 * 3600), "3d4h");
+    }
+
+    #[test]
+    fn zrep_now_values() {
+        let ok = |v: &str| parse_now(OsStr::new(v));
+        assert_eq!(ok("1767225600"), Ok(1_767_225_600));
+        assert_eq!(ok("20260101T000000Z"), Ok(1_767_225_600));
+        assert_eq!(ok("99991231T235959Z"), Ok(LAST));
+        for bad in [
+            "",
+            "soon",
+            "-5",
+            "2026-01-01",
+            "20260101T0000Z",
+            "1e9",
+            "253402300800",
+        ] {
+            let e = ok(bad).unwrap_err();
+            assert!(
+                e.starts_with(&format!("ZREP_NOW={bad:?} is not a time")),
+                "{e}"
+            );
+        }
+    }
+
+    #[test]
+    fn zrep_now_not_utf8() {
+        use std::os::unix::ffi::OsStrExt;
+        let e = parse_now(OsStr::from_bytes(b"2026\xff")).unwrap_err();
+        assert!(
+            e.starts_with("ZREP_NOW=\"2026\u{fffd}\" is not a time"),
+            "{e}"
+        );
     }
 }

@@ -14,11 +14,21 @@
 //! keep_source = { hourly = 24, daily = 7 }
 //! keep_target = { daily = 30, weekly = 8, monthly = 12 }
 //! lag_limit = "2h"
+//!
+//! # On the backup host, whose `zrep serve --receive-only` refuses the pushing
+//! # client's prunes: a job with a target and no source prunes it there.
+//! [[job]]
+//! name = "laptop-backups"
+//! target = "backup/laptop"
+//! recursive = true
+//! keep_target = { daily = 30, weekly = 8 }
+//! lag_limit = "1d"
 //! ```
 //!
 //! Unknown keys are errors, and every error names the key, its line and what is
 //! allowed.
 
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -54,15 +64,17 @@ pub enum Overlap {
     Wait,
 }
 
-/// One replication job.
+/// One job: a replication (it has a source), or the pruning of a dataset tree on
+/// this host that others replicate into (a target and no source: see
+/// [`Job::target_only`]).
 #[derive(Debug, Clone)]
 pub struct Job {
     /// Unique name (letters, digits, `-`, `_`, `.`).
     pub name: String,
     /// `[user@]host:` of the source, if remote.
     pub source_host: Option<String>,
-    /// Source dataset.
-    pub source: String,
+    /// Source dataset; `None` for a job that only prunes its target.
+    pub source: Option<String>,
     /// `[user@]host:` of the target, if remote.
     pub target_host: Option<String>,
     /// Target dataset.
@@ -95,17 +107,177 @@ pub struct Job {
     pub writable: bool,
     /// Seconds to wait for another zrep replicating into the same target.
     pub lock_wait: u64,
+    /// The stall timeout of SSH sessions: no byte from the peer for this long ends
+    /// the session (`timeout = "10m"`, default 10 minutes).
+    pub timeout: Duration,
 }
 
 impl Job {
-    /// `host:dataset` or `dataset`.
+    /// `host:dataset`, `dataset`, or `-` for a job without a source.
     pub fn source_spec(&self) -> String {
-        spec(self.source_host.as_deref(), &self.source)
+        match &self.source {
+            Some(s) => spec(self.source_host.as_deref(), s),
+            None => "-".into(),
+        }
     }
 
     /// `host:dataset` or `dataset`.
     pub fn target_spec(&self) -> String {
         spec(self.target_host.as_deref(), &self.target)
+    }
+
+    /// A job with a target and no source: on the host that receives the backups
+    /// (whose `zrep serve --receive-only` refuses the pushing client's prunes), it
+    /// prunes the local target tree by `keep_target`; it neither snapshots nor
+    /// replicates.
+    pub fn target_only(&self) -> bool {
+        self.source.is_none()
+    }
+
+    /// What the job does, in lines for `zrep check-config` (the first names the job,
+    /// the others are indented).
+    pub fn describe(&self) -> Vec<String> {
+        if self.target_only() {
+            return self.describe_target_only();
+        }
+        let mut lines = vec![
+            format!(
+                "job {}: {}{} -> {}",
+                self.name,
+                self.source_spec(),
+                if self.recursive {
+                    " and descendants"
+                } else {
+                    ""
+                },
+                self.target_spec()
+            ),
+            format!(
+                "  each run: {}replicate{}{}",
+                if self.snapshot {
+                    "snapshot @zrep-<UTC time>, "
+                } else {
+                    ""
+                },
+                self.flag_words(),
+                if self.keep_source.is_some() || self.keep_target.is_some() {
+                    ", prune"
+                } else {
+                    ""
+                }
+            ),
+            format!(
+                "  source {}",
+                keeps(
+                    &self.keep_source,
+                    "the newest common snapshot, held ones",
+                    !self.prune_unreplicated
+                )
+            ),
+            format!(
+                "  target {}",
+                keeps(
+                    &self.keep_target,
+                    "the newest common snapshot, held ones",
+                    false
+                )
+            ),
+            format!(
+                "  new targets {}; {}",
+                if self.writable {
+                    "writable"
+                } else {
+                    "readonly=on"
+                },
+                self.schedule_words("lag")
+            ),
+        ];
+        if self.source_host.is_some() || self.target_host.is_some() {
+            lines.push(format!(
+                "  ssh: {} (remote zrep: {})",
+                self.ssh, self.remote_zrep
+            ));
+        }
+        lines
+    }
+
+    fn describe_target_only(&self) -> Vec<String> {
+        vec![
+            format!(
+                "job {}: prunes {}{} on this host (no source: others replicate into it)",
+                self.name,
+                self.target,
+                if self.recursive {
+                    " and descendants"
+                } else {
+                    ""
+                }
+            ),
+            "  each run: prune (no snapshot, no replication)".into(),
+            format!(
+                "  target {}",
+                keeps(
+                    &self.keep_target,
+                    "the newest snapshot of each dataset, held ones",
+                    false
+                )
+            ),
+            format!(
+                "  {}",
+                self.schedule_words("the age of the newest snapshot")
+            ),
+        ]
+    }
+
+    /// ` (compressed, raw)` or nothing.
+    fn flag_words(&self) -> String {
+        let f = self.flags;
+        let on: Vec<&str> = [
+            (f.compressed, "compressed"),
+            (f.large_blocks, "large blocks"),
+            (f.embedded, "embedded"),
+            (f.raw, "raw"),
+        ]
+        .into_iter()
+        .filter_map(|(on, n)| on.then_some(n))
+        .collect();
+        match on.is_empty() {
+            true => String::new(),
+            false => format!(" ({})", on.join(", ")),
+        }
+    }
+
+    /// What an overlapping run does, and the lag limit (`lag` names what is measured).
+    fn schedule_words(&self, lag: &str) -> String {
+        format!(
+            "a run that finds the previous one going {}{}",
+            match self.overlap {
+                Overlap::Skip => "skips",
+                Overlap::Wait => "waits",
+            },
+            self.lag_limit
+                .map(|l| format!(
+                    "; status fails when {lag} > {}",
+                    crate::clock::age(l.as_secs())
+                ))
+                .unwrap_or_default()
+        )
+    }
+}
+
+/// `keeps ...` of one side's retention: `always` names what is protected there.
+fn keeps(rules: &Option<Rules>, always: &str, unreplicated: bool) -> String {
+    match rules {
+        Some(r) => format!(
+            "keeps {r} of zrep's snapshots, and always {always}{}, and those named more \
+             than a day ahead (never counted)",
+            if unreplicated {
+                ", those not replicated yet"
+            } else {
+                ""
+            }
+        ),
+        None => "keeps every snapshot".into(),
     }
 }
 
@@ -123,6 +295,7 @@ struct RawConfig {
     prometheus: Option<PathBuf>,
     ssh: Option<String>,
     remote_zrep: Option<String>,
+    timeout: Option<Spanned<String>>,
     #[serde(default)]
     job: Vec<RawJob>,
 }
@@ -140,36 +313,59 @@ struct SendFlags {
     raw: bool,
 }
 
+/// A job as written. Keys a job without a source cannot use are kept with their
+/// place, to name their line.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawJob {
     name: Spanned<String>,
-    source: Spanned<String>,
+    source: Option<Spanned<String>>,
     target: Spanned<String>,
     #[serde(default)]
     recursive: bool,
-    #[serde(default = "yes")]
-    snapshot: bool,
-    #[serde(default)]
-    allow_empty: bool,
+    snapshot: Option<Spanned<bool>>,
+    allow_empty: Option<Spanned<bool>>,
     parallel: Option<Spanned<usize>>,
-    #[serde(default)]
-    send: SendFlags,
+    send: Option<Spanned<SendFlags>>,
     ssh: Option<Spanned<String>>,
-    remote_zrep: Option<String>,
+    remote_zrep: Option<Spanned<String>>,
     keep_source: Option<Spanned<Rules>>,
     keep_target: Option<Spanned<Rules>>,
-    #[serde(default)]
-    prune_unreplicated: bool,
+    prune_unreplicated: Option<Spanned<bool>>,
     lag_limit: Option<Spanned<String>>,
     overlap: Option<Overlap>,
-    #[serde(default)]
-    writable: bool,
+    writable: Option<Spanned<bool>>,
     lock_wait: Option<u64>,
+    timeout: Option<Spanned<String>>,
 }
 
-fn yes() -> bool {
-    true
+impl RawJob {
+    /// The keys present that only a job with a source can use, with their places.
+    fn replication_keys(&self) -> Vec<(&'static str, Range<usize>)> {
+        fn at<T>(
+            key: &'static str,
+            v: &Option<Spanned<T>>,
+        ) -> Option<(&'static str, Range<usize>)> {
+            v.as_ref().map(|v| (key, v.span()))
+        }
+        let mut keys: Vec<_> = [
+            at("keep_source", &self.keep_source),
+            at("prune_unreplicated", &self.prune_unreplicated),
+            at("snapshot", &self.snapshot),
+            at("allow_empty", &self.allow_empty),
+            at("parallel", &self.parallel),
+            at("send", &self.send),
+            at("writable", &self.writable),
+            at("ssh", &self.ssh),
+            at("remote_zrep", &self.remote_zrep),
+            at("timeout", &self.timeout),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        keys.sort_by_key(|(_, span)| span.start);
+        keys
+    }
 }
 
 /// A config error: the file, the line and what is wrong.
@@ -180,6 +376,33 @@ pub struct ConfigError {
     pub path: String,
     /// What is wrong (with its line).
     pub message: String,
+}
+
+/// The text being parsed, to turn places into lines in errors.
+struct Source<'a> {
+    path: &'a Path,
+    text: &'a str,
+}
+
+impl Source<'_> {
+    fn fail(&self, message: String) -> ConfigError {
+        ConfigError {
+            path: self.path.display().to_string(),
+            message,
+        }
+    }
+
+    /// An error at the line of `span`.
+    fn at(&self, span: Range<usize>, msg: String) -> ConfigError {
+        self.fail(format!("line {}: {msg}", line_of(self.text, span.start)))
+    }
+}
+
+/// The global defaults jobs inherit.
+struct Defaults {
+    ssh: String,
+    remote_zrep: String,
+    timeout: Option<Duration>,
 }
 
 impl Config {
@@ -194,136 +417,27 @@ impl Config {
 
     /// Parses and checks `text` (which came from `path`).
     pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
-        let fail = |message: String| ConfigError {
-            path: path.display().to_string(),
-            message,
-        };
+        let src = Source { path, text };
         let raw: RawConfig = toml::from_str(text).map_err(|e| {
             // toml's message already names the line, column and the allowed keys.
             let line = e.span().map(|s| line_of(text, s.start));
-            fail(match line {
+            src.fail(match line {
                 Some(l) => format!("line {l}: {}", e.message()),
                 None => e.message().to_string(),
             })
         })?;
-        let at = |span: std::ops::Range<usize>, msg: String| {
-            fail(format!("line {}: {msg}", line_of(text, span.start)))
+        let defaults = Defaults {
+            ssh: raw.ssh.unwrap_or_else(|| "ssh".into()),
+            remote_zrep: raw.remote_zrep.unwrap_or_else(|| "zrep".into()),
+            timeout: duration(&src, "(global)", "timeout", &raw.timeout)?,
         };
-        let ssh = raw.ssh.unwrap_or_else(|| "ssh".into());
-        let remote_zrep = raw.remote_zrep.unwrap_or_else(|| "zrep".into());
         let mut jobs: Vec<Job> = Vec::new();
         for j in raw.job {
             let name = j.name.get_ref();
-            if name.is_empty()
-                || !name
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
-            {
-                return Err(at(
-                    j.name.span(),
-                    format!("job name {name:?}: use letters, digits, '-', '_' and '.'"),
-                ));
-            }
             if jobs.iter().any(|o| &o.name == name) {
-                return Err(at(
-                    j.name.span(),
-                    format!("job name {name:?} is used twice"),
-                ));
+                return Err(src.at(j.name.span(), format!("job name {name:?} is used twice")));
             }
-            let (source_host, source) = endpoint(&j.source)
-                .map_err(|m| at(j.source.span(), format!("job {name}: source: {m}")))?;
-            let (target_host, target) = endpoint(&j.target)
-                .map_err(|m| at(j.target.span(), format!("job {name}: target: {m}")))?;
-            if source_host.is_some() && target_host.is_some() {
-                return Err(at(
-                    j.target.span(),
-                    format!("job {name}: source and target cannot both be remote"),
-                ));
-            }
-            let inside = libzfs::DatasetName::new(target.as_str())
-                .ok()
-                .zip(libzfs::DatasetName::new(source.as_str()).ok())
-                .is_some_and(|(t, s)| t == s || t.is_descendant_of(&s));
-            if source_host == target_host && inside {
-                return Err(at(
-                    j.target.span(),
-                    format!("job {name}: target {target} is the source or inside it"),
-                ));
-            }
-            for rules in [&j.keep_source, &j.keep_target].into_iter().flatten() {
-                if rules.get_ref().is_empty() {
-                    return Err(at(
-                        rules.span(),
-                        format!(
-                            "job {name}: retention keeps nothing; set at least one of \
-                             last, hourly, daily, weekly, monthly, yearly (or remove it to keep everything)"
-                        ),
-                    ));
-                }
-            }
-            let lag_limit = match &j.lag_limit {
-                None => None,
-                Some(s) => Some(humantime::parse_duration(s.get_ref()).map_err(|e| {
-                    at(
-                        s.span(),
-                        format!(
-                            "job {name}: lag_limit {:?}: {e} (write e.g. \"90m\", \"2h\", \"1d 12h\")",
-                            s.get_ref()
-                        ),
-                    )
-                })?),
-            };
-            let job_ssh = match &j.ssh {
-                Some(s) if !shlex::split(s.get_ref()).is_some_and(|v| !v.is_empty()) => {
-                    return Err(at(
-                        s.span(),
-                        format!(
-                            "job {name}: ssh {:?} cannot be split into words",
-                            s.get_ref()
-                        ),
-                    ))
-                }
-                Some(s) => s.get_ref().clone(),
-                None => ssh.clone(),
-            };
-            jobs.push(Job {
-                name: name.clone(),
-                source_host,
-                source,
-                target_host,
-                target,
-                recursive: j.recursive,
-                snapshot: j.snapshot,
-                allow_empty: j.allow_empty,
-                parallel: match &j.parallel {
-                    None => 4,
-                    Some(p) if (1..=64).contains(p.get_ref()) => *p.get_ref(),
-                    Some(p) => {
-                        return Err(at(
-                            p.span(),
-                            format!(
-                                "job {name}: parallel = {}: allowed are 1 to 64",
-                                p.get_ref()
-                            ),
-                        ))
-                    }
-                },
-                flags: Flags {
-                    compressed: j.send.compressed,
-                    large_blocks: j.send.large_blocks,
-                    embedded: j.send.embedded,
-                    raw: j.send.raw,
-                },
-                ssh: job_ssh,
-                remote_zrep: j.remote_zrep.unwrap_or_else(|| remote_zrep.clone()),
-                keep_source: j.keep_source.map(Spanned::into_inner),
-                keep_target: j.keep_target.map(Spanned::into_inner),
-                prune_unreplicated: j.prune_unreplicated,
-                lag_limit,
-                overlap: j.overlap.unwrap_or(Overlap::Skip),
-                writable: j.writable,
-                lock_wait: j.lock_wait.unwrap_or(30),
-            });
+            jobs.push(job(&src, &defaults, j)?);
         }
         Ok(Config {
             path: path.to_path_buf(),
@@ -359,6 +473,208 @@ impl Config {
                     })
             })
             .collect()
+    }
+}
+
+/// One checked job.
+fn job(src: &Source, defaults: &Defaults, j: RawJob) -> Result<Job, ConfigError> {
+    let name = j.name.get_ref();
+    if name.is_empty()
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+    {
+        return Err(src.at(
+            j.name.span(),
+            format!("job name {name:?}: use letters, digits, '-', '_' and '.'"),
+        ));
+    }
+    let (target_host, target) = endpoint(&j.target)
+        .map_err(|m| src.at(j.target.span(), format!("job {name}: target: {m}")))?;
+    let (source_host, source) = match &j.source {
+        Some(s) => {
+            let (h, ds) =
+                endpoint(s).map_err(|m| src.at(s.span(), format!("job {name}: source: {m}")))?;
+            check_sides(src, name, &j.target, (&h, &ds), (&target_host, &target))?;
+            (h, Some(ds))
+        }
+        None => {
+            check_target_only(src, &j, target_host.as_deref(), &target)?;
+            (None, None)
+        }
+    };
+    for rules in [&j.keep_source, &j.keep_target].into_iter().flatten() {
+        if rules.get_ref().is_empty() {
+            return Err(src.at(
+                rules.span(),
+                format!(
+                    "job {name}: retention keeps nothing; set at least one of \
+                     last, hourly, daily, weekly, monthly, yearly (or remove it to keep everything)"
+                ),
+            ));
+        }
+    }
+    let send = j.send.map(Spanned::into_inner).unwrap_or_default();
+    Ok(Job {
+        name: name.clone(),
+        source_host,
+        source,
+        target_host,
+        target,
+        recursive: j.recursive,
+        snapshot: j.snapshot.map_or(true, Spanned::into_inner),
+        allow_empty: j.allow_empty.is_some_and(Spanned::into_inner),
+        parallel: parallel(src, name, &j.parallel)?,
+        flags: Flags {
+            compressed: send.compressed,
+            large_blocks: send.large_blocks,
+            embedded: send.embedded,
+            raw: send.raw,
+        },
+        ssh: ssh(src, name, &j.ssh, &defaults.ssh)?,
+        remote_zrep: j
+            .remote_zrep
+            .map_or_else(|| defaults.remote_zrep.clone(), Spanned::into_inner),
+        keep_source: j.keep_source.map(Spanned::into_inner),
+        keep_target: j.keep_target.map(Spanned::into_inner),
+        prune_unreplicated: j.prune_unreplicated.is_some_and(Spanned::into_inner),
+        lag_limit: lag_limit(src, name, &j.lag_limit)?,
+        overlap: j.overlap.unwrap_or(Overlap::Skip),
+        writable: j.writable.is_some_and(Spanned::into_inner),
+        lock_wait: j.lock_wait.unwrap_or(30),
+        timeout: duration(src, name, "timeout", &j.timeout)?
+            .or(defaults.timeout)
+            .unwrap_or(crate::link::DEFAULT_TIMEOUT),
+    })
+}
+
+/// A replication's two sides: not both remote, the target not inside the source.
+fn check_sides(
+    src: &Source,
+    name: &str,
+    target_span: &Spanned<String>,
+    (source_host, source): (&Option<String>, &str),
+    (target_host, target): (&Option<String>, &str),
+) -> Result<(), ConfigError> {
+    if source_host.is_some() && target_host.is_some() {
+        return Err(src.at(
+            target_span.span(),
+            format!("job {name}: source and target cannot both be remote"),
+        ));
+    }
+    let inside = libzfs::DatasetName::new(target)
+        .ok()
+        .zip(libzfs::DatasetName::new(source).ok())
+        .is_some_and(|(t, s)| t == s || t.is_descendant_of(&s));
+    if source_host == target_host && inside {
+        return Err(src.at(
+            target_span.span(),
+            format!("job {name}: target {target} is the source or inside it"),
+        ));
+    }
+    Ok(())
+}
+
+/// A job without a source prunes a local tree: no host, `keep_target` set, and no
+/// key that only a replication uses.
+fn check_target_only(
+    src: &Source,
+    j: &RawJob,
+    target_host: Option<&str>,
+    target: &str,
+) -> Result<(), ConfigError> {
+    let name = j.name.get_ref();
+    if let Some(h) = target_host {
+        return Err(src.at(
+            j.target.span(),
+            format!(
+                "job {name}: target: a job without a source prunes a dataset tree on this \
+                 host, so its target names no host: run it on {h} with target = {target:?} \
+                 (or give the job a source)"
+            ),
+        ));
+    }
+    if let Some((key, span)) = j.replication_keys().into_iter().next() {
+        return Err(src.at(
+            span,
+            format!(
+                "job {name}: {key} does not apply to a job without a source (it only \
+                 prunes {target} on this host): remove {key}, or give the job a source"
+            ),
+        ));
+    }
+    if j.keep_target.is_none() {
+        return Err(src.at(
+            j.target.span(),
+            format!(
+                "job {name} has no source: such a job only prunes its target on this host, \
+                 by keep_target, which is missing (e.g. keep_target = {{ daily = 30 }}); a \
+                 replication needs a source"
+            ),
+        ));
+    }
+    Ok(())
+}
+
+fn parallel(src: &Source, name: &str, p: &Option<Spanned<usize>>) -> Result<usize, ConfigError> {
+    match p {
+        None => Ok(4),
+        Some(p) if (1..=64).contains(p.get_ref()) => Ok(*p.get_ref()),
+        Some(p) => Err(src.at(
+            p.span(),
+            format!(
+                "job {name}: parallel = {}: allowed are 1 to 64",
+                p.get_ref()
+            ),
+        )),
+    }
+}
+
+fn ssh(
+    src: &Source,
+    name: &str,
+    s: &Option<Spanned<String>>,
+    default: &str,
+) -> Result<String, ConfigError> {
+    match s {
+        Some(s) if !shlex::split(s.get_ref()).is_some_and(|v| !v.is_empty()) => Err(src.at(
+            s.span(),
+            format!(
+                "job {name}: ssh {:?} cannot be split into words",
+                s.get_ref()
+            ),
+        )),
+        Some(s) => Ok(s.get_ref().clone()),
+        None => Ok(default.to_string()),
+    }
+}
+
+fn lag_limit(
+    src: &Source,
+    name: &str,
+    s: &Option<Spanned<String>>,
+) -> Result<Option<Duration>, ConfigError> {
+    duration(src, name, "lag_limit", s)
+}
+
+/// A duration key (`"90m"`, `"2h"`, `"1d 12h"`), not zero.
+fn duration(
+    src: &Source,
+    name: &str,
+    key: &str,
+    s: &Option<Spanned<String>>,
+) -> Result<Option<Duration>, ConfigError> {
+    let Some(s) = s else { return Ok(None) };
+    match humantime::parse_duration(s.get_ref()) {
+        Ok(d) if !d.is_zero() => Ok(Some(d)),
+        Ok(_) => Err(src.at(s.span(), format!("job {name}: {key} cannot be zero"))),
+        Err(e) => Err(src.at(
+            s.span(),
+            format!(
+                "job {name}: {key} {:?}: {e} (write e.g. \"90m\", \"2h\", \"1d 12h\")",
+                s.get_ref()
+            ),
+        )),
     }
 }
 
@@ -510,6 +826,123 @@ ssh = "ssh -i /root/key"
         let c = Config::load(&ex).unwrap();
         assert_eq!(c.jobs.len(), 2);
         assert_eq!(c.jobs[0].name, "home");
+        // The commented job without a source, uncommented.
+        let text = std::fs::read_to_string(&ex).unwrap();
+        let block: String = text
+            .lines()
+            .skip_while(|l| *l != "# [[job]]")
+            .map_while(|l| l.strip_prefix("# "))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        let j = &parse(&block).unwrap().jobs[0];
+        assert_eq!((j.name.as_str(), j.target_only()), ("laptop-backups", true));
+    }
+
+    fn target_only(extra: &str) -> Result<Config, String> {
+        parse(&format!(
+            "[[job]]\nname = \"b\"\ntarget = \"backup/laptop\"\nkeep_target = {{ daily = 30 }}\n{extra}"
+        ))
+    }
+
+    #[test]
+    fn a_job_without_a_source_prunes_its_target() {
+        let c = target_only(
+            "recursive = true\nlag_limit = \"1d\"\noverlap = \"wait\"\nlock_wait = 5\n",
+        )
+        .unwrap();
+        let j = &c.jobs[0];
+        assert!(j.target_only() && j.recursive);
+        assert_eq!(
+            (j.source.as_deref(), j.source_host.as_deref()),
+            (None, None)
+        );
+        assert_eq!((j.target.as_str(), j.lock_wait), ("backup/laptop", 5));
+        assert_eq!(j.source_spec(), "-");
+        assert_eq!(
+            j.describe(),
+            [
+                "job b: prunes backup/laptop and descendants on this host (no source: others replicate into it)",
+                "  each run: prune (no snapshot, no replication)",
+                "  target keeps 30 daily of zrep's snapshots, and always the newest snapshot of each \
+                 dataset, held ones, and those named more than a day ahead (never counted)",
+                "  a run that finds the previous one going waits; status fails when the age of the \
+                 newest snapshot > 1d0h",
+            ]
+        );
+    }
+
+    #[test]
+    fn a_job_without_a_source_refuses_replication_keys() {
+        for (extra, key) in [
+            ("keep_source = { daily = 7 }\n", "keep_source"),
+            ("prune_unreplicated = false\n", "prune_unreplicated"),
+            ("snapshot = true\n", "snapshot"),
+            ("allow_empty = true\n", "allow_empty"),
+            ("parallel = 2\n", "parallel"),
+            ("send = { raw = true }\n", "send"),
+            ("writable = false\n", "writable"),
+            ("ssh = \"ssh -p 22\"\n", "ssh"),
+            ("remote_zrep = \"/usr/bin/zrep\"\n", "remote_zrep"),
+        ] {
+            let e = target_only(extra).unwrap_err();
+            let want = format!(
+                "line 5: job b: {key} does not apply to a job without a source (it only prunes \
+                 backup/laptop on this host): remove {key}, or give the job a source"
+            );
+            assert!(e.contains(&want), "{extra}: {e}");
+        }
+        // The first such key in the file is named.
+        let e = target_only("writable = true\nkeep_source = { last = 1 }\n").unwrap_err();
+        assert!(e.contains("line 5: job b: writable does not apply"), "{e}");
+    }
+
+    #[test]
+    fn a_job_without_a_source_is_local_and_has_rules() {
+        let e = parse(
+            "[[job]]\nname = \"b\"\ntarget = \"nas:backup/laptop\"\nkeep_target = { daily = 3 }\n",
+        )
+        .unwrap_err();
+        assert!(
+            e.contains(
+                "line 3: job b: target: a job without a source prunes a dataset tree on this \
+                 host, so its target names no host: run it on nas with target = \"backup/laptop\" \
+                 (or give the job a source)"
+            ),
+            "{e}"
+        );
+        let e = parse("[[job]]\nname = \"b\"\ntarget = \"backup/laptop\"\n").unwrap_err();
+        assert!(
+            e.contains(
+                "line 3: job b has no source: such a job only prunes its target on this host, \
+                 by keep_target, which is missing"
+            ),
+            "{e}"
+        );
+        let e = target_only("keep_target = { daily = 1 }\n").unwrap_err();
+        assert!(e.contains("duplicate key `keep_target`"), "{e}");
+    }
+
+    #[test]
+    fn a_replication_is_described() {
+        let c = parse(
+            "ssh = \"ssh -p 2\"\n[[job]]\nname = \"a\"\nsource = \"t/a\"\ntarget = \"nas:b/a\"\n\
+             recursive = true\nsend = { compressed = true, raw = true }\n\
+             keep_source = { last = 2 }\nlag_limit = \"3h\"\n",
+        )
+        .unwrap();
+        assert_eq!(
+            c.jobs[0].describe(),
+            [
+                "job a: t/a and descendants -> nas:b/a",
+                "  each run: snapshot @zrep-<UTC time>, replicate (compressed, raw), prune",
+                "  source keeps last 2 of zrep's snapshots, and always the newest common snapshot, \
+                 held ones, those not replicated yet, and those named more than a day ahead (never counted)",
+                "  target keeps every snapshot",
+                "  new targets readonly=on; a run that finds the previous one going skips; status \
+                 fails when lag > 3h00m",
+                "  ssh: ssh -p 2 (remote zrep: zrep)",
+            ]
+        );
     }
 
     #[test]

@@ -1,5 +1,8 @@
 //! Configured jobs: `zrep run` (snapshot, replicate, prune), `zrep prune` and
 //! `zrep status`. No daemon: the system's scheduler starts `zrep run`.
+//!
+//! A job with a target and no source runs on the host that receives the backups and
+//! only prunes them there (`jobs/target_only.rs`; see [`Job::target_only`]).
 
 use std::collections::HashMap;
 use std::time::Instant;
@@ -8,26 +11,34 @@ use serde::Serialize;
 
 use crate::clock;
 use crate::config::{Config, Job, Overlap};
-use crate::error::{err, Kind, Result};
+use crate::error::{err, Error, Kind, Result};
 use crate::proto::{DatasetState, SnapEntry};
 use crate::replicate;
 use crate::report::Outcome;
 use crate::retention::{self, Candidate, Rules, Verdict};
 use crate::side::{Side, Ssh};
-use crate::state::{self, DatasetRecord, State};
-use crate::ui::{bytes, Ui};
 use libzfs::{DatasetName, SnapshotName};
+
+use crate::state::{self, JobRecord, State};
+use crate::ui::{bytes, Ui};
+
+mod target_only;
 
 /// One dataset of a job's run.
 #[derive(Debug, Serialize)]
 pub struct DatasetReport {
-    /// What replication did.
+    /// What replication did (for a job without a source: `mode` is `prune`, the
+    /// source empty, nothing sent).
     #[serde(flatten)]
     pub outcome: Outcome,
     /// Snapshots retention destroyed on the source.
     pub pruned_source: Vec<String>,
     /// Snapshots retention destroyed on the target.
     pub pruned_target: Vec<String>,
+    /// For a job without a source, the dataset's newest snapshot and its time (what
+    /// its lag is measured from).
+    #[serde(skip)]
+    pub newest: Option<(String, u64)>,
 }
 
 /// One job's run.
@@ -45,8 +56,9 @@ pub struct JobReport {
     pub datasets: Vec<DatasetReport>,
 }
 
-fn ssh(job: &Job) -> Result<Ssh> {
-    Ssh::new(&job.ssh, &job.remote_zrep, crate::link::DEFAULT_TIMEOUT)
+/// How the job reaches a remote side.
+pub(crate) fn ssh(job: &Job) -> Result<Ssh> {
+    Ssh::new(&job.ssh, &job.remote_zrep, job.timeout)
 }
 
 fn open(job: &Job) -> Result<(Side, Side)> {
@@ -57,17 +69,12 @@ fn open(job: &Job) -> Result<(Side, Side)> {
 }
 
 /// A dataset name from the configuration (checked when it was loaded).
-fn name(ds: &str) -> Result<DatasetName> {
+pub(crate) fn name(ds: &str) -> Result<DatasetName> {
     Ok(DatasetName::new(ds)?)
 }
 
-/// The target of source dataset `d` (the job's source or below it).
-fn target_of(job: &Job, d: &DatasetName) -> String {
-    let rel = crate::policy::relative(d.as_str(), &job.source).unwrap_or_default();
-    format!("{}{rel}", job.target)
-}
-
-/// Runs one job: snapshot, replicate, prune; records the result in the state file.
+/// Runs one job: snapshot, replicate, prune (a job without a source: prune its
+/// target); records the result in the state file.
 pub fn run(cfg: &Config, job: &Job, ui: &Ui) -> JobReport {
     let t0 = Instant::now();
     let started = clock::now();
@@ -97,7 +104,11 @@ pub fn run(cfg: &Config, job: &Job, ui: &Ui) -> JobReport {
             return report;
         }
     };
-    if let Err(e) = run_locked(job, ui, &mut report) {
+    let done = match job.source.as_deref() {
+        Some(source) => run_locked(job, source, ui, &mut report),
+        None => target_only::run(job, ui, &mut report),
+    };
+    if let Err(e) = done {
         report.status = "failed";
         report.error = Some(e.message.clone());
         ui.error(&format!("[{}] {}", job.name, e.message));
@@ -112,7 +123,7 @@ pub fn run(cfg: &Config, job: &Job, ui: &Ui) -> JobReport {
     report
 }
 
-fn run_locked(job: &Job, ui: &Ui, report: &mut JobReport) -> Result<()> {
+fn run_locked(job: &Job, source: &str, ui: &Ui, report: &mut JobReport) -> Result<()> {
     let ssh = ssh(job)?;
     let mut src = Side::open(job.source_host.as_deref(), &ssh)?;
     let mut dst = match Side::open(job.target_host.as_deref(), &ssh) {
@@ -120,7 +131,7 @@ fn run_locked(job: &Job, ui: &Ui, report: &mut JobReport) -> Result<()> {
         // The schedule's snapshot is still taken: it is history on the source, and
         // the next run that reaches the target sends it (retention keeps it until).
         Err(e) if job.snapshot => {
-            let name = snapshot_only(job, &mut src)?;
+            let name = snapshot_only(job, source, &mut src)?;
             return Err(err(
                 e.kind,
                 format!(
@@ -132,7 +143,7 @@ fn run_locked(job: &Job, ui: &Ui, report: &mut JobReport) -> Result<()> {
         Err(e) => return Err(e),
     };
     let opts = replicate::Options {
-        source: name(&job.source)?,
+        source: name(source)?,
         up_to: None,
         target: name(&job.target)?,
         target_host: job.target_host.clone().unwrap_or_default(),
@@ -151,8 +162,8 @@ fn run_locked(job: &Job, ui: &Ui, report: &mut JobReport) -> Result<()> {
     let outcomes = replicate::replicate(&opts, &mut src, &mut dst, &|| open(job), &quiet_ui)?;
     let mut pruned: HashMap<String, (Vec<String>, Vec<String>)> = HashMap::new();
     if job.keep_source.is_some() || job.keep_target.is_some() {
-        let plans = plan_prune(job, &mut src, &mut dst)?;
-        for (side, p) in apply_prune(&plans, &mut src, &mut dst, ui) {
+        let plans = plan_prune(job, source, &mut src, &mut dst)?;
+        for (side, p) in apply_prune(&job.name, &plans, &mut src, &mut dst, ui) {
             let e = pruned.entry(p.source.clone()).or_default();
             match side {
                 Which::Source => e.0 = p.destroy(),
@@ -167,15 +178,16 @@ fn run_locked(job: &Job, ui: &Ui, report: &mut JobReport) -> Result<()> {
             outcome: o,
             pruned_source: ps,
             pruned_target: pt,
+            newest: None,
         });
     }
     Ok(())
 }
 
 /// Takes the run's snapshot of the job's datasets (one atomic call) and names it.
-fn snapshot_only(job: &Job, src: &mut Side) -> Result<String> {
-    let source = name(&job.source)?;
+fn snapshot_only(job: &Job, source: &str, src: &mut Side) -> Result<String> {
     let snap = replicate::new_snapshot_name();
+    let source = name(source)?;
     if !job.allow_empty {
         src.sync(&source)?;
     }
@@ -202,55 +214,80 @@ fn line(job: &str, o: &Outcome, ps: &[String], pt: &[String]) -> String {
     s
 }
 
+/// Records the run in the state file and, under the same lock, rewrites the
+/// Prometheus textfile (so that two jobs ending together cannot leave the older
+/// textfile last).
 fn record(cfg: &Config, job: &Job, report: &JobReport, started: u64) -> Result<()> {
     let now = clock::now();
+    let publish = |s: &State| match &cfg.prometheus {
+        Some(p) => state::write_atomic(p, state::prometheus(s, clock::now()).as_bytes()),
+        None => Ok(()),
+    };
+    State::update(
+        &cfg.state_dir,
+        &job.name,
+        |r| record_run(r, job, report, started, now),
+        publish,
+    )?;
+    Ok(())
+}
+
+/// The run's results in its job's record. Datasets are known by their source, or
+/// by their target in a job without a source.
+fn record_run(r: &mut JobRecord, job: &Job, report: &JobReport, started: u64, now: u64) {
     let target_prefix = job
         .target_host
         .as_ref()
         .map(|h| format!("{h}:"))
         .unwrap_or_default();
-    let s = State::update(&cfg.state_dir, &job.name, |r| {
-        r.last_run = Some(started);
-        if report.status == "ok" {
-            r.last_success = Some(now);
-            r.last_error = None;
-        } else if report.status == "failed" {
-            r.failures_total += 1;
-            r.last_error = report.error.clone().or_else(|| {
-                let n = report
-                    .datasets
-                    .iter()
-                    .filter(|d| d.outcome.error.is_some())
-                    .count();
-                Some(format!("{n} of {} datasets failed", report.datasets.len()))
-            });
-        }
-        for d in &report.datasets {
-            let o = &d.outcome;
-            r.bytes_total += o.bytes_sent;
-            let rec = r
+    r.last_run = Some(started);
+    if report.status == "ok" {
+        r.last_success = Some(now);
+        r.last_error = None;
+    } else if report.status == "failed" {
+        r.failures_total += 1;
+        r.last_error = report.error.clone().or_else(|| {
+            let n = report
                 .datasets
-                .entry(o.source.clone())
-                .or_insert_with(DatasetRecord::default);
-            rec.target = format!("{target_prefix}{}", o.target);
-            rec.bytes = o.bytes_sent;
-            rec.seconds = o.seconds;
-            rec.last_error = o.error.clone();
-            if o.error.is_none() {
-                rec.last_success = Some(now);
-                rec.synced_at = Some(started);
-                rec.newest_common = o
-                    .snapshots
-                    .last()
-                    .and_then(|s| retention::snapshot_time(s).map(|t| (s.clone(), t)))
-                    .or(rec.newest_common.take());
-            }
-        }
-    })?;
-    if let Some(p) = &cfg.prometheus {
-        state::write_atomic(p, state::prometheus(&s, now).as_bytes())?;
+                .iter()
+                .filter(|d| d.outcome.error.is_some())
+                .count();
+            Some(format!("{n} of {} datasets failed", report.datasets.len()))
+        });
     }
-    Ok(())
+    for d in &report.datasets {
+        let o = &d.outcome;
+        let key = if job.target_only() {
+            &o.target
+        } else {
+            &o.source
+        };
+        r.bytes_total += o.bytes_sent;
+        let rec = r.datasets.entry(key.clone()).or_default();
+        rec.target = format!("{target_prefix}{}", o.target);
+        rec.bytes = o.bytes_sent;
+        rec.seconds = o.seconds;
+        rec.last_error = o.error.clone();
+        if o.error.is_none() {
+            rec.last_success = Some(now);
+            // A name dated ahead would make the lag 0 for ever: the newest snapshot
+            // sent that has a believable date.
+            rec.newest_common = d
+                .newest
+                .clone()
+                .or_else(|| {
+                    o.snapshots
+                        .iter()
+                        .rev()
+                        .find_map(|s| named_time(s, now).map(|t| (s.clone(), t)))
+                })
+                .or(rec.newest_common.take());
+            rec.synced_at = match &d.newest {
+                Some((_, t)) => Some(*t),
+                None => Some(started),
+            };
+        }
+    }
 }
 
 /// Which side a prune plan is for.
@@ -268,7 +305,8 @@ pub enum Which {
 pub struct PrunePlan {
     /// The dataset pruned.
     pub dataset: String,
-    /// Its source dataset (the key of reports).
+    /// Its source dataset (the key of reports); the dataset itself in a job without
+    /// a source.
     #[serde(skip)]
     pub source: String,
     /// (short snapshot name, verdict), oldest first.
@@ -281,6 +319,14 @@ impl PrunePlan {
             .iter()
             .filter(|(_, v)| v.prune())
             .map(|(n, _)| n.clone())
+            .collect()
+    }
+
+    /// Full names of the snapshots to destroy.
+    fn destroy_full(&self) -> Vec<SnapshotName> {
+        self.destroy()
+            .iter()
+            .filter_map(|n| SnapshotName::new(format!("{}@{n}", self.dataset)).ok())
             .collect()
     }
 }
@@ -301,18 +347,26 @@ fn lag(d: &DatasetState, common: &SnapEntry, now: u64) -> u64 {
     if d.written == 0 && newest.is_some_and(|n| n.guid == common.guid) {
         0
     } else {
-        now.saturating_sub(snapshot_time(common))
+        now.saturating_sub(snapshot_time(common, now))
     }
 }
 
-/// When a snapshot was taken: from a zrep name, else its `creation`.
-pub fn snapshot_time(s: &SnapEntry) -> u64 {
-    retention::snapshot_time(&s.name).unwrap_or(s.creation)
+/// When a snapshot was taken: from a zrep name, else its `creation`; also its
+/// `creation` when the name is dated more than a day after `now` (such a name would
+/// make the lag 0 for ever).
+pub fn snapshot_time(s: &SnapEntry, now: u64) -> u64 {
+    named_time(&s.name, now).unwrap_or(s.creation)
+}
+
+/// The time a zrep snapshot's name carries, unless it lies more than a day ahead.
+fn named_time(short_name: &str, now: u64) -> Option<u64> {
+    retention::snapshot_time(short_name).filter(|&t| !retention::is_future(t, now))
 }
 
 fn judge(
     snaps: &[SnapEntry],
     rules: &Rules,
+    now: u64,
     protect: impl Fn(&SnapEntry) -> Option<String>,
 ) -> Vec<(String, Verdict)> {
     let cands: Vec<(Candidate, &SnapEntry)> = snaps
@@ -331,35 +385,49 @@ fn judge(
         })
         .collect();
     let list: Vec<Candidate> = cands.iter().map(|(c, _)| c.clone()).collect();
-    retention::decide(&list, rules)
+    retention::decide(&list, rules, now)
         .into_iter()
         .zip(cands)
         .map(|(v, (c, _))| (c.name, v))
         .collect()
 }
 
-/// Retention's verdicts for every dataset of a job, on both sides.
-pub fn plan_prune(job: &Job, src: &mut Side, dst: &mut Side) -> Result<Vec<(Which, PrunePlan)>> {
-    let sources = src.state(&name(&job.source)?, job.recursive)?;
+/// Retention's verdicts for every dataset of a job with a source, on both sides.
+pub fn plan_prune(
+    job: &Job,
+    source: &str,
+    src: &mut Side,
+    dst: &mut Side,
+) -> Result<Vec<(Which, PrunePlan)>> {
+    let sources = src.state(&name(source)?, job.recursive)?;
     let targets = dst.state(&name(&job.target)?, job.recursive)?;
-    Ok(prune_plans(job, &sources, &targets))
+    Ok(prune_plans(job, source, &sources, &targets, clock::now()))
 }
 
-/// [`plan_prune`] on listings already made.
+/// The target dataset of `dataset`, the job's `source` or under it (the listing it
+/// comes from was checked to lie in the source's tree).
+fn target_of(job: &Job, source: &str, dataset: &str) -> String {
+    let rel = crate::policy::relative(dataset, source).unwrap_or_default();
+    format!("{}{rel}", job.target)
+}
+
+/// [`plan_prune`] on listings already made, at time `now`.
 fn prune_plans(
     job: &Job,
+    source: &str,
     sources: &[DatasetState],
     targets: &[DatasetState],
+    now: u64,
 ) -> Vec<(Which, PrunePlan)> {
     let targets: HashMap<&str, &DatasetState> =
         targets.iter().map(|t| (t.name.as_str(), t)).collect();
     let mut plans = Vec::new();
     for d in sources {
-        let target = target_of(job, &d.name);
+        let target = target_of(job, source, d.name.as_str());
         let t = targets.get(target.as_str()).copied();
         let common = newest_common(d, t);
         if let Some(rules) = &job.keep_source {
-            let verdicts = judge(&d.snapshots, rules, |s| match common {
+            let verdicts = judge(&d.snapshots, rules, now, |s| match common {
                 Some(c) if c.guid == s.guid => Some("the newest snapshot both sides have".into()),
                 Some(c) if s.createtxg > c.createtxg && !job.prune_unreplicated => {
                     Some("not on the target yet".into())
@@ -378,7 +446,7 @@ fn prune_plans(
         }
         if let (Some(rules), Some(t)) = (&job.keep_target, t) {
             let tc = common.and_then(|c| t.snapshots.iter().find(|s| s.guid == c.guid));
-            let verdicts = judge(&t.snapshots, rules, |s| match tc {
+            let verdicts = judge(&t.snapshots, rules, now, |s| match tc {
                 Some(c) if c.guid == s.guid => Some("the newest snapshot both sides have".into()),
                 Some(c) if s.createtxg > c.createtxg => {
                     Some("newer than the newest snapshot both sides have".into())
@@ -399,48 +467,87 @@ fn prune_plans(
     plans
 }
 
-/// Destroys what the plans prune: one call per side, or dataset by dataset when that
-/// fails (a clone, a new hold), so one stuck snapshot does not stop the others.
-/// Returns the plans whose snapshots were destroyed.
+/// Whether the peer refused a request by its policy (`zrep serve --receive-only`
+/// refuses destroys) rather than failing it. The one place that knows how a
+/// refusal is spelled.
+fn is_refusal(e: &Error) -> bool {
+    e.kind == Kind::Refused
+}
+
+/// The plans for one side that destroy something.
+fn of_side(plans: &[(Which, PrunePlan)], which: Which) -> Vec<&PrunePlan> {
+    plans
+        .iter()
+        .filter(|(w, p)| *w == which && !p.destroy().is_empty())
+        .map(|(_, p)| p)
+        .collect()
+}
+
+/// Destroys what `plans` prune on one side: one call, or dataset by dataset when
+/// that fails (a clone, a new hold), so that one stuck snapshot does not stop the
+/// others. A refusal of the one call is every plan's answer (not asked again).
+fn destroy_on<'a>(side: &mut Side, plans: Vec<&'a PrunePlan>) -> Vec<(&'a PrunePlan, Result<()>)> {
+    let all: Vec<SnapshotName> = plans.iter().flat_map(|p| p.destroy_full()).collect();
+    if all.is_empty() {
+        return Vec::new();
+    }
+    match side.destroy_snapshots(&all) {
+        Ok(()) => plans.into_iter().map(|p| (p, Ok(()))).collect(),
+        Err(e) if is_refusal(&e) => plans.into_iter().map(|p| (p, Err(e.clone()))).collect(),
+        Err(_) => plans
+            .into_iter()
+            .map(|p| (p, side.destroy_snapshots(&p.destroy_full())))
+            .collect(),
+    }
+}
+
+/// Destroys what the plans prune on both sides; returns the plans whose snapshots
+/// were destroyed. Failures are logged, not fatal; a side that refuses pruning is
+/// said once.
 pub fn apply_prune<'a>(
+    job: &str,
     plans: &'a [(Which, PrunePlan)],
     src: &mut Side,
     dst: &mut Side,
     ui: &Ui,
 ) -> Vec<(Which, &'a PrunePlan)> {
     let mut done = Vec::new();
-    for which in [Which::Source, Which::Target] {
-        let side = match which {
-            Which::Source => &mut *src,
-            Which::Target => &mut *dst,
-        };
-        let mine: Vec<&PrunePlan> = plans
-            .iter()
-            .filter(|(w, p)| *w == which && !p.destroy().is_empty())
-            .map(|(_, p)| p)
-            .collect();
-        let names = |p: &PrunePlan| -> Vec<SnapshotName> {
-            p.destroy()
-                .iter()
-                .filter_map(|n| SnapshotName::new(format!("{}@{n}", p.dataset)).ok())
-                .collect()
-        };
-        let all: Vec<SnapshotName> = mine.iter().flat_map(|p| names(p)).collect();
-        if all.is_empty() {
+    for (which, side) in [(Which::Source, &mut *src), (Which::Target, &mut *dst)] {
+        let results = destroy_on(side, of_side(plans, which));
+        if let Some(e) = refusal(&results) {
+            ui.error(&refusal_line(job, which, e));
             continue;
         }
-        if side.destroy_snapshots(&all).is_ok() {
-            done.extend(mine.into_iter().map(|p| (which, p)));
-            continue;
-        }
-        for p in mine {
-            match side.destroy_snapshots(&names(p)) {
+        for (p, r) in results {
+            match r {
                 Ok(()) => done.push((which, p)),
                 Err(e) => ui.error(&format!("cannot prune {}: {}", p.dataset, e.message)),
             }
         }
     }
     done
+}
+
+/// The refusal that answered a side's destroys, if that is what happened.
+fn refusal<'a>(results: &'a [(&PrunePlan, Result<()>)]) -> Option<&'a Error> {
+    match results.first() {
+        Some((_, Err(e))) if is_refusal(e) => Some(e),
+        _ => None,
+    }
+}
+
+/// What to say, once a run, when a side refuses pruning. Said as an error (`-q`
+/// shows it): the job's rules for that side do nothing, and the fix is in the config.
+fn refusal_line(job: &str, which: Which, e: &Error) -> String {
+    match which {
+        Which::Target => format!(
+            "[{job}] the target refuses pruning (zrep serve --receive-only): prune it on \
+             the backup host with a job that has a target and no source, and remove \
+             keep_target from this job ({})",
+            e.message
+        ),
+        Which::Source => format!("[{job}] the source refuses pruning: {}", e.message),
+    }
 }
 
 /// `zrep prune [--dry-run]`: retention alone, no snapshot and no replication.
@@ -457,9 +564,21 @@ pub fn prune(job: &Job, dry_run: bool, ui: &Ui) -> Result<Vec<(Which, PrunePlan)
         true => None,
         false => Some(crate::lock::Lock::job(&job.name, job.lock_wait)?),
     };
+    let Some(source) = job.source.as_deref() else {
+        return target_only::prune(job, dry_run, ui);
+    };
     let (mut src, mut dst) = open(job)?;
-    let plans = plan_prune(job, &mut src, &mut dst)?;
-    for (which, p) in &plans {
+    let plans = plan_prune(job, source, &mut src, &mut dst)?;
+    print_verdicts(&job.name, &plans, dry_run, ui);
+    if !dry_run {
+        apply_prune(&job.name, &plans, &mut src, &mut dst, ui);
+    }
+    Ok(plans)
+}
+
+/// `zrep prune`'s lines: what goes and why (with `--dry-run` or `-v`, what stays too).
+fn print_verdicts(job: &str, plans: &[(Which, PrunePlan)], dry_run: bool, ui: &Ui) {
+    for (which, p) in plans {
         for (name, v) in &p.verdicts {
             let (word, why) = match v {
                 Verdict::Keep(w) => ("keep", w),
@@ -469,26 +588,23 @@ pub fn prune(job: &Job, dry_run: bool, ui: &Ui) -> Result<Vec<(Which, PrunePlan)
             if v.prune() || dry_run || ui.verbose {
                 let side = format!("{which:?}").to_lowercase();
                 ui.info(&format!(
-                    "[{}] {side} {word} {}@{name}: {why}",
-                    job.name, p.dataset
+                    "[{job}] {side} {word} {}@{name}: {why}",
+                    p.dataset
                 ));
             }
         }
     }
-    if !dry_run {
-        apply_prune(&plans, &mut src, &mut dst, ui);
-    }
-    Ok(plans)
 }
 
 /// One dataset in `zrep status`.
 #[derive(Debug, Serialize)]
 pub struct DatasetStatus {
-    /// Source dataset.
+    /// Source dataset (empty in a job without a source).
     pub source: String,
     /// Target dataset.
     pub target: String,
-    /// The newest snapshot both sides have.
+    /// The newest snapshot both sides have (in a job without a source: the target's
+    /// newest snapshot).
     pub newest_common: Option<String>,
     /// Its age.
     pub lag_seconds: Option<u64>,
@@ -496,7 +612,7 @@ pub struct DatasetStatus {
     pub snapshots_source: usize,
     /// Snapshots on the target.
     pub snapshots_target: usize,
-    /// When it was last replicated without error (from the state file).
+    /// When it was last replicated (or pruned) without error (from the state file).
     pub last_success: Option<u64>,
     /// The last run's error for it.
     pub last_error: Option<String>,
@@ -525,7 +641,9 @@ pub struct JobStatus {
     pub datasets: Vec<DatasetStatus>,
 }
 
-/// Where a job stands: both sides listed now, with the state file's history.
+/// Where a job stands: both sides listed now, with the state file's history. For a
+/// job without a source: its target's datasets, each with the age of its newest
+/// snapshot as the lag (how long since a backup last arrived).
 pub fn status(job: &Job, state: &State) -> JobStatus {
     let now = clock::now();
     let rec = state.jobs.get(&job.name).cloned().unwrap_or_default();
@@ -540,47 +658,15 @@ pub fn status(job: &Job, state: &State) -> JobStatus {
         over_limit: false,
         datasets: Vec::new(),
     };
-    let listed = open(job).and_then(|(mut src, mut dst)| {
-        let (source, target) = (name(&job.source)?, name(&job.target)?);
-        src.sync(&source)?; // `written` counts only what is on disk
-        Ok((
-            src.state(&source, job.recursive)?,
-            dst.state(&target, job.recursive)?,
-        ))
-    });
+    let listed = match job.source.as_deref() {
+        Some(source) => replicated_status(job, source, &rec, now),
+        None => target_only::status(job, &rec, now),
+    };
     match listed {
-        Ok((sources, targets)) => {
-            for d in &sources {
-                let target = target_of(job, &d.name);
-                let t = targets.iter().find(|t| t.name.as_str() == target);
-                let common = newest_common(d, t);
-                let r = rec.datasets.get(d.name.as_str());
-                st.datasets.push(DatasetStatus {
-                    source: d.name.to_string(),
-                    target,
-                    newest_common: common.map(|c| c.name.clone()),
-                    lag_seconds: common.map(|c| lag(d, c, now)),
-                    snapshots_source: d.snapshots.len(),
-                    snapshots_target: t.map_or(0, |t| t.snapshots.len()),
-                    last_success: r.and_then(|r| r.last_success),
-                    last_error: r.and_then(|r| r.last_error.clone()),
-                });
-            }
-        }
+        Ok(datasets) => st.datasets = datasets,
         Err(e) => {
             st.unreachable = Some(e.message);
-            for (source, r) in &rec.datasets {
-                st.datasets.push(DatasetStatus {
-                    source: source.clone(),
-                    target: r.target.clone(),
-                    newest_common: r.newest_common.as_ref().map(|c| c.0.clone()),
-                    lag_seconds: r.synced_at.map(|t| now.saturating_sub(t)),
-                    snapshots_source: 0,
-                    snapshots_target: 0,
-                    last_success: r.last_success,
-                    last_error: r.last_error.clone(),
-                });
-            }
+            st.datasets = recorded_status(job, &rec, now);
         }
     }
     let lags: Option<Vec<u64>> = st.datasets.iter().map(|d| d.lag_seconds).collect();
@@ -592,10 +678,64 @@ pub fn status(job: &Job, state: &State) -> JobStatus {
     st
 }
 
-/// `zrep status` for people.
-pub fn print_status(s: &JobStatus) {
+/// Both sides of a job with a source, listed now.
+fn replicated_status(
+    job: &Job,
+    source: &str,
+    rec: &JobRecord,
+    now: u64,
+) -> Result<Vec<DatasetStatus>> {
+    let (mut src, mut dst) = open(job)?;
+    let source_ds = name(source)?;
+    src.sync(&source_ds)?; // `written` counts only what is on disk
+    let sources = src.state(&source_ds, job.recursive)?;
+    let targets = dst.state(&name(&job.target)?, job.recursive)?;
+    Ok(sources
+        .iter()
+        .map(|d| {
+            let target = target_of(job, source, d.name.as_str());
+            let t = targets.iter().find(|t| t.name.as_str() == target);
+            let common = newest_common(d, t);
+            let r = rec.datasets.get(d.name.as_str());
+            DatasetStatus {
+                source: d.name.to_string(),
+                target,
+                newest_common: common.map(|c| c.name.clone()),
+                lag_seconds: common.map(|c| lag(d, c, now)),
+                snapshots_source: d.snapshots.len(),
+                snapshots_target: t.map_or(0, |t| t.snapshots.len()),
+                last_success: r.and_then(|r| r.last_success),
+                last_error: r.and_then(|r| r.last_error.clone()),
+            }
+        })
+        .collect())
+}
+
+/// The datasets as the state file last saw them (when they cannot be listed now).
+fn recorded_status(job: &Job, rec: &JobRecord, now: u64) -> Vec<DatasetStatus> {
+    rec.datasets
+        .iter()
+        .map(|(key, r)| DatasetStatus {
+            source: if job.target_only() {
+                String::new()
+            } else {
+                key.clone()
+            },
+            target: r.target.clone(),
+            newest_common: r.newest_common.as_ref().map(|c| c.0.clone()),
+            lag_seconds: r.synced_at.map(|t| now.saturating_sub(t)),
+            snapshots_source: 0,
+            snapshots_target: 0,
+            last_success: r.last_success,
+            last_error: r.last_error.clone(),
+        })
+        .collect()
+}
+
+/// `zrep status` for people, line by line.
+pub fn status_lines(s: &JobStatus) -> Vec<String> {
     let when = |t: Option<u64>| t.map_or("never".to_string(), clock::utc_stamp);
-    println!(
+    let mut lines = vec![format!(
         "job {}: last run {}, last success {}{}",
         s.job,
         when(s.last_run),
@@ -604,32 +744,44 @@ pub fn print_status(s: &JobStatus) {
             .as_ref()
             .map(|e| format!(", last error: {e}"))
             .unwrap_or_default()
-    );
+    )];
     if let Some(u) = &s.unreachable {
-        println!("  cannot list the datasets now ({u}); lag from the last run");
+        lines.push(format!(
+            "  cannot list the datasets now ({u}); lag from the last run"
+        ));
     }
     for d in &s.datasets {
-        println!(
-            "  {} -> {}: lag {}, newest common @{}, snapshots {} source / {} target{}",
-            d.source,
-            d.target,
-            d.lag_seconds.map_or("-".into(), clock::age),
-            d.newest_common.as_deref().unwrap_or("-"),
-            d.snapshots_source,
-            d.snapshots_target,
-            d.last_error
-                .as_ref()
-                .map(|e| format!(", last error: {e}"))
-                .unwrap_or_default()
-        );
+        lines.push(format!("  {}", dataset_status_line(d)));
     }
     if s.over_limit {
-        println!(
+        lines.push(format!(
             "  LAG OVER LIMIT: {} > {}",
             s.lag_seconds.map_or("never replicated".into(), clock::age),
             clock::age(s.lag_limit_seconds.unwrap_or(0))
+        ));
+    }
+    lines
+}
+
+/// One dataset's line in `zrep status`.
+fn dataset_status_line(d: &DatasetStatus) -> String {
+    let lag = d.lag_seconds.map_or("-".into(), clock::age);
+    let newest = d.newest_common.as_deref().unwrap_or("-");
+    let error = d
+        .last_error
+        .as_ref()
+        .map(|e| format!(", last error: {e}"))
+        .unwrap_or_default();
+    if d.source.is_empty() {
+        return format!(
+            "{}: lag {lag} (age of the newest snapshot @{newest}), snapshots {}{error}",
+            d.target, d.snapshots_target
         );
     }
+    format!(
+        "{} -> {}: lag {lag}, newest common @{newest}, snapshots {} source / {} target{error}",
+        d.source, d.target, d.snapshots_source, d.snapshots_target
+    )
 }
 
 #[cfg(test)]
@@ -645,6 +797,20 @@ mod tests {
             .remove(0)
     }
 
+    /// [`prune_plans`] for a job with a source.
+    fn plans_of(
+        job: &Job,
+        sources: &[DatasetState],
+        targets: &[DatasetState],
+        now: u64,
+    ) -> Vec<(Which, PrunePlan)> {
+        let source = job.source.as_deref().expect("a job with a source");
+        prune_plans(job, source, sources, targets, now)
+    }
+
+    /// The tests' clock: a year after their snapshots.
+    const NOW: u64 = 1_798_761_600;
+
     fn snap(hour: u64, guid: u64, userrefs: u64) -> SnapEntry {
         SnapEntry {
             name: format!("zrep-{}", clock::utc_stamp(1_767_225_600 + hour * 3600)),
@@ -655,7 +821,8 @@ mod tests {
         }
     }
 
-    fn ds(name: &str, snapshots: Vec<SnapEntry>) -> DatasetState {
+    /// A listed dataset (shared with the tests of jobs without a source).
+    pub(super) fn ds(name: &str, snapshots: Vec<SnapEntry>) -> DatasetState {
         DatasetState {
             name: DatasetName::new(name).unwrap(),
             guid: 0,
@@ -693,10 +860,11 @@ mod tests {
             "q/t",
             (0..3).map(|h| snap(h, h + 1, u64::from(h == 2))).collect(),
         );
-        let plans = prune_plans(
+        let plans = plans_of(
             &job("keep_source = { last = 1 }\nkeep_target = { last = 1 }"),
             &[src],
             &[dst],
+            NOW,
         );
         let (w, s) = &plans[0];
         assert_eq!(*w, Which::Source);
@@ -725,10 +893,11 @@ mod tests {
     fn prune_unreplicated_lets_them_go() {
         let src = ds("p/s", (0..4).map(|h| snap(h, h + 1, 0)).collect());
         let dst = ds("q/t", vec![snap(0, 1, 0)]);
-        let plans = prune_plans(
+        let plans = plans_of(
             &job("keep_source = { last = 1 }\nprune_unreplicated = true"),
             &[src],
             &[dst],
+            NOW,
         );
         assert_eq!(
             verdicts(&plans[0].1),
@@ -740,18 +909,20 @@ mod tests {
     fn a_target_without_a_common_snapshot_is_left_alone() {
         let src = ds("p/s", vec![snap(5, 50, 0)]);
         let dst = ds("q/t", (0..3).map(|h| snap(h, h + 100, 0)).collect());
-        let plans = prune_plans(
+        let plans = plans_of(
             &job("keep_target = { last = 1 }"),
             std::slice::from_ref(&src),
             &[dst],
+            NOW,
         );
         assert!(plans[0].1.verdicts.iter().all(|(_, v)| !v.prune()));
         // No target at all: nothing to judge there, and the source keeps everything
         // that is not replicated.
-        let plans = prune_plans(
+        let plans = plans_of(
             &job("keep_source = { last = 1 }\nkeep_target = { last = 1 }"),
             &[src],
             &[],
+            NOW,
         );
         assert_eq!(plans.len(), 1);
         assert!(!plans[0].1.verdicts[0].1.prune());
@@ -763,7 +934,7 @@ mod tests {
         mine.name = "before-upgrade".into();
         let src = ds("p/s", vec![mine, snap(1, 2, 0), snap(2, 3, 0)]);
         let dst = ds("q/t", vec![snap(2, 3, 0)]);
-        let plans = prune_plans(&job("keep_source = { last = 1 }"), &[src], &[dst]);
+        let plans = plans_of(&job("keep_source = { last = 1 }"), &[src], &[dst], NOW);
         let names: Vec<&str> = plans[0]
             .1
             .verdicts
@@ -772,5 +943,168 @@ mod tests {
             .collect();
         assert!(!names.contains(&"before-upgrade"));
         assert_eq!(plans[0].1.destroy().len(), 1);
+    }
+
+    #[test]
+    fn future_dated_snapshots_from_the_source_do_not_prune_real_ones() {
+        // 40 daily runs, then 20 snapshots named in 2099 made on the source, then
+        // one more run: all of them replicated (same GUIDs on both sides).
+        let day0 = 1_767_225_600; // 2026-01-01
+        let daily = |d: u64| SnapEntry {
+            name: format!("zrep-{}", clock::utc_stamp(day0 + d * 86_400)),
+            guid: d + 1,
+            createtxg: d + 1,
+            creation: 0,
+            userrefs: 0,
+        };
+        let mut snaps: Vec<SnapEntry> = (0..40).map(daily).collect();
+        for f in 0..20 {
+            let mut s = daily(f);
+            s.name = format!("zrep-209901{:02}T000000Z", f + 1);
+            (s.guid, s.createtxg) = (1000 + f, 100 + f);
+            snaps.push(s);
+        }
+        let mut last = daily(40);
+        last.createtxg = 200;
+        snaps.push(last);
+        let now = day0 + 40 * 86_400 + 60;
+        let plans = plans_of(
+            &job("keep_source = { last = 3 }\nkeep_target = { daily = 30 }"),
+            &[ds("p/s", snaps.clone())],
+            &[ds("q/t", snaps)],
+            now,
+        );
+        let kept = |p: &PrunePlan| -> Vec<String> {
+            p.verdicts
+                .iter()
+                .filter(|(_, v)| !v.prune())
+                .map(|(n, _)| n.clone())
+                .collect()
+        };
+        let names = |r: std::ops::Range<u64>| -> Vec<String> { r.map(|d| daily(d).name).collect() };
+        let future: Vec<String> = (1..=20)
+            .map(|f| format!("zrep-209901{f:02}T000000Z"))
+            .collect();
+        let (source, target) = (&plans[0].1, &plans[1].1);
+        // Listing order (creation): the 2099 ones came before the last run's.
+        assert_eq!(
+            kept(source),
+            [names(38..40), future.clone(), names(40..41)].concat()
+        );
+        assert_eq!(
+            kept(target),
+            [names(11..40), future, names(40..41)].concat()
+        );
+        let (name, v) = &target.verdicts[40];
+        assert_eq!(
+            (name.as_str(), v),
+            (
+                "zrep-20990101T000000Z",
+                &Verdict::Keep(
+                    "dated 2099-01-01, more than a day after now: kept, not counted".into()
+                )
+            )
+        );
+    }
+
+    #[test]
+    fn lag_ignores_names_dated_ahead() {
+        let mut s = snap(0, 1, 0);
+        s.creation = 500;
+        assert_eq!(snapshot_time(&s, NOW), 1_767_225_600);
+        s.name = "zrep-20990101T000000Z".into();
+        assert_eq!(snapshot_time(&s, NOW), 500);
+    }
+
+    fn outcome(source: &str, target: &str, snapshots: &[&str]) -> Outcome {
+        Outcome {
+            source: source.into(),
+            target: target.into(),
+            mode: crate::report::Mode::Incremental,
+            snapshots: snapshots.iter().map(|s| s.to_string()).collect(),
+            bytes_sent: 10,
+            estimated_bytes: 10,
+            seconds: 1.0,
+            resumed: false,
+            dry_run: false,
+            error: None,
+        }
+    }
+
+    fn report(datasets: Vec<DatasetReport>) -> JobReport {
+        JobReport {
+            job: "t".into(),
+            status: "ok",
+            error: None,
+            seconds: 1.0,
+            datasets,
+        }
+    }
+
+    #[test]
+    fn records_skip_names_dated_ahead() {
+        let mut r = JobRecord::default();
+        let sent = ["zrep-20260101T000000Z", "zrep-20990101T000000Z"];
+        let rep = report(vec![DatasetReport {
+            outcome: outcome("p/s", "q/t", &sent),
+            pruned_source: Vec::new(),
+            pruned_target: Vec::new(),
+            newest: None,
+        }]);
+        record_run(&mut r, &job(""), &rep, NOW - 5, NOW);
+        let d = &r.datasets["p/s"];
+        assert_eq!(d.newest_common, Some((sent[0].to_string(), 1_767_225_600)));
+        assert_eq!((d.synced_at, r.bytes_total), (Some(NOW - 5), 10));
+    }
+
+    #[test]
+    fn a_job_without_a_source_records_its_targets_and_their_newest() {
+        let cfg = "[[job]]\nname = \"b\"\ntarget = \"q/t\"\nkeep_target = { daily = 3 }\n";
+        let j = Config::parse(std::path::Path::new("t.toml"), cfg)
+            .unwrap()
+            .jobs
+            .remove(0);
+        let mut o = outcome("", "q/t", &[]);
+        o.mode = crate::report::Mode::Prune;
+        let rep = report(vec![DatasetReport {
+            outcome: o,
+            pruned_source: Vec::new(),
+            pruned_target: vec!["zrep-old".into()],
+            newest: Some(("zrep-new".into(), NOW - 3600)),
+        }]);
+        let mut r = JobRecord::default();
+        record_run(&mut r, &j, &rep, NOW - 5, NOW);
+        let d = &r.datasets["q/t"];
+        assert_eq!(d.newest_common, Some(("zrep-new".into(), NOW - 3600)));
+        assert_eq!(d.synced_at, Some(NOW - 3600));
+        let st = recorded_status(&j, &r, NOW);
+        assert_eq!((st[0].source.as_str(), st[0].target.as_str()), ("", "q/t"));
+        assert_eq!(st[0].lag_seconds, Some(3600));
+        assert_eq!(
+            dataset_status_line(&st[0]),
+            "q/t: lag 1h00m (age of the newest snapshot @zrep-new), snapshots 0"
+        );
+    }
+
+    #[test]
+    fn a_refusal_is_told_once_per_side() {
+        let plan = |d: &str| PrunePlan {
+            dataset: d.into(),
+            source: d.into(),
+            verdicts: Vec::new(),
+        };
+        let (a, b) = (plan("q/a"), plan("q/b"));
+        let no = err(Kind::Refused, "this server only receives");
+        let refused = [(&a, Err(no.clone())), (&b, Err(no.clone()))];
+        assert_eq!(refusal(&refused), Some(&no));
+        let failed = [(&a, Err(err(Kind::Io, "busy"))), (&b, Ok(()))];
+        assert_eq!(refusal(&failed), None);
+        assert_eq!(refusal(&[]), None);
+        assert_eq!(
+            refusal_line("home", Which::Target, &no),
+            "[home] the target refuses pruning (zrep serve --receive-only): prune it on the \
+             backup host with a job that has a target and no source, and remove keep_target \
+             from this job (this server only receives)"
+        );
     }
 }

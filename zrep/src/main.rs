@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use clap::{Args, CommandFactory, Parser, Subcommand};
 
 use libzfs::{DatasetName, SendSource, SnapshotName};
-use zrep::config::{self, Config, Overlap};
+use zrep::config::{self, Config};
 use zrep::error::{err, Error, Kind, Result};
 use zrep::local;
 use zrep::policy::{Mode, Policy};
@@ -350,6 +350,7 @@ fn out(line: impl std::fmt::Display) -> Result<()> {
 }
 
 fn run(cli: Cli) -> Result<ExitCode> {
+    zrep::clock::check_env().map_err(|m| err(Kind::Usage, m))?;
     match cli.command {
         Cmd::Serve(a) => Ok(ExitCode::from(serve::serve(&a.options()?) as u8)),
         Cmd::Run {
@@ -453,7 +454,9 @@ fn cmd_status(cfg: &Config, names: &[String], json: bool) -> Result<ExitCode> {
     if json {
         json_out(&all)?;
     } else {
-        all.iter().for_each(jobs::print_status);
+        for line in all.iter().flat_map(jobs::status_lines) {
+            out(line)?;
+        }
     }
     Ok(ExitCode::from(if all.iter().any(|s| s.over_limit) {
         2
@@ -463,7 +466,7 @@ fn cmd_status(cfg: &Config, names: &[String], json: bool) -> Result<ExitCode> {
 }
 
 fn cmd_check_config(cfg: &Config) -> Result<ExitCode> {
-    println!(
+    out(format!(
         "{}: {} job{}; state in {}{}",
         cfg.path.display(),
         cfg.jobs.len(),
@@ -473,75 +476,9 @@ fn cmd_check_config(cfg: &Config) -> Result<ExitCode> {
             .as_ref()
             .map(|p| format!("; Prometheus textfile {}", p.display()))
             .unwrap_or_default()
-    );
-    for j in &cfg.jobs {
-        let f = j.flags;
-        let flags: Vec<&str> = [
-            (f.compressed, "compressed"),
-            (f.large_blocks, "large blocks"),
-            (f.embedded, "embedded"),
-            (f.raw, "raw"),
-        ]
-        .into_iter()
-        .filter_map(|(on, n)| on.then_some(n))
-        .collect();
-        println!(
-            "job {}: {}{} -> {}",
-            j.name,
-            j.source_spec(),
-            if j.recursive { " and descendants" } else { "" },
-            j.target_spec()
-        );
-        println!(
-            "  each run: {}replicate{}{}",
-            if j.snapshot {
-                "snapshot @zrep-<UTC time>, "
-            } else {
-                ""
-            },
-            if flags.is_empty() {
-                String::new()
-            } else {
-                format!(" ({})", flags.join(", "))
-            },
-            if j.keep_source.is_some() || j.keep_target.is_some() {
-                ", prune"
-            } else {
-                ""
-            }
-        );
-        let keeps = |r: &Option<zrep::retention::Rules>, source: bool| {
-            match r {
-            Some(r) => format!(
-                "keeps {r} of zrep's snapshots, and always the newest common snapshot and held ones{}",
-                if source && !j.prune_unreplicated { ", and those not replicated yet" } else { "" }
-            ),
-            None => "keeps every snapshot".into(),
-        }
-        };
-        println!("  source {}", keeps(&j.keep_source, true));
-        println!("  target {}", keeps(&j.keep_target, false));
-        println!(
-            "  new targets {}; a run that finds the previous one going {}{}",
-            if j.writable {
-                "writable"
-            } else {
-                "readonly=on"
-            },
-            match j.overlap {
-                Overlap::Skip => "skips",
-                Overlap::Wait => "waits",
-            },
-            j.lag_limit
-                .map(|l| format!(
-                    "; status fails when lag > {}",
-                    zrep::clock::age(l.as_secs())
-                ))
-                .unwrap_or_default()
-        );
-        if j.source_host.is_some() || j.target_host.is_some() {
-            println!("  ssh: {} (remote zrep: {})", j.ssh, j.remote_zrep);
-        }
+    ))?;
+    for line in cfg.jobs.iter().flat_map(config::Job::describe) {
+        out(line)?;
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -763,7 +700,10 @@ fn cmd_list(
     ))?;
     for d in &states {
         if matches!(kind, ListKind::Filesystem | ListKind::All) {
-            out(format!("{:<50} {:>10} {:>20} {:>10}", d.name, d.kind, "-", "-"))?;
+            out(format!(
+                "{:<50} {:>10} {:>20} {:>10}",
+                d.name, d.kind, "-", "-"
+            ))?;
         }
         let rows = [
             (ListKind::Snapshot, '@', "snapshot", &d.snapshots),
@@ -773,7 +713,10 @@ fn cmd_list(
             if kind == k || kind == ListKind::All {
                 for e in entries {
                     let n = format!("{}{sep}{}", d.name, e.name);
-                    out(format!("{n:<50} {what:>10} {:>20} {:>10}", e.guid, e.createtxg))?;
+                    out(format!(
+                        "{n:<50} {what:>10} {:>20} {:>10}",
+                        e.guid, e.createtxg
+                    ))?;
                 }
             }
         }

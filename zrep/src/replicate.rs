@@ -509,7 +509,7 @@ impl Work<'_> {
             flags.raw = true;
             ui.verbose(&format!("{}: encrypted, sending raw", d.name));
         }
-        o.mode = Some(plan.mode());
+        o.mode = plan.mode().into();
         o.snapshots = plan.steps.iter().map(|s| s.to.clone()).collect();
         o.resumed = plan.resume.is_some();
         let available = available(t, &target, dst)?;

@@ -1,9 +1,51 @@
 //! What a replication did, per dataset: printed by [`crate::ui`], recorded by
 //! [`crate::jobs`], one JSON object each with `--json`.
 
-use serde::{Serialize, Serializer};
+use serde::Serialize;
 
-use crate::plan::Mode;
+use crate::plan;
+
+/// What was done for a dataset.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// A full stream first.
+    Full,
+    /// An incremental stream first.
+    Incremental,
+    /// An interrupted transfer finished first.
+    Resume,
+    /// Nothing to send.
+    Noop,
+    /// Only retention ran (a job without a source).
+    Prune,
+    /// Planning failed.
+    Error,
+}
+
+impl From<plan::Mode> for Mode {
+    fn from(m: plan::Mode) -> Mode {
+        match m {
+            plan::Mode::Full => Mode::Full,
+            plan::Mode::Incremental => Mode::Incremental,
+            plan::Mode::Resume => Mode::Resume,
+            plan::Mode::Noop => Mode::Noop,
+        }
+    }
+}
+
+impl Mode {
+    fn name(self) -> &'static str {
+        match self {
+            Mode::Full => "full",
+            Mode::Incremental => "incremental",
+            Mode::Resume => "resume",
+            Mode::Noop => "noop",
+            Mode::Prune => "prune",
+            Mode::Error => "error",
+        }
+    }
+}
 
 /// The result for one dataset.
 #[derive(Debug, Clone, Serialize)]
@@ -12,9 +54,8 @@ pub struct Outcome {
     pub source: String,
     /// Target dataset.
     pub target: String,
-    /// What the first transfer was; `error` (None) when planning failed.
-    #[serde(serialize_with = "mode_or_error")]
-    pub mode: Option<Mode>,
+    /// What the first transfer was.
+    pub mode: Mode,
     /// Snapshots sent (short names).
     pub snapshots: Vec<String>,
     /// Stream bytes sent.
@@ -37,7 +78,7 @@ impl Outcome {
         Outcome {
             source: source.into(),
             target: target.into(),
-            mode: None,
+            mode: Mode::Error,
             snapshots: Vec::new(),
             bytes_sent: 0,
             estimated_bytes: 0,
@@ -52,28 +93,15 @@ impl Outcome {
     pub fn what(&self) -> String {
         match (&self.error, self.mode) {
             (Some(e), _) => format!("FAILED: {e}"),
-            (None, None | Some(Mode::Noop)) => "up to date".into(),
-            (None, Some(m)) => format!(
+            (None, Mode::Noop | Mode::Error) => "up to date".into(),
+            (None, m) => format!(
                 "{}, {} snapshot{}",
-                mode_name(m),
+                m.name(),
                 self.snapshots.len(),
                 if self.snapshots.len() == 1 { "" } else { "s" }
             ),
         }
     }
-}
-
-fn mode_name(m: Mode) -> &'static str {
-    match m {
-        Mode::Full => "full",
-        Mode::Incremental => "incremental",
-        Mode::Resume => "resume",
-        Mode::Noop => "noop",
-    }
-}
-
-fn mode_or_error<S: Serializer>(m: &Option<Mode>, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_str(m.map_or("error", mode_name))
 }
 
 #[cfg(test)]
@@ -85,7 +113,7 @@ mod tests {
         let mut o = Outcome::new("a", "b", false);
         let j = serde_json::to_value(&o).unwrap();
         assert_eq!(j["mode"], "error");
-        o.mode = Some(Mode::Incremental);
+        o.mode = Mode::Incremental;
         o.snapshots = vec!["s".into()];
         assert_eq!(serde_json::to_value(&o).unwrap()["mode"], "incremental");
         assert_eq!(o.what(), "incremental, 1 snapshot");

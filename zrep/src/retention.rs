@@ -11,6 +11,11 @@
 //! A snapshot any rule keeps is kept; so is every snapshot the caller protects (the
 //! newest common snapshot, anything held, what is not replicated yet). Only
 //! snapshots zrep named (`zrep-<UTC time>`) are ever candidates.
+//!
+//! The time comes from the name, and names come from the source, which may be
+//! compromised: a snapshot named more than a day after now is never a candidate and
+//! never counts (not among the last N, not as the snapshot of any period), so that
+//! snapshots named `zrep-2099...` cannot push the real ones out of the rules.
 
 use std::collections::BTreeMap;
 
@@ -78,6 +83,15 @@ pub fn snapshot_time(short_name: &str) -> Option<u64> {
     clock::parse_stamp(short_name.strip_prefix(SNAPSHOT_PREFIX)?)
 }
 
+/// How far ahead of now a snapshot's name may be dated and still count: a day, for
+/// clocks that disagree.
+pub const FUTURE_SLACK: u64 = 86_400;
+
+/// Whether a snapshot dated `time` lies more than [`FUTURE_SLACK`] after `now`.
+pub fn is_future(time: u64, now: u64) -> bool {
+    time > now.saturating_add(FUTURE_SLACK)
+}
+
 /// One snapshot to judge.
 #[derive(Debug, Clone)]
 pub struct Candidate {
@@ -106,11 +120,16 @@ impl Verdict {
     }
 }
 
-/// Judges every candidate (the result is parallel to `snaps`).
-pub fn decide(snaps: &[Candidate], rules: &Rules) -> Vec<Verdict> {
-    let mut keep: Vec<Option<String>> = snaps.iter().map(|s| s.protected.clone()).collect();
-    // Newest first; equal times by name, for a stable answer.
-    let mut order: Vec<usize> = (0..snaps.len()).collect();
+/// Judges every candidate at time `now` (the result is parallel to `snaps`).
+pub fn decide(snaps: &[Candidate], rules: &Rules, now: u64) -> Vec<Verdict> {
+    let mut keep: Vec<Option<String>> = snaps
+        .iter()
+        .map(|s| future_dated(s, now).or_else(|| s.protected.clone()))
+        .collect();
+    // What counts, newest first; equal times by name, for a stable answer.
+    let mut order: Vec<usize> = (0..snaps.len())
+        .filter(|&i| !is_future(snaps[i].time, now))
+        .collect();
     order.sort_by(|&a, &b| (snaps[b].time, &snaps[b].name).cmp(&(snaps[a].time, &snaps[a].name)));
     for &i in order.iter().take(rules.last as usize) {
         keep[i].get_or_insert_with(|| format!("one of the last {}", rules.last));
@@ -138,9 +157,29 @@ pub fn decide(snaps: &[Candidate], rules: &Rules) -> Vec<Verdict> {
         .collect()
 }
 
+/// The reason a snapshot dated more than a day ahead is kept, `None` for others.
+fn future_dated(s: &Candidate, now: u64) -> Option<String> {
+    if !is_future(s.time, now) {
+        return None;
+    }
+    let c = clock::Civil::from_secs(s.time);
+    let also = s
+        .protected
+        .as_ref()
+        .map(|p| format!("; also {p}"))
+        .unwrap_or_default();
+    Some(format!(
+        "dated {:04}-{:02}-{:02}, more than a day after now: kept, not counted{also}",
+        c.year, c.month, c.day
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The tests' clock: after every snapshot they make.
+    const NOW: u64 = 1_798_761_600; // 2027-01-01
 
     fn at(stamp: &str) -> u64 {
         clock::parse_stamp(stamp).unwrap()
@@ -158,7 +197,7 @@ mod tests {
     }
 
     fn kept(c: &[Candidate], rules: &Rules) -> Vec<String> {
-        decide(c, rules)
+        decide(c, rules, NOW)
             .iter()
             .zip(c)
             .filter(|(v, _)| !v.prune())
@@ -226,7 +265,7 @@ mod tests {
             monthly: 2,
             ..Rules::default()
         };
-        let v = decide(&c, &r);
+        let v = decide(&c, &r, NOW);
         // The last snapshot is 2026-03-01T18:00: February and March's first, the
         // first of the 7 newest days (one of them March 1st again), the newest, and
         // the protected one.
@@ -262,5 +301,89 @@ mod tests {
         let c = cands(&[t0, t0 + 1]);
         assert!(Rules::default().is_empty());
         assert!(kept(&c, &Rules::default()).is_empty());
+    }
+
+    /// 40 daily snapshots up to now, then 20 named in 2099 (a compromised source's).
+    fn forty_days_and_twenty_from_2099() -> (Vec<Candidate>, u64) {
+        let t0 = at("20261101T031500Z");
+        let real = (0..40).map(|d| t0 + d * 86_400);
+        let future = (0..20).map(|d| at("20990101T000000Z") + d * 86_400);
+        let c = cands(&real.chain(future).collect::<Vec<_>>());
+        (c, t0 + 39 * 86_400)
+    }
+
+    #[test]
+    fn future_dated_snapshots_do_not_displace_daily_ones() {
+        let (c, now) = forty_days_and_twenty_from_2099();
+        let r = Rules {
+            daily: 30,
+            ..Rules::default()
+        };
+        let v = decide(&c, &r, now);
+        // The 30 newest real ones stay, the 10 oldest go, every 2099 one stays.
+        let kept_real: Vec<usize> = (0..40).filter(|&i| !v[i].prune()).collect();
+        assert_eq!(kept_real, (10..40).collect::<Vec<_>>());
+        for (i, v) in v.iter().enumerate().skip(40) {
+            let day = 1 + i - 40;
+            assert_eq!(
+                *v,
+                Verdict::Keep(format!(
+                    "dated 2099-01-{day:02}, more than a day after now: kept, not counted"
+                ))
+            );
+        }
+        assert_eq!(
+            v[39],
+            Verdict::Keep("oldest of its day 2026-12-10 (30 daily)".into())
+        );
+    }
+
+    #[test]
+    fn future_dated_snapshots_do_not_count_among_the_last_or_any_period() {
+        let (c, now) = forty_days_and_twenty_from_2099();
+        let last5 = Rules {
+            last: 5,
+            ..Rules::default()
+        };
+        let mixed = Rules {
+            last: 1,
+            weekly: 2,
+            monthly: 2,
+            yearly: 1,
+            ..Rules::default()
+        };
+        // Real ones: November 1st to December 10th 2026. The mixed rules keep Nov 1st
+        // (its month and year), Nov 30th and Dec 7th (Mondays: their weeks), Dec 1st
+        // (its month) and Dec 10th (the last).
+        for (rules, want) in [
+            (last5, vec![35, 36, 37, 38, 39]),
+            (mixed, vec![0, 29, 30, 36, 39]),
+        ] {
+            let v = decide(&c, &rules, now);
+            let kept: Vec<usize> = (0..40).filter(|&i| !v[i].prune()).collect();
+            assert_eq!(kept, want, "{rules}");
+            assert!(v[40..].iter().all(|v| !v.prune()), "{rules}");
+        }
+    }
+
+    #[test]
+    fn a_day_ahead_still_counts_and_protection_is_named_too() {
+        let now = at("20260601T000000Z");
+        let mut c = cands(&[now - 3600, now + 86_400, now + 86_401]);
+        c[2].protected = Some("held".into());
+        let r = Rules {
+            last: 1,
+            ..Rules::default()
+        };
+        let v = decide(&c, &r, now);
+        assert!(v[0].prune(), "a day ahead is the newest that counts");
+        assert_eq!(v[1], Verdict::Keep("one of the last 1".into()));
+        assert_eq!(
+            v[2],
+            Verdict::Keep(
+                "dated 2026-06-02, more than a day after now: kept, not counted; also held".into()
+            )
+        );
+        assert!(!is_future(u64::MAX, u64::MAX - 1));
     }
 }

@@ -340,7 +340,8 @@ impl Remote {
     /// Reads one response: it must come within [`ANSWER_TIMEOUTS`] stall timeouts
     /// (and the lock wait a request asked for), whatever keepalives arrive meanwhile.
     pub fn response(&mut self, doing: &str) -> Result<Response> {
-        self.from.answer_within(Some(self.timeout * ANSWER_TIMEOUTS + self.extra_wait));
+        self.from
+            .answer_within(Some(self.timeout * ANSWER_TIMEOUTS + self.extra_wait));
         let answer = proto::recv_msg::<Response>(&mut self.from);
         self.from.answer_within(None);
         match answer {

@@ -2,12 +2,18 @@
 //! and the Prometheus textfile.
 //!
 //! Several jobs may run at once (one process each): every update is a
-//! read-modify-write under a lock, and files are replaced by rename, so a reader
-//! never sees half a file.
+//! read-modify-write under a lock, the Prometheus textfile is written under the same
+//! lock (so an older textfile is never written last), and files are replaced by
+//! rename after an fsync, so a reader or a crash never leaves half a file.
 
 use std::collections::BTreeMap;
+use std::ffi::{OsStr, OsString};
 use std::fmt::Write as _;
+use std::fs::{File, OpenOptions};
+use std::io::{self, Write as _};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use serde::{Deserialize, Serialize};
 
@@ -84,30 +90,90 @@ impl State {
         }
     }
 
-    /// Changes one job's record and writes the state back; returns the new state.
-    pub fn update(dir: &Path, job: &str, f: impl FnOnce(&mut JobRecord)) -> Result<State> {
+    /// Changes one job's record (`change`), writes the state back, then hands the
+    /// new state to `publish` (the Prometheus textfile) while still holding the state
+    /// lock; returns the new state.
+    pub fn update(
+        dir: &Path,
+        job: &str,
+        change: impl FnOnce(&mut JobRecord),
+        publish: impl FnOnce(&State) -> Result<()>,
+    ) -> Result<State> {
         std::fs::create_dir_all(dir)
             .map_err(|e| err(Kind::Io, format!("cannot create {}: {e}", dir.display())))?;
         let _lock = crate::lock::Lock::job(&format!("state {}", dir.display()), 60)?;
         let mut s = State::load(dir)?;
-        f(s.jobs.entry(job.to_string()).or_default());
+        change(s.jobs.entry(job.to_string()).or_default());
         let text = serde_json::to_vec_pretty(&s).map_err(|e| err(Kind::Io, e.to_string()))?;
         write_atomic(&file(dir), &text)?;
+        publish(&s)?;
         Ok(s)
     }
 }
 
-/// Replaces `path` with `bytes` by writing a temporary file beside it and renaming it.
+/// Replaces `path` with `bytes`: a reader sees the old file or the new one, and after
+/// a crash one of them is on disk. The bytes go to a new file beside `path` (a name
+/// of its own, created exclusively and never through a symbolic link), which is
+/// synced, renamed over `path`, and the directory synced.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let mut tmp = path.as_os_str().to_owned();
-    tmp.push(format!(".tmp{}", std::process::id()));
-    let tmp = PathBuf::from(tmp);
-    std::fs::write(&tmp, bytes)
-        .and_then(|()| std::fs::rename(&tmp, path))
-        .map_err(|e| {
-            let _ = std::fs::remove_file(&tmp);
-            err(Kind::Io, format!("cannot write {}: {e}", path.display()))
-        })
+    let fail = |e: io::Error| err(Kind::Io, format!("cannot write {}: {e}", path.display()));
+    let name = path
+        .file_name()
+        .ok_or_else(|| fail(io::Error::other("not a file name")))?;
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    // A name already taken (a leftover, or planted) is passed over for the next.
+    let mut attempt = 0;
+    loop {
+        match write_via(path, &dir.join(temp_name(name)), bytes) {
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists && attempt < 100 => attempt += 1,
+            Err(e) => return Err(fail(e)),
+            Ok(()) => return sync_dir(dir).map_err(fail),
+        }
+    }
+}
+
+/// `.NAME.<pid>.<count>.<nanoseconds>.tmp`: unique among live processes, hidden, and
+/// not read by node_exporter (which reads `*.prom`).
+fn temp_name(name: &OsStr) -> OsString {
+    static COUNT: AtomicU64 = AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    let mut t = OsString::from(".");
+    t.push(name);
+    t.push(format!(
+        ".{}.{}.{nanos:08x}.tmp",
+        std::process::id(),
+        COUNT.fetch_add(1, Ordering::Relaxed)
+    ));
+    t
+}
+
+/// Writes `bytes` to `tmp` (which must not exist: `AlreadyExists` otherwise), syncs
+/// it and renames it over `path`; `tmp` is removed when that fails.
+fn write_via(path: &Path, tmp: &Path, bytes: &[u8]) -> io::Result<()> {
+    let mut f = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(tmp)?;
+    let written = f
+        .write_all(bytes)
+        .and_then(|()| f.sync_all())
+        .and_then(|()| std::fs::rename(tmp, path));
+    if written.is_err() {
+        let _ = std::fs::remove_file(tmp);
+    }
+    written
+}
+
+/// Makes a rename in `dir` durable.
+fn sync_dir(dir: &Path) -> io::Result<()> {
+    File::open(dir)?.sync_all()
 }
 
 fn label(v: &str) -> String {
@@ -230,19 +296,93 @@ mod tests {
         );
     }
 
+    /// A new empty directory of mode 0700 for one test.
+    fn scratch(test: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("zrep-{test}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        // Private: it is also the test's lock directory, which zrep checks.
+        std::os::unix::fs::DirBuilderExt::mode(&mut std::fs::DirBuilder::new(), 0o700)
+            .create(&d)
+            .unwrap();
+        d
+    }
+
+    fn entries(dir: &Path) -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        v.sort();
+        v
+    }
+
     #[test]
     fn update_round_trips() {
-        let dir = std::env::temp_dir().join(format!("zrep-state-{}", std::process::id()));
+        let dir = scratch("state");
         std::env::set_var("ZREP_LOCK_DIR", &dir);
-        State::update(&dir, "a", |r| r.failures_total += 1).unwrap();
-        let s = State::update(&dir, "a", |r| r.failures_total += 1).unwrap();
+        let prom = dir.join("zrep.prom");
+        let publish = |s: &State| write_atomic(&prom, prometheus(s, 100).as_bytes());
+        State::update(&dir, "a", |r| r.failures_total += 1, publish).unwrap();
+        let s = State::update(&dir, "a", |r| r.failures_total += 1, publish).unwrap();
         assert_eq!(s.jobs["a"].failures_total, 2);
+        let text = std::fs::read_to_string(&prom).unwrap();
+        assert!(
+            text.contains("zrep_failures_total{job=\"a\"} 2\n"),
+            "{text}"
+        );
         assert_eq!(State::load(&dir).unwrap().jobs["a"].failures_total, 2);
         std::fs::write(dir.join("state.json"), "{").unwrap();
         assert!(State::load(&dir)
             .unwrap_err()
             .message
             .contains("is damaged"));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn atomic_writes_leave_the_whole_file_and_no_temporary() {
+        let dir = scratch("atomic");
+        let path = dir.join("state.json");
+        let big: Vec<u8> = (0..3 << 20).map(|i: u32| (i % 251) as u8).collect();
+        for bytes in [&b"old"[..], &big] {
+            write_atomic(&path, bytes).unwrap();
+            assert_eq!(std::fs::read(&path).unwrap(), bytes);
+            assert_eq!(entries(&dir), ["state.json"]);
+        }
+        // A path without a file name is refused.
+        let e = write_atomic(Path::new("/"), b"x").unwrap_err();
+        assert!(e.message.contains("cannot write /: not a file name"), "{e}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn atomic_writes_follow_no_symbolic_link() {
+        use std::os::unix::fs::symlink;
+        let dir = scratch("symlink");
+        let victim = dir.join("victim");
+        std::fs::write(&victim, "precious").unwrap();
+        let path = dir.join("zrep.prom");
+        std::fs::write(&path, "old").unwrap();
+        // Planted at the temporary name: refused, nothing written anywhere.
+        let tmp = dir.join(".zrep.prom.planted.tmp");
+        symlink(&victim, &tmp).unwrap();
+        let e = write_via(&path, &tmp, b"new").unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::AlreadyExists);
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious");
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "old");
+        assert!(std::fs::symlink_metadata(&tmp).unwrap().is_symlink());
+        // A dangling one too (O_EXCL does not create through it).
+        let dangling = dir.join(".zrep.prom.dangling.tmp");
+        symlink(dir.join("created-through-the-link"), &dangling).unwrap();
+        assert!(write_via(&path, &dangling, b"new").is_err());
+        assert!(!dir.join("created-through-the-link").exists());
+        // The file itself a link: replaced by the new file, its target untouched.
+        std::fs::remove_file(&path).unwrap();
+        symlink(&victim, &path).unwrap();
+        write_atomic(&path, b"new").unwrap();
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious");
+        assert!(!std::fs::symlink_metadata(&path).unwrap().is_symlink());
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "new");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -170,7 +170,11 @@ fn push(
     });
     if let Err(e) = &pumped {
         if e.kind() == std::io::ErrorKind::TimedOut {
-            let e = conn_err(&host, "sending the stream", std::io::Error::new(e.kind(), e.to_string()).into());
+            let e = conn_err(
+                &host,
+                "sending the stream",
+                std::io::Error::new(e.kind(), e.to_string()).into(),
+            );
             return Err(r.failed(e));
         }
     }

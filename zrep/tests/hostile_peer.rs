@@ -16,7 +16,14 @@ fn peer(case: &str) -> String {
 fn against(case: &str) -> (i32, String, Duration) {
     let t0 = Instant::now();
     let out = Command::new(env!("CARGO_BIN_EXE_zrep"))
-        .args(["list", "--timeout", "3", "--ssh", &peer(case), "localhost:pool/fs"])
+        .args([
+            "list",
+            "--timeout",
+            "3",
+            "--ssh",
+            &peer(case),
+            "localhost:pool/fs",
+        ])
         .stdin(std::process::Stdio::null())
         .output()
         .expect("run zrep");
@@ -75,7 +82,10 @@ fn hostile_peers_get_clear_errors_and_clean_exits() {
         ),
         ("after-hello-kind", "unknown frame kind 0x5a"),
         ("after-hello-close", "the peer closed the connection"),
-        ("stall-mid-frame", "no byte from the peer for 3 s while waiting for the answer to: hello"),
+        (
+            "stall-mid-frame",
+            "no byte from the peer for 3 s while waiting for the answer to: hello",
+        ),
         (
             "after-hello-stall",
             "no byte from the peer for 3 s while waiting for the answer to: list pool/fs",

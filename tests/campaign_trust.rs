@@ -1,0 +1,469 @@
+//! Trust campaign (issue #15): a compromised host cannot destroy the other side's
+//! backups, and a peer that stalls cannot hang zrep.
+//!
+//! The guest's sshd gets keys whose authorized_keys lines are forced commands
+//! (`restrict,command="zrep serve --root ... --receive-only"`, `--send-only`), as the
+//! README tells users to write them. The "compromised" side then tries every request
+//! type, through the real client and through a hand-written protocol client, against
+//! datasets inside and outside the root (`back/a` vs `back/ab`): each must be refused,
+//! the other side's snapshots (by GUID), holds and data unchanged, the refusal logged.
+use std::io::{Read, Write};
+use std::path::PathBuf;
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use zrep::proto::{self, Flags, Hold, NewBookmark, Request, Response};
+use zrep_tests::campaign::Report;
+use zrep_tests::cli::{forced_key, patience, ssh_args, zrep, zrep_cmd, zrep_spawn, Run};
+use zrep_tests::{
+    bn, dn, lzc, send_bytes, sn, src, tree_digest, write_random, zfs, zfs_get, TestPool,
+};
+
+/// Everything that must not change: datasets, snapshots and bookmarks with their
+/// GUIDs, holds, and the files of mounted datasets.
+fn fingerprint(pool: &TestPool) -> (String, String, Vec<(PathBuf, u64, u64)>) {
+    let names = zfs(&["list", "-H", "-r", "-t", "all", "-o", "name,guid", pool.name()]);
+    let snaps: Vec<String> = names
+        .lines()
+        .filter(|l| l.contains('@'))
+        .map(|l| l.split('\t').next().unwrap().to_string())
+        .collect();
+    let holds = if snaps.is_empty() {
+        String::new()
+    } else {
+        let mut args = vec!["holds", "-H"];
+        args.extend(snaps.iter().map(String::as_str));
+        zfs(&args)
+    };
+    (names, holds, tree_digest(&pool.path("")))
+}
+
+/// A protocol client of our own: what a compromised host could send, whatever the
+/// real client would.
+struct RawPeer {
+    child: Child,
+    to: ChildStdin,
+    from: ChildStdout,
+}
+
+impl RawPeer {
+    /// `ssh ... localhost zrep serve` (the forced command replaces the command), or any
+    /// program speaking on stdin/stdout; says hello.
+    fn start(mut cmd: Command) -> RawPeer {
+        let mut child = cmd
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start the server");
+        let mut p = RawPeer {
+            to: child.stdin.take().unwrap(),
+            from: child.stdout.take().unwrap(),
+            child,
+        };
+        let hello = p.call(&Request::Hello {
+            version: proto::VERSION,
+            zrep: "evil".into(),
+            timeout_secs: 600,
+        });
+        assert!(matches!(hello, Response::Hello { .. }), "{hello:?}");
+        p
+    }
+
+    fn over_ssh(ssh: &[String]) -> RawPeer {
+        let mut c = Command::new(&ssh[0]);
+        c.args(&ssh[1..]).args(["--", "localhost", "zrep serve"]);
+        RawPeer::start(c)
+    }
+
+    fn call(&mut self, req: &Request) -> Response {
+        proto::send_msg(&mut self.to, req).expect("send a request");
+        loop {
+            match proto::recv_msg::<Response>(&mut self.from).expect("an answer") {
+                Response::State { more: true, .. } => continue,
+                r => return r,
+            }
+        }
+    }
+
+    /// Sends `req` and expects a refusal by the server's policy.
+    #[track_caller]
+    fn refused(&mut self, req: &Request, why: &str) -> String {
+        match self.call(req) {
+            Response::Error(e) => {
+                assert_eq!(e.kind, zrep::error::Kind::Refused, "{req:?}: {e:?}");
+                assert!(e.message.contains(why), "{req:?}: {}", e.message);
+                e.message
+            }
+            other => panic!("{req:?} was not refused: {other:?}"),
+        }
+    }
+
+    /// Sends a receive request and, when the server asks for it, `stream`.
+    fn receive(&mut self, req: &Request, stream: &[u8]) -> Response {
+        match self.call(req) {
+            Response::Streaming => {}
+            other => return other,
+        }
+        for chunk in stream.chunks(1 << 20) {
+            proto::write_frame(&mut self.to, b'D', chunk).unwrap();
+        }
+        proto::write_frame(&mut self.to, b'E', b"").unwrap();
+        self.to.flush().unwrap();
+        proto::recv_msg::<Response>(&mut self.from).expect("the receive's answer")
+    }
+
+    /// Ends the session; the server's stderr (its log).
+    fn finish(mut self) -> String {
+        let _ = proto::send_msg(&mut self.to, &Request::Bye);
+        drop(self.to);
+        let mut log = String::new();
+        if let Some(mut e) = self.child.stderr.take() {
+            let _ = e.read_to_string(&mut log);
+        }
+        let _ = self.child.wait();
+        log
+    }
+}
+
+fn holds(list: &[(&str, &str)]) -> Vec<Hold> {
+    list.iter()
+        .map(|(s, t)| Hold {
+            snapshot: sn(s),
+            tag: (*t).into(),
+        })
+        .collect()
+}
+
+fn run(args: &[String]) -> Run {
+    let v: Vec<&str> = args.iter().map(String::as_str).collect();
+    zrep(&v)
+}
+
+fn args(list: &[&str], ssh: &[String]) -> Vec<String> {
+    let mut v: Vec<String> = list.iter().map(|s| s.to_string()).collect();
+    v.extend(ssh.iter().cloned());
+    v
+}
+
+#[test]
+fn receive_only_target_survives_a_compromised_source() {
+    let mut report = Report::new("trust-receive-only");
+    let s = TestPool::new();
+    let b = TestPool::new();
+    let data = s.create("a");
+    write_random(&s.path("a/f"), 1 << 20, 1);
+    let root = b.create("a");
+    let other = b.create("ab");
+    write_random(&b.path("ab/keep"), 1 << 20, 2);
+    zfs(&["snapshot", &format!("{other}@precious")]);
+    let target = format!("{root}/data");
+    let (forced, ssh) = forced_key(&format!("--root {root} --receive-only"));
+
+    // The legitimate pushes work through the forced command: full, then incremental.
+    let push = args(
+        &["replicate", "--json", &data, &format!("localhost:{target}")],
+        &forced,
+    );
+    assert_eq!(run(&push).ok().json()["mode"], "full");
+    write_random(&s.path("a/g"), 1 << 20, 3);
+    assert_eq!(run(&push).ok().json()["mode"], "incremental");
+    let first = zfs(&["list", "-H", "-t", "snapshot", "-o", "name", "-d", "1", &target]);
+    let first = first.lines().next().unwrap().to_string();
+    zfs(&["hold", "admin", &first]);
+    let before = fingerprint(&b);
+
+    let mut rows = Vec::new();
+    let mut row = |who: &str, what: &str, said: &str| {
+        rows.push(vec![who.to_string(), what.to_string(), said.to_string()]);
+    };
+    // The real client, aimed where the root does not reach or at what is refused.
+    for (what, cmd, want) in [
+        (
+            "push outside the root, by prefix",
+            args(&["replicate", &data, &format!("localhost:{other}/x")], &forced),
+            "is outside its root",
+        ),
+        (
+            "pull (send) from the backup host",
+            args(&["replicate", &format!("localhost:{target}"), &s.ds("stolen")], &forced),
+            "sending is not allowed (zrep serve --receive-only)",
+        ),
+        (
+            "list a dataset outside the root",
+            args(&["list", &format!("localhost:{other}")], &forced),
+            "is outside its root",
+        ),
+    ] {
+        let r = run(&cmd).fails_with(want);
+        row("client", what, r.stderr.lines().last().unwrap_or(""));
+    }
+
+    // A hand-written client: every request type.
+    let snap = first.as_str();
+    let full = send_bytes(&lzc(), &format!("{data}@{}", &snap[snap.find('@').unwrap() + 1..]), None, Default::default()).unwrap();
+    let mut p = RawPeer::over_ssh(&ssh);
+    let recv = |dataset: &str, force: bool| Request::Receive {
+        dataset: dn(dataset),
+        force,
+        resumable: true,
+        readonly: true,
+    };
+    let cases: Vec<(&str, Request, &str)> = vec![
+        ("destroy a backup snapshot", Request::DestroySnapshots { snapshots: vec![sn(snap)] }, "destroying snapshots is not allowed"),
+        ("destroy outside the root", Request::DestroySnapshots { snapshots: vec![sn(&format!("{other}@precious"))] }, "destroying snapshots is not allowed"),
+        ("roll back", Request::RollbackTo { snapshot: sn(snap), tag: "zrep-x".into() }, "rollback is not allowed"),
+        ("forced receive", recv(&target, true), "a forced receive"),
+        ("receive outside the root (prefix)", recv(&format!("{other}/x"), false), "is outside its root"),
+        ("release the admin's hold", Request::Release { holds: holds(&[(snap, "admin")]) }, "hold tag \"admin\" is not zrep's"),
+        ("release outside the root", Request::Release { holds: holds(&[(&format!("{other}@precious"), "zrep-1")]) }, "is outside its root"),
+        ("hold outside the root", Request::Hold { holds: holds(&[(&format!("{other}@precious"), "zrep-1")]) }, "is outside its root"),
+        ("destroy bookmarks", Request::DestroyBookmarks { bookmarks: vec![bn(&format!("{target}#zrep-1"))] }, "destroying bookmarks is not allowed"),
+        ("bookmark not ours", Request::Bookmark { bookmarks: vec![NewBookmark { bookmark: bn(&format!("{target}#mine")), snapshot: sn(snap) }] }, "is not zrep's"),
+        ("send", Request::Send { snapshot: sn(snap), from: None, flags: Flags::default() }, "sending is not allowed"),
+        ("estimate", Request::Estimate { snapshot: sn(snap), from: None, flags: Flags::default() }, "sending is not allowed"),
+        ("send outside", Request::Send { snapshot: sn(&format!("{other}@precious")), from: Some(src(&format!("{other}@precious"))), flags: Flags::default() }, "sending is not allowed"),
+        ("snapshot", Request::Snapshot { snapshots: vec![sn(&format!("{target}@zrep-20990101T000000Z"))] }, "taking snapshots is not allowed"),
+        ("abort outside", Request::AbortResume { dataset: dn(&other) }, "is outside its root"),
+        ("lock outside", Request::Lock { dataset: dn(&other), wait_secs: 0 }, "is outside its root"),
+        ("list outside", Request::State { dataset: dn(&other), recursive: true }, "is outside its root"),
+    ];
+    for (what, req, why) in &cases {
+        let said = p.refused(req, why);
+        row("protocol", what, &said);
+    }
+    // What replication needs above the root is told, reduced: no snapshots, no sizes.
+    match p.call(&Request::State { dataset: dn(b.name()), recursive: true }) {
+        Response::State { datasets, .. } => {
+            assert_eq!(datasets.len(), 1, "{datasets:?}");
+            assert!(datasets[0].snapshots.is_empty() && datasets[0].referenced == 0);
+            row("protocol", "list the pool (an ancestor of the root)", "answered reduced: the pool alone, no snapshots");
+        }
+        other => panic!("{other:?}"),
+    }
+    // A full stream over the existing backup, without force: refused by the receive.
+    match p.receive(&recv(&target, false), &full) {
+        Response::Error(e) => {
+            assert!(e.message.contains("exists"), "{e:?}");
+            row("protocol", "full stream over the existing backup", &e.message);
+        }
+        other => panic!("a full stream over {target} was accepted: {other:?}"),
+    }
+    let log = p.finish();
+    assert!(log.contains("refused by the server"), "no refusal logged: {log}");
+    // A malformed request ends the session, changing nothing.
+    let mut p = RawPeer::over_ssh(&ssh);
+    proto::write_frame(&mut p.to, b'J', format!(r#"{{"destroy_snapshots":{{"snapshots":["{root}/../ab@precious"]}}}}"#).as_bytes()).unwrap();
+    assert!(proto::recv_msg::<Response>(&mut p.from).is_err());
+    row("protocol", "a name with ..", "malformed message: the session ends");
+    let _ = p.finish();
+
+    assert_eq!(fingerprint(&b), before, "the backup host changed");
+    report.table(&["who", "tried", "what the server said"], &rows);
+    report.finish(&format!(
+        "receive-only: {} attempts refused, backup snapshots, holds and files unchanged",
+        rows.len()
+    ));
+}
+
+#[test]
+fn send_only_source_survives_a_compromised_backup_host() {
+    let mut report = Report::new("trust-send-only");
+    let s = TestPool::new();
+    let b = TestPool::new();
+    let data = s.create("a");
+    let secret = s.create("secret");
+    write_random(&s.path("a/f"), 1 << 20, 4);
+    write_random(&s.path("secret/f"), 1 << 20, 5);
+    zfs(&["snapshot", &format!("{secret}@s")]);
+    zfs(&["snapshot", &format!("{data}@manual")]);
+    let (forced, ssh) = forced_key(&format!("--root {data} --send-only"));
+    let pulled = b.ds("pulled");
+    let pull = args(
+        &["replicate", "--json", &format!("localhost:{data}"), &pulled],
+        &forced,
+    );
+    assert_eq!(run(&pull).ok().json()["mode"], "full");
+    write_random(&s.path("a/g"), 1 << 20, 6);
+    assert_eq!(run(&pull).ok().json()["mode"], "incremental");
+    let ours = zfs(&["list", "-H", "-t", "snapshot", "-o", "name", "-d", "1", &data]);
+    let ours: Vec<&str> = ours.lines().filter(|l| l.contains("@zrep-")).collect();
+    let before = fingerprint(&s);
+
+    let mut rows = Vec::new();
+    let r = run(&args(&["replicate", &b.ds("x"), &format!("localhost:{data}/in")], &forced))
+        .fails_with("receiving is not allowed (zrep serve --send-only)");
+    rows.push(vec!["client".into(), "push into the source".into(), r.stderr.lines().last().unwrap_or("").to_string()]);
+    let mut p = RawPeer::over_ssh(&ssh);
+    let cases: Vec<(&str, Request, &str)> = vec![
+        ("receive", Request::Receive { dataset: dn(&format!("{data}/in")), force: false, resumable: true, readonly: false }, "receiving is not allowed"),
+        ("roll back", Request::RollbackTo { snapshot: sn(&format!("{data}@manual")), tag: "zrep-1".into() }, "rollback is not allowed"),
+        ("destroy zrep's snapshot without --allow-prune", Request::DestroySnapshots { snapshots: vec![sn(ours[0])] }, "destroying snapshots is not allowed (zrep serve --send-only)"),
+        ("destroy a bookmark not zrep's", Request::DestroyBookmarks { bookmarks: vec![bn(&format!("{data}#theirs"))] }, "is not zrep's"),
+        ("send outside the root", Request::Send { snapshot: sn(&format!("{secret}@s")), from: None, flags: Flags::default() }, "is outside its root"),
+        ("estimate outside the root", Request::Estimate { snapshot: sn(&format!("{secret}@s")), from: None, flags: Flags::default() }, "is outside its root"),
+        ("list outside the root", Request::State { dataset: dn(&secret), recursive: false }, "is outside its root"),
+        ("release a foreign hold", Request::Release { holds: holds(&[(&format!("{data}@manual"), "admin")]) }, "is not zrep's"),
+        ("discard a receive", Request::AbortResume { dataset: dn(&data) }, "discarding a receive is not allowed"),
+    ];
+    for (what, req, why) in &cases {
+        let said = p.refused(req, why);
+        rows.push(vec!["protocol".into(), what.to_string(), said]);
+    }
+    let log = p.finish();
+    assert!(log.contains("refused by the server"), "{log}");
+    assert_eq!(fingerprint(&s), before, "the source changed");
+
+    // With --allow-prune, zrep's own snapshots may go, and nothing else.
+    let (_, ssh) = forced_key(&format!("--root {data} --send-only --allow-prune"));
+    let mut p = RawPeer::over_ssh(&ssh);
+    p.refused(
+        &Request::DestroySnapshots { snapshots: vec![sn(&format!("{data}@manual"))] },
+        "is not a snapshot zrep took",
+    );
+    let oldest = ours[0];
+    assert_eq!(p.call(&Request::DestroySnapshots { snapshots: vec![sn(oldest)] }), Response::Ok);
+    let _ = p.finish();
+    assert!(!zfs(&["list", "-H", "-t", "snapshot", "-o", "name", "-r", &data]).contains(oldest));
+    rows.push(vec!["protocol".into(), "--allow-prune: destroy zrep's oldest snapshot".into(), "allowed".into()]);
+    report.table(&["who", "tried", "what the server said"], &rows);
+    report.finish(&format!("send-only: {} attempts refused, source unchanged", rows.len() - 1));
+}
+
+fn pid_of(pattern: &str) -> Option<u32> {
+    let out = Command::new("pgrep").args(["-f", pattern]).output().ok()?;
+    String::from_utf8_lossy(&out.stdout).lines().next()?.trim().parse().ok()
+}
+
+/// A client that stops in the middle of a frame: the server ends the session within
+/// its timeout, and the target keeps its resume token; the next run finishes it.
+#[test]
+fn a_client_stalled_mid_frame_is_dropped_and_the_target_resumes() {
+    let p = TestPool::with_size(512 << 20);
+    let data = p.create("src");
+    write_random(&p.path("src/big"), 32 << 20, 7);
+    zfs(&["snapshot", &format!("{data}@s1")]);
+    let stream = send_bytes(&lzc(), &format!("{data}@s1"), None, Default::default()).unwrap();
+    let target = p.ds("dst");
+    let mut server = zrep_cmd(&["serve", "--timeout", "5"]);
+    server.stderr(Stdio::piped());
+    let mut peer = RawPeer::start(server);
+    let req = Request::Receive { dataset: dn(&target), force: false, resumable: true, readonly: true };
+    assert_eq!(peer.call(&req), Response::Streaming);
+    let half = stream.len() / 2;
+    for chunk in stream[..half].chunks(1 << 20) {
+        proto::write_frame(&mut peer.to, b'D', chunk).unwrap();
+    }
+    proto::write_head(&mut peer.to, b'D', 1 << 20).unwrap();
+    peer.to.write_all(&[0; 1000]).unwrap();
+    peer.to.flush().unwrap();
+    let t0 = Instant::now();
+    let st = loop {
+        if let Some(st) = peer.child.try_wait().unwrap() {
+            break st;
+        }
+        assert!(t0.elapsed() < patience(30), "the server did not give up on a stalled client");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let waited = t0.elapsed();
+    assert!(!st.success());
+    let token = zfs_get("receive_resume_token", &target);
+    assert!(token.len() > 10, "no resume token on {target}: {token:?}");
+    let j = zrep(&["replicate", "--json", "--no-snapshot", &data, &target]).ok().json();
+    assert_eq!(j["mode"], "resume", "{j}");
+    Report::note(
+        "trust-stall",
+        &format!("a client stalled mid-frame: zrep serve --timeout 5 ended the session after {:.1} s; the target resumed", waited.as_secs_f64()),
+    );
+}
+
+/// A server that stops mid-stream (SIGSTOP): the pushing client gives up within its
+/// timeout with a message naming the host and what it waited for; the target resumes.
+#[test]
+fn a_server_stalled_mid_stream_times_the_client_out() {
+    let p = TestPool::with_size(512 << 20);
+    let data = p.create("src");
+    write_random(&p.path("src/big"), 96 << 20, 8);
+    zfs(&["snapshot", &format!("{data}@s1")]);
+    let target = p.ds("stalled");
+    let (forced, _) = forced_key(&format!("--root {target} --receive-only --timeout 300"));
+    let mut push = args(&["replicate", "--timeout", "5", "--no-snapshot", &data, &format!("localhost:{target}")], &forced);
+    let v: Vec<&str> = push.iter().map(String::as_str).collect();
+    let mut child = zrep_spawn(&v);
+    let t0 = Instant::now();
+    while !(zfs(&["list", "-H", "-o", "name", "-r", p.name()]).contains(&target)
+        && zfs_get("referenced", &target).parse::<u64>().unwrap_or(0) > 8 << 20)
+    {
+        assert!(t0.elapsed() < patience(120), "the stream never started");
+        assert!(child.try_wait().unwrap().is_none(), "zrep ended before the stream");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let server = pid_of(&format!("serve --root {target}")).expect("the server's pid");
+    assert!(Command::new("kill").args(["-STOP", &server.to_string()]).status().unwrap().success());
+    let stopped = Instant::now();
+    let out = child.wait_with_output().unwrap();
+    let waited = stopped.elapsed();
+    let err = String::from_utf8_lossy(&out.stderr);
+    let _ = Command::new("kill").args(["-KILL", &server.to_string()]).status();
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("localhost: no room to write to the peer for 5 s") || err.contains("localhost: no byte from the peer for 5 s"), "{err}");
+    assert!(waited < patience(30), "the client waited {waited:?}");
+    std::thread::sleep(Duration::from_secs(1));
+    assert!(zfs_get("receive_resume_token", &target).len() > 10);
+    push.insert(1, "--json".into());
+    let j = run(&push).ok().json();
+    assert_eq!(j["mode"], "resume", "{j}");
+    Report::note(
+        "trust-stall",
+        &format!("a server stopped mid-stream: the client (--timeout 5) gave up after {:.1} s: {}", waited.as_secs_f64(), err.lines().last().unwrap_or("")),
+    );
+    let _ = ssh_args;
+}
+
+/// A listing far past the 1 MiB a message may hold (12,012 snapshots: 1,000
+/// datasets made with libzfs, 12 recursive snapshots) crosses the protocol in parts,
+/// and a pull is planned from it.
+#[test]
+fn a_listing_of_12012_snapshots_crosses_the_protocol() {
+    let p = TestPool::with_size(1 << 30);
+    let root = p.create("tree");
+    let z = lzc();
+    let t0 = Instant::now();
+    for i in 0..1000 {
+        zrep_tests::lzc_create(&z, &format!("{root}/d{i:04}"));
+    }
+    for s in 0..12 {
+        zfs(&["snapshot", "-r", &format!("{root}@s{s:02}")]);
+    }
+    let made = t0.elapsed();
+    let t0 = Instant::now();
+    let list = args(
+        &["list", "-r", "-t", "snapshot", "--json", &format!("localhost:{root}")],
+        &ssh_args(),
+    );
+    let r = run(&list).ok();
+    let listed = t0.elapsed();
+    let j = r.json();
+    let datasets = j.as_array().unwrap();
+    let snaps: usize = datasets
+        .iter()
+        .map(|d| d["snapshots"].as_array().unwrap().len())
+        .sum();
+    assert_eq!((datasets.len(), snaps), (1001, 12_012));
+    let t0 = Instant::now();
+    let pull = args(
+        &["replicate", "-r", "--dry-run", "--no-snapshot", &format!("localhost:{root}"), &p.ds("copy")],
+        &ssh_args(),
+    );
+    let r = run(&pull).ok();
+    assert!(r.stderr.matches("would send").count() >= 1001, "{}", r.stderr);
+    Report::note(
+        "trust-listing",
+        &format!(
+            "1,001 datasets, 12,012 snapshots (made in {:.0} s): listed over SSH in {:.1} s, a pull planned (dry run) in {:.1} s",
+            made.as_secs_f64(),
+            listed.as_secs_f64(),
+            t0.elapsed().as_secs_f64()
+        ),
+    );
+}
