@@ -371,8 +371,7 @@ fn a_client_stalled_mid_frame_is_dropped_and_the_target_resumes() {
     assert!(token.len() > 10, "no resume token on {target}: {token:?}");
     let j = zrep(&["replicate", "--json", "--no-snapshot", &data, &target]).ok().json();
     assert_eq!(j["mode"], "resume", "{j}");
-    Report::note(
-        "trust-stall",
+    Report::new("trust-stall-server").finish(
         &format!("a client stalled mid-frame: zrep serve --timeout 5 ended the session after {:.1} s; the target resumed", waited.as_secs_f64()),
     );
 }
@@ -413,11 +412,9 @@ fn a_server_stalled_mid_stream_times_the_client_out() {
     push.insert(1, "--json".into());
     let j = run(&push).ok().json();
     assert_eq!(j["mode"], "resume", "{j}");
-    Report::note(
-        "trust-stall",
+    Report::new("trust-stall-client").finish(
         &format!("a server stopped mid-stream: the client (--timeout 5) gave up after {:.1} s: {}", waited.as_secs_f64(), err.lines().last().unwrap_or("")),
     );
-    let _ = ssh_args;
 }
 
 /// A listing far past the 1 MiB a message may hold (12,012 snapshots: 1,000
@@ -457,8 +454,7 @@ fn a_listing_of_12012_snapshots_crosses_the_protocol() {
     );
     let r = run(&pull).ok();
     assert!(r.stderr.matches("would send").count() >= 1001, "{}", r.stderr);
-    Report::note(
-        "trust-listing",
+    Report::new("trust-listing").finish(
         &format!(
             "1,001 datasets, 12,012 snapshots (made in {:.0} s): listed over SSH in {:.1} s, a pull planned (dry run) in {:.1} s",
             made.as_secs_f64(),
