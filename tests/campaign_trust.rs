@@ -22,7 +22,16 @@ use zrep_tests::{
 /// Everything that must not change: datasets, snapshots and bookmarks with their
 /// GUIDs, holds, and the files of mounted datasets.
 fn fingerprint(pool: &TestPool) -> (String, String, Vec<(PathBuf, u64, u64)>) {
-    let names = zfs(&["list", "-H", "-r", "-t", "all", "-o", "name,guid", pool.name()]);
+    let names = zfs(&[
+        "list",
+        "-H",
+        "-r",
+        "-t",
+        "all",
+        "-o",
+        "name,guid",
+        pool.name(),
+    ]);
     let snaps: Vec<String> = names
         .lines()
         .filter(|l| l.contains('@'))
@@ -168,7 +177,9 @@ fn receive_only_target_survives_a_compromised_source() {
     assert_eq!(run(&push).ok().json()["mode"], "full");
     write_random(&s.path("a/g"), 1 << 20, 3);
     assert_eq!(run(&push).ok().json()["mode"], "incremental");
-    let first = zfs(&["list", "-H", "-t", "snapshot", "-o", "name", "-d", "1", &target]);
+    let first = zfs(&[
+        "list", "-H", "-t", "snapshot", "-o", "name", "-d", "1", &target,
+    ]);
     let first = first.lines().next().unwrap().to_string();
     zfs(&["hold", "admin", &first]);
     let before = fingerprint(&b);
@@ -181,12 +192,18 @@ fn receive_only_target_survives_a_compromised_source() {
     for (what, cmd, want) in [
         (
             "push outside the root, by prefix",
-            args(&["replicate", &data, &format!("localhost:{other}/x")], &forced),
+            args(
+                &["replicate", &data, &format!("localhost:{other}/x")],
+                &forced,
+            ),
             "is outside its root",
         ),
         (
             "pull (send) from the backup host",
-            args(&["replicate", &format!("localhost:{target}"), &s.ds("stolen")], &forced),
+            args(
+                &["replicate", &format!("localhost:{target}"), &s.ds("stolen")],
+                &forced,
+            ),
             "sending is not allowed (zrep serve --receive-only)",
         ),
         (
@@ -201,7 +218,13 @@ fn receive_only_target_survives_a_compromised_source() {
 
     // A hand-written client: every request type.
     let snap = first.as_str();
-    let full = send_bytes(&lzc(), &format!("{data}@{}", &snap[snap.find('@').unwrap() + 1..]), None, Default::default()).unwrap();
+    let full = send_bytes(
+        &lzc(),
+        &format!("{data}@{}", &snap[snap.find('@').unwrap() + 1..]),
+        None,
+        Default::default(),
+    )
+    .unwrap();
     let mut p = RawPeer::over_ssh(&ssh);
     let recv = |dataset: &str, force: bool| Request::Receive {
         dataset: dn(dataset),
@@ -210,34 +233,147 @@ fn receive_only_target_survives_a_compromised_source() {
         readonly: true,
     };
     let cases: Vec<(&str, Request, &str)> = vec![
-        ("destroy a backup snapshot", Request::DestroySnapshots { snapshots: vec![sn(snap)] }, "destroying snapshots is not allowed"),
-        ("destroy outside the root", Request::DestroySnapshots { snapshots: vec![sn(&format!("{other}@precious"))] }, "destroying snapshots is not allowed"),
-        ("roll back", Request::RollbackTo { snapshot: sn(snap), tag: "zrep-x".into() }, "rollback is not allowed"),
+        (
+            "destroy a backup snapshot",
+            Request::DestroySnapshots {
+                snapshots: vec![sn(snap)],
+            },
+            "destroying snapshots is not allowed",
+        ),
+        (
+            "destroy outside the root",
+            Request::DestroySnapshots {
+                snapshots: vec![sn(&format!("{other}@precious"))],
+            },
+            "destroying snapshots is not allowed",
+        ),
+        (
+            "roll back",
+            Request::RollbackTo {
+                snapshot: sn(snap),
+                tag: "zrep-x".into(),
+            },
+            "rollback is not allowed",
+        ),
         ("forced receive", recv(&target, true), "a forced receive"),
-        ("receive outside the root (prefix)", recv(&format!("{other}/x"), false), "is outside its root"),
-        ("release the admin's hold", Request::Release { holds: holds(&[(snap, "admin")]) }, "hold tag \"admin\" is not zrep's"),
-        ("release outside the root", Request::Release { holds: holds(&[(&format!("{other}@precious"), "zrep-1")]) }, "is outside its root"),
-        ("hold outside the root", Request::Hold { holds: holds(&[(&format!("{other}@precious"), "zrep-1")]) }, "is outside its root"),
-        ("destroy bookmarks", Request::DestroyBookmarks { bookmarks: vec![bn(&format!("{target}#zrep-1"))] }, "destroying bookmarks is not allowed"),
-        ("bookmark not ours", Request::Bookmark { bookmarks: vec![NewBookmark { bookmark: bn(&format!("{target}#mine")), snapshot: sn(snap) }] }, "is not zrep's"),
-        ("send", Request::Send { snapshot: sn(snap), from: None, flags: Flags::default() }, "sending is not allowed"),
-        ("estimate", Request::Estimate { snapshot: sn(snap), from: None, flags: Flags::default() }, "sending is not allowed"),
-        ("send outside", Request::Send { snapshot: sn(&format!("{other}@precious")), from: Some(src(&format!("{other}@precious"))), flags: Flags::default() }, "sending is not allowed"),
-        ("snapshot", Request::Snapshot { snapshots: vec![sn(&format!("{target}@zrep-20990101T000000Z"))] }, "taking snapshots is not allowed"),
-        ("abort outside", Request::AbortResume { dataset: dn(&other) }, "is outside its root"),
-        ("lock outside", Request::Lock { dataset: dn(&other), wait_secs: 0 }, "is outside its root"),
-        ("list outside", Request::State { dataset: dn(&other), recursive: true }, "is outside its root"),
+        (
+            "receive outside the root (prefix)",
+            recv(&format!("{other}/x"), false),
+            "is outside its root",
+        ),
+        (
+            "release the admin's hold",
+            Request::Release {
+                holds: holds(&[(snap, "admin")]),
+            },
+            "hold tag \"admin\" is not zrep's",
+        ),
+        (
+            "release outside the root",
+            Request::Release {
+                holds: holds(&[(&format!("{other}@precious"), "zrep-1")]),
+            },
+            "is outside its root",
+        ),
+        (
+            "hold outside the root",
+            Request::Hold {
+                holds: holds(&[(&format!("{other}@precious"), "zrep-1")]),
+            },
+            "is outside its root",
+        ),
+        (
+            "destroy bookmarks",
+            Request::DestroyBookmarks {
+                bookmarks: vec![bn(&format!("{target}#zrep-1"))],
+            },
+            "destroying bookmarks is not allowed",
+        ),
+        (
+            "bookmark not ours",
+            Request::Bookmark {
+                bookmarks: vec![NewBookmark {
+                    bookmark: bn(&format!("{target}#mine")),
+                    snapshot: sn(snap),
+                }],
+            },
+            "is not zrep's",
+        ),
+        (
+            "send",
+            Request::Send {
+                snapshot: sn(snap),
+                from: None,
+                flags: Flags::default(),
+            },
+            "sending is not allowed",
+        ),
+        (
+            "estimate",
+            Request::Estimate {
+                snapshot: sn(snap),
+                from: None,
+                flags: Flags::default(),
+            },
+            "sending is not allowed",
+        ),
+        (
+            "send outside",
+            Request::Send {
+                snapshot: sn(&format!("{other}@precious")),
+                from: Some(src(&format!("{other}@precious"))),
+                flags: Flags::default(),
+            },
+            "sending is not allowed",
+        ),
+        (
+            "snapshot",
+            Request::Snapshot {
+                snapshots: vec![sn(&format!("{target}@zrep-20990101T000000Z"))],
+            },
+            "taking snapshots is not allowed",
+        ),
+        (
+            "abort outside",
+            Request::AbortResume {
+                dataset: dn(&other),
+            },
+            "is outside its root",
+        ),
+        (
+            "lock outside",
+            Request::Lock {
+                dataset: dn(&other),
+                wait_secs: 0,
+            },
+            "is outside its root",
+        ),
+        (
+            "list outside",
+            Request::State {
+                dataset: dn(&other),
+                recursive: true,
+            },
+            "is outside its root",
+        ),
     ];
     for (what, req, why) in &cases {
         let said = p.refused(req, why);
         row("protocol", what, &said);
     }
     // What replication needs above the root is told, reduced: no snapshots, no sizes.
-    match p.call(&Request::State { dataset: dn(b.name()), recursive: true }) {
+    match p.call(&Request::State {
+        dataset: dn(b.name()),
+        recursive: true,
+    }) {
         Response::State { datasets, .. } => {
             assert_eq!(datasets.len(), 1, "{datasets:?}");
             assert!(datasets[0].snapshots.is_empty() && datasets[0].referenced == 0);
-            row("protocol", "list the pool (an ancestor of the root)", "answered reduced: the pool alone, no snapshots");
+            row(
+                "protocol",
+                "list the pool (an ancestor of the root)",
+                "answered reduced: the pool alone, no snapshots",
+            );
         }
         other => panic!("{other:?}"),
     }
@@ -245,17 +381,33 @@ fn receive_only_target_survives_a_compromised_source() {
     match p.receive(&recv(&target, false), &full) {
         Response::Error(e) => {
             assert!(e.message.contains("exists"), "{e:?}");
-            row("protocol", "full stream over the existing backup", &e.message);
+            row(
+                "protocol",
+                "full stream over the existing backup",
+                &e.message,
+            );
         }
         other => panic!("a full stream over {target} was accepted: {other:?}"),
     }
     let log = p.finish();
-    assert!(log.contains("refused by the server"), "no refusal logged: {log}");
+    assert!(
+        log.contains("refused by the server"),
+        "no refusal logged: {log}"
+    );
     // A malformed request ends the session, changing nothing.
     let mut p = RawPeer::over_ssh(&ssh);
-    proto::write_frame(&mut p.to, b'J', format!(r#"{{"destroy_snapshots":{{"snapshots":["{root}/../ab@precious"]}}}}"#).as_bytes()).unwrap();
+    proto::write_frame(
+        &mut p.to,
+        b'J',
+        format!(r#"{{"destroy_snapshots":{{"snapshots":["{root}/../ab@precious"]}}}}"#).as_bytes(),
+    )
+    .unwrap();
     assert!(proto::recv_msg::<Response>(&mut p.from).is_err());
-    row("protocol", "a name with ..", "malformed message: the session ends");
+    row(
+        "protocol",
+        "a name with ..",
+        "malformed message: the session ends",
+    );
     let _ = p.finish();
 
     assert_eq!(fingerprint(&b), before, "the backup host changed");
@@ -286,25 +438,95 @@ fn send_only_source_survives_a_compromised_backup_host() {
     assert_eq!(run(&pull).ok().json()["mode"], "full");
     write_random(&s.path("a/g"), 1 << 20, 6);
     assert_eq!(run(&pull).ok().json()["mode"], "incremental");
-    let ours = zfs(&["list", "-H", "-t", "snapshot", "-o", "name", "-d", "1", &data]);
+    let ours = zfs(&[
+        "list", "-H", "-t", "snapshot", "-o", "name", "-d", "1", &data,
+    ]);
     let ours: Vec<&str> = ours.lines().filter(|l| l.contains("@zrep-")).collect();
     let before = fingerprint(&s);
 
     let mut rows = Vec::new();
-    let r = run(&args(&["replicate", &b.ds("x"), &format!("localhost:{data}/in")], &forced))
-        .fails_with("receiving is not allowed (zrep serve --send-only)");
-    rows.push(vec!["client".into(), "push into the source".into(), r.stderr.lines().last().unwrap_or("").to_string()]);
+    let r = run(&args(
+        &["replicate", &b.ds("x"), &format!("localhost:{data}/in")],
+        &forced,
+    ))
+    .fails_with("receiving is not allowed (zrep serve --send-only)");
+    rows.push(vec![
+        "client".into(),
+        "push into the source".into(),
+        r.stderr.lines().last().unwrap_or("").to_string(),
+    ]);
     let mut p = RawPeer::over_ssh(&ssh);
     let cases: Vec<(&str, Request, &str)> = vec![
-        ("receive", Request::Receive { dataset: dn(&format!("{data}/in")), force: false, resumable: true, readonly: false }, "receiving is not allowed"),
-        ("roll back", Request::RollbackTo { snapshot: sn(&format!("{data}@manual")), tag: "zrep-1".into() }, "rollback is not allowed"),
-        ("destroy zrep's snapshot without --allow-prune", Request::DestroySnapshots { snapshots: vec![sn(ours[0])] }, "destroying snapshots is not allowed (zrep serve --send-only)"),
-        ("destroy a bookmark not zrep's", Request::DestroyBookmarks { bookmarks: vec![bn(&format!("{data}#theirs"))] }, "is not zrep's"),
-        ("send outside the root", Request::Send { snapshot: sn(&format!("{secret}@s")), from: None, flags: Flags::default() }, "is outside its root"),
-        ("estimate outside the root", Request::Estimate { snapshot: sn(&format!("{secret}@s")), from: None, flags: Flags::default() }, "is outside its root"),
-        ("list outside the root", Request::State { dataset: dn(&secret), recursive: false }, "is outside its root"),
-        ("release a foreign hold", Request::Release { holds: holds(&[(&format!("{data}@manual"), "admin")]) }, "is not zrep's"),
-        ("discard a receive", Request::AbortResume { dataset: dn(&data) }, "discarding a receive is not allowed"),
+        (
+            "receive",
+            Request::Receive {
+                dataset: dn(&format!("{data}/in")),
+                force: false,
+                resumable: true,
+                readonly: false,
+            },
+            "receiving is not allowed",
+        ),
+        (
+            "roll back",
+            Request::RollbackTo {
+                snapshot: sn(&format!("{data}@manual")),
+                tag: "zrep-1".into(),
+            },
+            "rollback is not allowed",
+        ),
+        (
+            "destroy zrep's snapshot without --allow-prune",
+            Request::DestroySnapshots {
+                snapshots: vec![sn(ours[0])],
+            },
+            "destroying snapshots is not allowed (zrep serve --send-only)",
+        ),
+        (
+            "destroy a bookmark not zrep's",
+            Request::DestroyBookmarks {
+                bookmarks: vec![bn(&format!("{data}#theirs"))],
+            },
+            "is not zrep's",
+        ),
+        (
+            "send outside the root",
+            Request::Send {
+                snapshot: sn(&format!("{secret}@s")),
+                from: None,
+                flags: Flags::default(),
+            },
+            "is outside its root",
+        ),
+        (
+            "estimate outside the root",
+            Request::Estimate {
+                snapshot: sn(&format!("{secret}@s")),
+                from: None,
+                flags: Flags::default(),
+            },
+            "is outside its root",
+        ),
+        (
+            "list outside the root",
+            Request::State {
+                dataset: dn(&secret),
+                recursive: false,
+            },
+            "is outside its root",
+        ),
+        (
+            "release a foreign hold",
+            Request::Release {
+                holds: holds(&[(&format!("{data}@manual"), "admin")]),
+            },
+            "is not zrep's",
+        ),
+        (
+            "discard a receive",
+            Request::AbortResume { dataset: dn(&data) },
+            "discarding a receive is not allowed",
+        ),
     ];
     for (what, req, why) in &cases {
         let said = p.refused(req, why);
@@ -318,21 +540,40 @@ fn send_only_source_survives_a_compromised_backup_host() {
     let (_, ssh) = forced_key(&format!("--root {data} --send-only --allow-prune"));
     let mut p = RawPeer::over_ssh(&ssh);
     p.refused(
-        &Request::DestroySnapshots { snapshots: vec![sn(&format!("{data}@manual"))] },
+        &Request::DestroySnapshots {
+            snapshots: vec![sn(&format!("{data}@manual"))],
+        },
         "is not a snapshot zrep took",
     );
     let oldest = ours[0];
-    assert_eq!(p.call(&Request::DestroySnapshots { snapshots: vec![sn(oldest)] }), Response::Ok);
+    assert_eq!(
+        p.call(&Request::DestroySnapshots {
+            snapshots: vec![sn(oldest)]
+        }),
+        Response::Ok
+    );
     let _ = p.finish();
     assert!(!zfs(&["list", "-H", "-t", "snapshot", "-o", "name", "-r", &data]).contains(oldest));
-    rows.push(vec!["protocol".into(), "--allow-prune: destroy zrep's oldest snapshot".into(), "allowed".into()]);
+    rows.push(vec![
+        "protocol".into(),
+        "--allow-prune: destroy zrep's oldest snapshot".into(),
+        "allowed".into(),
+    ]);
     report.table(&["who", "tried", "what the server said"], &rows);
-    report.finish(&format!("send-only: {} attempts refused, source unchanged", rows.len() - 1));
+    report.finish(&format!(
+        "send-only: {} attempts refused, source unchanged",
+        rows.len() - 1
+    ));
 }
 
 fn pid_of(pattern: &str) -> Option<u32> {
     let out = Command::new("pgrep").args(["-f", pattern]).output().ok()?;
-    String::from_utf8_lossy(&out.stdout).lines().next()?.trim().parse().ok()
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .next()?
+        .trim()
+        .parse()
+        .ok()
 }
 
 /// A client that stops in the middle of a frame: the server ends the session within
@@ -348,7 +589,12 @@ fn a_client_stalled_mid_frame_is_dropped_and_the_target_resumes() {
     let mut server = zrep_cmd(&["serve", "--timeout", "5"]);
     server.stderr(Stdio::piped());
     let mut peer = RawPeer::start(server);
-    let req = Request::Receive { dataset: dn(&target), force: false, resumable: true, readonly: true };
+    let req = Request::Receive {
+        dataset: dn(&target),
+        force: false,
+        resumable: true,
+        readonly: true,
+    };
     assert_eq!(peer.call(&req), Response::Streaming);
     let half = stream.len() / 2;
     for chunk in stream[..half].chunks(1 << 20) {
@@ -362,14 +608,19 @@ fn a_client_stalled_mid_frame_is_dropped_and_the_target_resumes() {
         if let Some(st) = peer.child.try_wait().unwrap() {
             break st;
         }
-        assert!(t0.elapsed() < patience(30), "the server did not give up on a stalled client");
+        assert!(
+            t0.elapsed() < patience(30),
+            "the server did not give up on a stalled client"
+        );
         std::thread::sleep(Duration::from_millis(50));
     };
     let waited = t0.elapsed();
     assert!(!st.success());
     let token = zfs_get("receive_resume_token", &target);
     assert!(token.len() > 10, "no resume token on {target}: {token:?}");
-    let j = zrep(&["replicate", "--json", "--no-snapshot", &data, &target]).ok().json();
+    let j = zrep(&["replicate", "--json", "--no-snapshot", &data, &target])
+        .ok()
+        .json();
     assert_eq!(j["mode"], "resume", "{j}");
     Report::new("trust-stall-server").finish(
         &format!("a client stalled mid-frame: zrep serve --timeout 5 ended the session after {:.1} s; the target resumed", waited.as_secs_f64()),
@@ -386,7 +637,17 @@ fn a_server_stalled_mid_stream_times_the_client_out() {
     zfs(&["snapshot", &format!("{data}@s1")]);
     let target = p.ds("stalled");
     let (forced, _) = forced_key(&format!("--root {target} --receive-only --timeout 300"));
-    let mut push = args(&["replicate", "--timeout", "5", "--no-snapshot", &data, &format!("localhost:{target}")], &forced);
+    let mut push = args(
+        &[
+            "replicate",
+            "--timeout",
+            "5",
+            "--no-snapshot",
+            &data,
+            &format!("localhost:{target}"),
+        ],
+        &forced,
+    );
     let v: Vec<&str> = push.iter().map(String::as_str).collect();
     let mut child = zrep_spawn(&v);
     let t0 = Instant::now();
@@ -394,27 +655,42 @@ fn a_server_stalled_mid_stream_times_the_client_out() {
         && zfs_get("referenced", &target).parse::<u64>().unwrap_or(0) > 8 << 20)
     {
         assert!(t0.elapsed() < patience(120), "the stream never started");
-        assert!(child.try_wait().unwrap().is_none(), "zrep ended before the stream");
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "zrep ended before the stream"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
     let server = pid_of(&format!("serve --root {target}")).expect("the server's pid");
-    assert!(Command::new("kill").args(["-STOP", &server.to_string()]).status().unwrap().success());
+    assert!(Command::new("kill")
+        .args(["-STOP", &server.to_string()])
+        .status()
+        .unwrap()
+        .success());
     let stopped = Instant::now();
     let out = child.wait_with_output().unwrap();
     let waited = stopped.elapsed();
     let err = String::from_utf8_lossy(&out.stderr);
-    let _ = Command::new("kill").args(["-KILL", &server.to_string()]).status();
+    let _ = Command::new("kill")
+        .args(["-KILL", &server.to_string()])
+        .status();
     assert_eq!(out.status.code(), Some(1), "{err}");
-    assert!(err.contains("localhost: no room to write to the peer for 5 s") || err.contains("localhost: no byte from the peer for 5 s"), "{err}");
+    assert!(
+        err.contains("localhost: no room to write to the peer for 5 s")
+            || err.contains("localhost: no byte from the peer for 5 s"),
+        "{err}"
+    );
     assert!(waited < patience(30), "the client waited {waited:?}");
     std::thread::sleep(Duration::from_secs(1));
     assert!(zfs_get("receive_resume_token", &target).len() > 10);
     push.insert(1, "--json".into());
     let j = run(&push).ok().json();
     assert_eq!(j["mode"], "resume", "{j}");
-    Report::new("trust-stall-client").finish(
-        &format!("a server stopped mid-stream: the client (--timeout 5) gave up after {:.1} s: {}", waited.as_secs_f64(), err.lines().last().unwrap_or("")),
-    );
+    Report::new("trust-stall-client").finish(&format!(
+        "a server stopped mid-stream: the client (--timeout 5) gave up after {:.1} s: {}",
+        waited.as_secs_f64(),
+        err.lines().last().unwrap_or("")
+    ));
 }
 
 /// A listing far past the 1 MiB a message may hold (12,012 snapshots: 1,000
@@ -435,7 +711,14 @@ fn a_listing_of_12012_snapshots_crosses_the_protocol() {
     let made = t0.elapsed();
     let t0 = Instant::now();
     let list = args(
-        &["list", "-r", "-t", "snapshot", "--json", &format!("localhost:{root}")],
+        &[
+            "list",
+            "-r",
+            "-t",
+            "snapshot",
+            "--json",
+            &format!("localhost:{root}"),
+        ],
         &ssh_args(),
     );
     let r = run(&list).ok();
@@ -449,11 +732,22 @@ fn a_listing_of_12012_snapshots_crosses_the_protocol() {
     assert_eq!((datasets.len(), snaps), (1001, 12_012));
     let t0 = Instant::now();
     let pull = args(
-        &["replicate", "-r", "--dry-run", "--no-snapshot", &format!("localhost:{root}"), &p.ds("copy")],
+        &[
+            "replicate",
+            "-r",
+            "--dry-run",
+            "--no-snapshot",
+            &format!("localhost:{root}"),
+            &p.ds("copy"),
+        ],
         &ssh_args(),
     );
     let r = run(&pull).ok();
-    assert!(r.stderr.matches("would send").count() >= 1001, "{}", r.stderr);
+    assert!(
+        r.stderr.matches("would send").count() >= 1001,
+        "{}",
+        r.stderr
+    );
     Report::new("trust-listing").finish(
         &format!(
             "1,001 datasets, 12,012 snapshots (made in {:.0} s): listed over SSH in {:.1} s, a pull planned (dry run) in {:.1} s",

@@ -113,13 +113,15 @@ fn array_len(len: usize, op: &'static str, name: &CStr) -> Result<uint_t, NvList
 }
 
 /// How [`NvListRef::pack`] encodes a list.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-pub enum Encoding {
-    /// The host's native encoding (`NV_ENCODE_NATIVE`), what the ZFS ioctls use.
-    #[default]
-    Native,
-    /// Portable XDR encoding (`NV_ENCODE_XDR`), used on disk and between hosts.
-    Xdr,
+pub use crate::packed::Encoding;
+
+impl From<crate::packed::Malformed> for NvListError {
+    fn from(m: crate::packed::Malformed) -> Self {
+        NvListError::Malformed {
+            offset: m.offset,
+            reason: m.reason,
+        }
+    }
 }
 
 impl Encoding {

@@ -42,7 +42,25 @@
 use nvpair_sys::data_type_t::{self, *};
 use nvpair_sys::{NV_ENCODE_NATIVE, NV_ENCODE_XDR, NV_UNIQUE_NAME, NV_UNIQUE_NAME_TYPE};
 
-use crate::nvlist::{Encoding, NvListError};
+/// How a list is packed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Encoding {
+    /// The host's native encoding (`NV_ENCODE_NATIVE`), what the ZFS ioctls use.
+    #[default]
+    Native,
+    /// Portable XDR encoding (`NV_ENCODE_XDR`), used on disk and between hosts.
+    Xdr,
+}
+
+/// Why a buffer is not a packed nvlist: where, and what is wrong there.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("packed nvlist is malformed at byte {offset}: {reason}")]
+pub struct Malformed {
+    /// Where in the buffer the fault was found.
+    pub offset: usize,
+    /// What is wrong there.
+    pub reason: String,
+}
 
 /// How deep lists may nest inside the top list: the kernel's `nvpair_max_recursion`,
 /// so every list the kernel can pack passes.
@@ -61,8 +79,8 @@ const HOST_ENDIAN: u8 = cfg!(target_endian = "little") as u8;
 
 /// Checks that `buf` is a well-formed packed nvlist (see the [module](self) for the
 /// rules) and returns its encoding. Every failure is
-/// [`NvListError::Malformed`], naming the byte offset and the reason.
-pub fn validate(buf: &[u8]) -> Result<Encoding, NvListError> {
+/// [`Malformed`], naming the byte offset and the reason.
+pub fn validate(buf: &[u8]) -> Result<Encoding, Malformed> {
     let Some(&[encoding, endian, _, _]) = buf.get(..4) else {
         return Err(malformed(0, "shorter than the 4-byte header"));
     };
@@ -92,8 +110,8 @@ pub fn validate(buf: &[u8]) -> Result<Encoding, NvListError> {
     }
 }
 
-fn malformed(offset: usize, reason: impl Into<String>) -> NvListError {
-    NvListError::Malformed {
+fn malformed(offset: usize, reason: impl Into<String>) -> Malformed {
+    Malformed {
         offset,
         reason: reason.into(),
     }
@@ -129,11 +147,11 @@ impl<'a> Reader<'a> {
         self.buf.len().saturating_sub(self.pos)
     }
 
-    fn error(&self, reason: impl Into<String>) -> NvListError {
+    fn error(&self, reason: impl Into<String>) -> Malformed {
         malformed(self.pos, reason)
     }
 
-    fn take(&mut self, n: usize, what: &str) -> Result<&'a [u8], NvListError> {
+    fn take(&mut self, n: usize, what: &str) -> Result<&'a [u8], Malformed> {
         if n > self.left() {
             return Err(self.error(format!("{what} needs {n} bytes, {} are left", self.left())));
         }
@@ -142,7 +160,7 @@ impl<'a> Reader<'a> {
         Ok(s)
     }
 
-    fn u32(&mut self, what: &str) -> Result<u32, NvListError> {
+    fn u32(&mut self, what: &str) -> Result<u32, Malformed> {
         let b: [u8; 4] = self.take(4, what)?.try_into().unwrap_or_default();
         Ok(match self.order {
             Order::Host => u32::from_ne_bytes(b),
@@ -150,18 +168,18 @@ impl<'a> Reader<'a> {
         })
     }
 
-    fn i32(&mut self, what: &str) -> Result<i32, NvListError> {
+    fn i32(&mut self, what: &str) -> Result<i32, Malformed> {
         self.u32(what).map(|v| v as i32)
     }
 
     /// A native `int16_t`.
-    fn i16(&mut self, what: &str) -> Result<i16, NvListError> {
+    fn i16(&mut self, what: &str) -> Result<i16, Malformed> {
         let b: [u8; 2] = self.take(2, what)?.try_into().unwrap_or_default();
         Ok(i16::from_ne_bytes(b))
     }
 
     /// An XDR string of at most `max` bytes: a length word, the bytes, padding to 4.
-    fn xdr_string(&mut self, max: usize, what: &str) -> Result<&'a [u8], NvListError> {
+    fn xdr_string(&mut self, max: usize, what: &str) -> Result<&'a [u8], Malformed> {
         let at = self.pos;
         let len = self.u32(what)? as usize;
         if len > max {
@@ -180,7 +198,7 @@ impl<'a> Reader<'a> {
 
 /// Version 0 and known flags: the start of a packed list (and of each nested list
 /// in XDR).
-fn list_header(r: &mut Reader) -> Result<(), NvListError> {
+fn list_header(r: &mut Reader) -> Result<(), Malformed> {
     let at = r.pos;
     let version = r.i32("list version")?;
     if version != nvpair_sys::NV_VERSION {
@@ -269,7 +287,7 @@ struct PairHead {
 }
 
 impl PairHead {
-    fn new(r: &Reader, at: usize, ty: i32, nelem: u32) -> Result<PairHead, NvListError> {
+    fn new(r: &Reader, at: usize, ty: i32, nelem: u32) -> Result<PairHead, Malformed> {
         let shape = Shape::of(ty).ok_or_else(|| r.error(format!("unknown data type {ty}")))?;
         if !shape.count_ok(nelem) {
             return Err(malformed(
@@ -296,7 +314,7 @@ fn shown(name: &[u8]) -> String {
 }
 
 /// Checks that a boolean (a `boolean_t`, 4 bytes) at `at` is 0 or 1.
-fn boolean_ok(at: usize, value: u32) -> Result<(), NvListError> {
+fn boolean_ok(at: usize, value: u32) -> Result<(), Malformed> {
     if value > 1 {
         return Err(malformed(
             at,
@@ -308,7 +326,7 @@ fn boolean_ok(at: usize, value: u32) -> Result<(), NvListError> {
 
 /// The pairs of one native list, through its terminator; nested lists follow their
 /// pair, at `depth + 1`.
-fn native_pairs(r: &mut Reader, depth: usize) -> Result<(), NvListError> {
+fn native_pairs(r: &mut Reader, depth: usize) -> Result<(), Malformed> {
     loop {
         let at = r.pos;
         let size = r.i32("pair size")?;
@@ -338,7 +356,7 @@ fn native_pairs(r: &mut Reader, depth: usize) -> Result<(), NvListError> {
 
 /// One native pair: `r` covers exactly the pair, past its size word. Returns how many
 /// nested lists follow it.
-fn native_pair(r: &mut Reader) -> Result<u32, NvListError> {
+fn native_pair(r: &mut Reader) -> Result<u32, Malformed> {
     let start = r.pos - 4;
     let name_sz = r.i16("name size")?;
     r.take(2, "reserved field")?;
@@ -357,11 +375,8 @@ fn native_pair(r: &mut Reader) -> Result<u32, NvListError> {
             ))
         }
     };
-    let why = |e: NvListError| match e {
-        NvListError::Malformed { offset, reason } => {
-            malformed(offset, format!("pair {}: {reason}", shown(name)))
-        }
-        other => other,
+    let why = |Malformed { offset, reason }: Malformed| {
+        malformed(offset, format!("pair {}: {reason}", shown(name)))
     };
     let head = PairHead::new(r, start + 8, ty, nelem).map_err(why)?;
     r.pos = start + align8(PAIR_HEADER + name_len);
@@ -372,7 +387,7 @@ fn native_pair(r: &mut Reader) -> Result<u32, NvListError> {
 }
 
 /// The value of a native pair: all of what `r` has left.
-fn native_value(r: &mut Reader, head: &PairHead) -> Result<u32, NvListError> {
+fn native_value(r: &mut Reader, head: &PairHead) -> Result<u32, Malformed> {
     let room = r.left();
     let fixed = head.shape.fixed_size(head.nelem);
     if fixed > room as u64 {
@@ -424,7 +439,7 @@ fn native_value(r: &mut Reader, head: &PairHead) -> Result<u32, NvListError> {
 }
 
 /// The length of the NUL-terminated string at the start of `bytes`.
-fn c_len(r: &Reader, bytes: &[u8], what: &str) -> Result<usize, NvListError> {
+fn c_len(r: &Reader, bytes: &[u8], what: &str) -> Result<usize, Malformed> {
     bytes
         .iter()
         .position(|&b| b == 0)
@@ -439,7 +454,7 @@ fn xdr_max_len(avail: usize) -> usize {
 }
 
 /// One XDR list: its header, its pairs, its two-word terminator.
-fn xdr_list(r: &mut Reader, depth: usize) -> Result<(), NvListError> {
+fn xdr_list(r: &mut Reader, depth: usize) -> Result<(), Malformed> {
     if depth > MAX_DEPTH {
         return Err(r.error(format!("lists nest deeper than {MAX_DEPTH}")));
     }
@@ -449,7 +464,7 @@ fn xdr_list(r: &mut Reader, depth: usize) -> Result<(), NvListError> {
 }
 
 /// One XDR pair; false at the list's terminator.
-fn xdr_pair(r: &mut Reader, depth: usize) -> Result<bool, NvListError> {
+fn xdr_pair(r: &mut Reader, depth: usize) -> Result<bool, Malformed> {
     let start = r.pos;
     r.u32("encoded size")?; // libnvpair does not use it either
     let decoded = r.i32("decoded size")?;
@@ -467,11 +482,8 @@ fn xdr_pair(r: &mut Reader, depth: usize) -> Result<bool, NvListError> {
             )
         })?;
     let name = r.xdr_string(size - PAIR_HEADER - 1, "the name")?;
-    let why = |e: NvListError| match e {
-        NvListError::Malformed { offset, reason } => {
-            malformed(offset, format!("pair {}: {reason}", shown(name)))
-        }
-        other => other,
+    let why = |Malformed { offset, reason }: Malformed| {
+        malformed(offset, format!("pair {}: {reason}", shown(name)))
     };
     let at = r.pos;
     let ty = r.i32("data type").map_err(why)?;
@@ -504,7 +516,7 @@ fn xdr_value(
     head: &PairHead,
     room: usize,
     depth: usize,
-) -> Result<usize, NvListError> {
+) -> Result<usize, Malformed> {
     let fixed = head.shape.fixed_size(head.nelem);
     if fixed > room as u64 {
         return Err(r.error(format!(
@@ -550,7 +562,7 @@ fn xdr_value(
 }
 
 /// `count` XDR numbers of `size` native bytes: 4-byte words, 64-bit ones in two.
-fn xdr_numbers(r: &mut Reader, count: u32, size: usize, boolean: bool) -> Result<(), NvListError> {
+fn xdr_numbers(r: &mut Reader, count: u32, size: usize, boolean: bool) -> Result<(), Malformed> {
     for _ in 0..count {
         let at = r.pos;
         let v = r.take(if size == 8 { 8 } else { 4 }, "a number")?;
@@ -565,11 +577,11 @@ fn xdr_numbers(r: &mut Reader, count: u32, size: usize, boolean: bool) -> Result
 mod tests {
     use super::*;
     use crate::nvlist::tests::every_type;
-    use crate::NvList;
+    use crate::{NvList, NvListError};
 
     fn reason(buf: &[u8]) -> String {
         match validate(buf) {
-            Err(NvListError::Malformed { reason, .. }) => reason,
+            Err(Malformed { reason, .. }) => reason,
             other => panic!("expected Malformed, got {other:?}"),
         }
     }

@@ -186,7 +186,7 @@ fn run_locked(job: &Job, source: &str, ui: &Ui, report: &mut JobReport) -> Resul
 
 /// Takes the run's snapshot of the job's datasets (one atomic call) and names it.
 fn snapshot_only(job: &Job, source: &str, src: &mut Side) -> Result<String> {
-    let snap = replicate::new_snapshot_name();
+    let snap = crate::names::new_snapshot();
     let source = name(source)?;
     if !job.allow_empty {
         src.sync(&source)?;

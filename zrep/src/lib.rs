@@ -17,6 +17,7 @@ pub mod jobs;
 pub mod link;
 pub mod local;
 pub mod lock;
+pub mod names;
 pub mod plan;
 pub mod policy;
 pub mod proto;

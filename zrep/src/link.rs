@@ -228,15 +228,22 @@ impl Drop for Link {
 impl Shared {
     fn keep_alive(&self) {
         let mut stop = self.stop.lock().unwrap_or_else(|e| e.into_inner());
+        let mut last = Instant::now();
         loop {
             let every = Duration::from_millis(self.every_ms.load(Ordering::Relaxed));
-            stop = match self.wake.wait_timeout(stop, every) {
-                Ok((s, _)) => s,
-                Err(e) => e.into_inner().0,
-            };
-            if *stop {
-                return;
+            let left = every.saturating_sub(last.elapsed());
+            if !left.is_zero() {
+                // Woken early (a new interval, a spurious wakeup): wait the rest.
+                stop = match self.wake.wait_timeout(stop, left) {
+                    Ok((s, _)) => s,
+                    Err(e) => e.into_inner().0,
+                };
+                if *stop {
+                    return;
+                }
+                continue;
             }
+            last = Instant::now();
             // Someone writing now (a frame, a stream) says the same; a write that
             // fails or times out is reported by the next frame of the session.
             if let Ok(mut out) = self.out.try_lock() {

@@ -542,7 +542,7 @@ fn cmd_replicate(a: ReplicateArgs) -> Result<ExitCode> {
 fn cmd_snapshot(recursive: bool, spec: &str) -> Result<ExitCode> {
     let (ds, name) = match spec.split_once('@') {
         Some((d, n)) => (DatasetName::new(d)?, n.to_string()),
-        None => (DatasetName::new(spec)?, replicate::new_snapshot_name()),
+        None => (DatasetName::new(spec)?, zrep::names::new_snapshot()),
     };
     let zfs = libzfs::Zfs::open()?;
     let states = local::state(&zfs, &ds, recursive)?;

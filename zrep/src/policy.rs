@@ -18,10 +18,8 @@
 use libzfs::{DatasetName, ResumeToken};
 
 use crate::error::{err, Error, Kind, Result};
+use crate::names::PREFIX as OURS;
 use crate::proto::{Hold, Op, Request, MAX_TOKEN};
-
-/// Prefix of every name zrep gives: snapshots, hold tags, bookmarks.
-pub const OURS: &str = "zrep-";
 
 /// What the client may do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -213,8 +211,7 @@ impl Policy {
                 self.allowed(may, "destroying snapshots")?;
                 self.names(snapshots.iter().map(|s| s.as_str()))?;
                 if let Some(s) = snapshots.iter().find(|s| {
-                    self.mode != Mode::Full
-                        && crate::retention::snapshot_time(s.short_name()).is_none()
+                    self.mode != Mode::Full && crate::names::snapshot_time(s.short_name()).is_none()
                 }) {
                     return Err(self.refuse(format!(
                         "{s} is not a snapshot zrep took (only {OURS}<UTC time> may be pruned)"

@@ -9,14 +9,7 @@
 //!    resume state, roll back (`--force`), hold the common snapshot, transfer;
 //! 4. [`move_cursors`]: the new holds and bookmark, then the old ones go.
 //!
-//! Names zrep makes live in a namespace of their own, apart from bolthole's zrep
-//! (`zrep_` + hex snapshots, `zrep:` properties):
-//! - snapshots `@zrep-YYYYMMDDTHHMMSSZ` (UTC, so names sort by time);
-//! - hold tag `zrep-<id>` on the newest replicated snapshot on both sides, where `<id>`
-//!   is 8 hex digits naming the target dataset (its name and its pool, not the route
-//!   to it: pushing to a target and pulling into it keep one cursor);
-//! - bookmark `#zrep-<id>-<snapshot>` on the source: the incremental base when that
-//!   snapshot is pruned on the source.
+//! The names it gives are in [`crate::names`].
 
 use std::collections::{HashMap, HashSet};
 use std::time::Instant;
@@ -34,8 +27,7 @@ use crate::side::Side;
 use crate::transfer::{self, Counter, Stream};
 use crate::ui::{bytes, Ui};
 
-/// Prefix of snapshots zrep takes.
-pub const SNAPSHOT_PREFIX: &str = "zrep-";
+use crate::names;
 
 /// What the user asked for.
 #[derive(Debug, Clone)]
@@ -91,27 +83,6 @@ impl Options {
 /// snapshot, or it has none, or the user wants empty snapshots too.
 pub fn needs_snapshot(d: &DatasetState, allow_empty: bool) -> bool {
     allow_empty || d.written > 0 || d.snapshots.is_empty()
-}
-
-/// The target id used in hold tags and bookmark names: the target dataset's name
-/// within its pool, known by the GUID of the pool's root dataset (`place`), so that
-/// one target keeps one cursor however it is reached (pushed to over SSH, pulled into
-/// locally, under another host name). `place` is the host as written when the peer
-/// does not report GUIDs.
-pub fn target_id(place: &str, dataset: &str) -> String {
-    let mut h: u32 = 0x811c_9dc5;
-    for b in place.bytes().chain([b':']).chain(dataset.bytes()) {
-        h = (h ^ u32::from(b)).wrapping_mul(0x0100_0193);
-    }
-    format!("{h:08x}")
-}
-
-/// A new snapshot name for now (UTC; `ZREP_NOW` sets the clock).
-pub fn new_snapshot_name() -> String {
-    format!(
-        "{SNAPSHOT_PREFIX}{}",
-        crate::clock::utc_stamp(crate::clock::now())
-    )
 }
 
 fn snaps(v: &[SnapEntry]) -> Vec<Snap> {
@@ -200,7 +171,7 @@ fn prepare(opts: &Options, src: &mut Side, dst: &mut Side, ui: &Ui) -> Result<Pr
     if !opts.dry_run {
         locks.extend(dst.lock(&opts.target, opts.lock_wait)?);
     }
-    let name = opts.takes_snapshot().then(new_snapshot_name);
+    let name = opts.takes_snapshot().then(names::new_snapshot);
     if name.is_some() && !opts.allow_empty && !opts.dry_run {
         // `written`, which decides who gets a snapshot, counts only what is on disk.
         src.sync(&opts.source)?;
@@ -353,7 +324,7 @@ fn cursor_id(opts: &Options, dst: &mut Side) -> Result<String> {
         0 => opts.target_host.clone(),
         guid => format!("{guid:016x}"),
     };
-    Ok(target_id(&place, opts.target.as_str()))
+    Ok(names::target_id(&place, opts.target.as_str()))
 }
 
 /// Takes `@name` of the datasets `which` selects in one atomic call and lists the

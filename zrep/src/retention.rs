@@ -20,7 +20,6 @@
 use std::collections::BTreeMap;
 
 use crate::clock::{self, Period};
-use crate::replicate::SNAPSHOT_PREFIX;
 
 /// How many snapshots to keep, per kind of period.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
@@ -78,10 +77,7 @@ impl std::fmt::Display for Rules {
     }
 }
 
-/// The time a zrep snapshot name carries, `None` for other snapshots.
-pub fn snapshot_time(short_name: &str) -> Option<u64> {
-    clock::parse_stamp(short_name.strip_prefix(SNAPSHOT_PREFIX)?)
-}
+pub use crate::names::snapshot_time;
 
 /// How far ahead of now a snapshot's name may be dated and still count: a day, for
 /// clocks that disagree.
