@@ -556,21 +556,15 @@ fn check_sides(
     (source_host, source): (&Option<String>, &str),
     (target_host, target): (&Option<String>, &str),
 ) -> Result<(), ConfigError> {
-    if source_host.is_some() && target_host.is_some() {
-        return Err(src.at(
-            target_span.span(),
-            format!("job {name}: source and target cannot both be remote"),
-        ));
-    }
-    let inside = libzfs::DatasetName::new(target)
+    let route = crate::side::Route::new(source_host.as_deref(), target_host.as_deref())
+        .map_err(|e| src.at(target_span.span(), format!("job {name}: {}", e.message)))?;
+    let names = libzfs::DatasetName::new(source)
         .ok()
-        .zip(libzfs::DatasetName::new(source).ok())
-        .is_some_and(|(t, s)| t == s || t.is_descendant_of(&s));
-    if source_host == target_host && inside {
-        return Err(src.at(
-            target_span.span(),
-            format!("job {name}: target {target} is the source or inside it"),
-        ));
+        .zip(libzfs::DatasetName::new(target).ok());
+    if let Some((s, t)) = names {
+        route
+            .check_target(&s, &t)
+            .map_err(|e| src.at(target_span.span(), format!("job {name}: {}", e.message)))?;
     }
     Ok(())
 }

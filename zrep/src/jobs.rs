@@ -16,7 +16,7 @@ use crate::proto::{DatasetState, SnapEntry};
 use crate::replicate;
 use crate::report::Outcome;
 use crate::retention::{self, Candidate, Rules, Verdict};
-use crate::side::{Side, Ssh};
+use crate::side::{Route, Side, Ssh};
 use libzfs::{DatasetName, SnapshotName};
 
 use crate::state::{self, JobRecord, State};
@@ -62,10 +62,7 @@ pub(crate) fn ssh(job: &Job) -> Result<Ssh> {
 }
 
 fn open(job: &Job) -> Result<(Side, Side)> {
-    let ssh = ssh(job)?;
-    let src = Side::open(job.source_host.as_deref(), &ssh)?;
-    let dst = Side::open(job.target_host.as_deref(), &ssh)?;
-    Ok((src, dst))
+    Route::new(job.source_host.as_deref(), job.target_host.as_deref())?.open(&ssh(job)?)
 }
 
 /// A dataset name from the configuration (checked when it was loaded).

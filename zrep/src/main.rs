@@ -11,7 +11,7 @@ use zrep::config::{self, Config};
 use zrep::error::{err, Error, Kind, Result};
 use zrep::local;
 use zrep::proto::Flags;
-use zrep::side::{split_host, Side};
+use zrep::side::{split_host, Route, Side};
 use zrep::ui::{self, Ui};
 use zrep::{jobs, replicate, serve};
 
@@ -182,9 +182,7 @@ fn cmd_check_config(cfg: &Config) -> Result<ExitCode> {
 fn cmd_replicate(a: ReplicateArgs) -> Result<ExitCode> {
     let (shost, sspec) = split_host(&a.source);
     let (thost, tspec) = split_host(&a.target);
-    if shost.is_some() && thost.is_some() {
-        return Err(err(Kind::Usage, "source and target cannot both be remote"));
-    }
+    let route = Route::new(shost, thost)?;
     // Validate names before touching anything.
     let (source, up_to) = match sspec.split_once('@') {
         Some(_) => {
@@ -194,18 +192,13 @@ fn cmd_replicate(a: ReplicateArgs) -> Result<ExitCode> {
         None => (DatasetName::new(sspec)?, None),
     };
     let target = DatasetName::new(tspec)?;
-    if shost == thost && (target.is_descendant_of(&source) || target == source) {
-        return Err(err(
-            Kind::Usage,
-            format!("target {target} is the source or inside it: choose a target outside {source}"),
-        ));
-    }
+    route.check_target(&source, &target)?;
     let ui = Ui::new(a.verbose, a.json, a.quiet);
     let opts = replicate::Options {
         source,
         up_to,
         target,
-        target_host: thost.unwrap_or("").to_string(),
+        target_host: route.target_host().unwrap_or("").to_string(),
         recursive: a.recursive,
         force: a.force,
         dry_run: a.dry_run,
@@ -217,9 +210,8 @@ fn cmd_replicate(a: ReplicateArgs) -> Result<ExitCode> {
         jobs: usize::from(a.jobs),
     };
     let ssh = a.remote.ssh(a.verbose)?;
-    let mut src = Side::open(shost, &ssh)?;
-    let mut dst = Side::open(thost, &ssh)?;
-    let more = || Ok((Side::open(shost, &ssh)?, Side::open(thost, &ssh)?));
+    let (mut src, mut dst) = route.open(&ssh)?;
+    let more = || route.open(&ssh);
     let outcomes = replicate::replicate(&opts, &mut src, &mut dst, &more, &ui)?;
     if a.json {
         if a.recursive {

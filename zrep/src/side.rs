@@ -84,6 +84,69 @@ pub enum Side {
     Remote(Box<Remote>),
 }
 
+/// Which end of a replication is on another host: at most one, so a route with two
+/// remote ends cannot be written down.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Route {
+    /// Both ends on this host.
+    Local,
+    /// The target is on this `[user@]host`.
+    Push(String),
+    /// The source is on this `[user@]host`.
+    Pull(String),
+}
+
+impl Route {
+    /// The route between `source_host` and `target_host` (`None`: this host).
+    pub fn new(source_host: Option<&str>, target_host: Option<&str>) -> Result<Route> {
+        match (source_host, target_host) {
+            (None, None) => Ok(Route::Local),
+            (None, Some(h)) => Ok(Route::Push(h.to_string())),
+            (Some(h), None) => Ok(Route::Pull(h.to_string())),
+            (Some(_), Some(_)) => Err(err(
+                Kind::Usage,
+                "source and target cannot both be remote; run zrep on one of them",
+            )),
+        }
+    }
+
+    /// The source's host, when remote.
+    pub fn source_host(&self) -> Option<&str> {
+        match self {
+            Route::Pull(h) => Some(h),
+            _ => None,
+        }
+    }
+
+    /// The target's host, when remote.
+    pub fn target_host(&self) -> Option<&str> {
+        match self {
+            Route::Push(h) => Some(h),
+            _ => None,
+        }
+    }
+
+    /// Refuses a target that is the source or inside it (both on one host).
+    pub fn check_target(&self, source: &DatasetName, target: &DatasetName) -> Result<()> {
+        if *self == Route::Local && (target == source || target.is_descendant_of(source)) {
+            return Err(err(
+                Kind::Usage,
+                format!(
+                    "target {target} is the source or inside it: choose a target outside {source}"
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Opens both ends (the source first).
+    pub fn open(&self, ssh: &Ssh) -> Result<(Side, Side)> {
+        let src = Side::open(self.source_host(), ssh)?;
+        let dst = Side::open(self.target_host(), ssh)?;
+        Ok((src, dst))
+    }
+}
+
 /// `[user@]host:dataset` → (host, dataset). A colon counts as a host separator only
 /// when what precedes it has no `/` or `#` (dataset names may contain colons).
 pub fn split_host(spec: &str) -> (Option<&str>, &str) {
