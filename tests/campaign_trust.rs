@@ -757,3 +757,60 @@ fn a_listing_of_12012_snapshots_crosses_the_protocol() {
         ),
     );
 }
+
+/// A push job whose `keep_target` meets a receive-only backup host: the prune is
+/// refused, said once per run (not once per dataset), and the run still succeeds;
+/// the backups all stay.
+#[test]
+fn a_push_job_is_told_once_that_the_backup_host_prunes_itself() {
+    let s = TestPool::new();
+    let b = TestPool::new();
+    let data = s.create("home");
+    s.create("home/dru");
+    let root = b.create("laptop");
+    let (forced, _) = forced_key(&format!("--root {root} --receive-only"));
+    let dir = zrep_tests::test_dir().join(format!("trust-jobs-{}", b.name()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let conf = dir.join("zrep.toml");
+    std::fs::write(
+        &conf,
+        format!(
+            "state_dir = \"{0}/state\"\nssh = \"{1}\"\n\n[[job]]\nname = \"push\"\nsource = \"{data}\"\n\
+             target = \"localhost:{root}/home\"\nrecursive = true\nkeep_target = {{ last = 1 }}\n",
+            dir.display(),
+            forced[1]
+        ),
+    )
+    .unwrap();
+    let day = 86_400u64;
+    let t0 = 1_767_225_600u64; // 2026-01-01
+    let mut last = String::new();
+    for i in 0..3 {
+        write_random(&s.path("home/f"), 64 << 10, 10 + i);
+        write_random(&s.path("home/dru/f"), 64 << 10, 20 + i);
+        let now = (t0 + i * day).to_string();
+        let r = zrep_tests::cli::zrep_env(
+            &["run", "-c", conf.to_str().unwrap()],
+            &[("ZREP_NOW", now.as_str())],
+        )
+        .ok();
+        last = r.stderr;
+    }
+    assert_eq!(
+        last.matches("the target refuses pruning").count(),
+        1,
+        "{last}"
+    );
+    let kept = zfs(&["list", "-H", "-t", "snapshot", "-o", "name", "-r", &root]);
+    assert_eq!(
+        kept.lines().count(),
+        6,
+        "nothing pruned on the backup host: {kept}"
+    );
+    Report::new("trust-prune").finish(&format!(
+        "a push job with keep_target against --receive-only: refused, said once per run ({}), 3 runs ok, 6 backups kept",
+        last.lines()
+            .find(|l| l.contains("refuses pruning"))
+            .unwrap_or("")
+    ));
+}
