@@ -329,6 +329,33 @@ fn full_plan(candidates: &[&Snap]) -> Plan {
     }
 }
 
+/// The incremental base: the match with the greatest source createtxg (snapshots win
+/// ties against bookmarks); among duplicate target GUIDs, the newest target position.
+/// Returns the target position and what matched on the source.
+fn find_base(src: &[&Snap], bms: &[&Bookmark], tgt: &[&Snap]) -> Option<(usize, Found)> {
+    // GUID lookups on the source. Later (newer) entries win on duplicates.
+    let snap_by_guid: HashMap<u64, usize> =
+        src.iter().enumerate().map(|(i, s)| (s.guid, i)).collect();
+    let bm_by_guid: HashMap<u64, usize> =
+        bms.iter().enumerate().map(|(i, b)| (b.guid, i)).collect();
+    // Key: (source createtxg, snapshot-preferred flag, target position).
+    let mut best: Option<((u64, bool, usize), Found)> = None;
+    for (pos, t) in tgt.iter().enumerate() {
+        let mut consider = |key: (u64, bool, usize), found: Found| {
+            if best.as_ref().map_or(true, |(k, _)| key > *k) {
+                best = Some((key, found));
+            }
+        };
+        if let Some(&i) = snap_by_guid.get(&t.guid) {
+            consider((src[i].createtxg, true, pos), Found::Snapshot(i));
+        }
+        if let Some(&i) = bm_by_guid.get(&t.guid) {
+            consider((bms[i].createtxg, false, pos), Found::Bookmark(i));
+        }
+    }
+    best.map(|((_, _, pos), found)| (pos, found))
+}
+
 /// Decides what to send next. See the module documentation for the rules.
 ///
 /// # Errors
@@ -365,37 +392,9 @@ pub fn plan(source: &SourceState, target: &TargetState, req: &Request) -> Result
         return plan_empty_target(candidates, resume);
     }
 
-    // GUID lookups on the source. Later (newer) entries win on duplicates.
-    let snap_by_guid: HashMap<u64, usize> =
-        src.iter().enumerate().map(|(i, s)| (s.guid, i)).collect();
     let mut bms: Vec<&Bookmark> = source.bookmarks.iter().collect();
     bms.sort_by(|a, b| (a.createtxg, &a.name).cmp(&(b.createtxg, &b.name)));
-    let bm_by_guid: HashMap<u64, usize> =
-        bms.iter().enumerate().map(|(i, b)| (b.guid, i)).collect();
-
-    // The base: the match with the greatest source createtxg (snapshots win
-    // ties against bookmarks); among duplicate target GUIDs, the newest
-    // target position.
-    // Key: (source createtxg, snapshot-preferred flag, target position).
-    let mut best: Option<((u64, bool, usize), Found)> = None;
-    for (pos, t) in tgt.iter().enumerate() {
-        let mut consider = |key: (u64, bool, usize), found: Found| {
-            let better = match &best {
-                Some((k, _)) => key > *k,
-                None => true,
-            };
-            if better {
-                best = Some((key, found));
-            }
-        };
-        if let Some(&i) = snap_by_guid.get(&t.guid) {
-            consider((src[i].createtxg, true, pos), Found::Snapshot(i));
-        }
-        if let Some(&i) = bm_by_guid.get(&t.guid) {
-            consider((bms[i].createtxg, false, pos), Found::Bookmark(i));
-        }
-    }
-    let Some(((_, _, tpos), found)) = best else {
+    let Some((tpos, found)) = find_base(&src, &bms, &tgt) else {
         return Err(PlanError::NoCommonSnapshot {
             target_newest: tgt[tgt.len() - 1].name.clone(),
         });
