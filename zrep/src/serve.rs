@@ -220,24 +220,11 @@ impl Session<'_> {
         if req.changes() {
             self.log.note(&req.describe());
         }
+        if let Some(stream) = Stream::asked_by(&req) {
+            return self.send_stream(zfs, &stream);
+        }
         let reply = match req {
             Request::Hello { .. } => Err(err(Kind::Connection, "hello twice")),
-            Request::Send { .. } | Request::SendResume { .. } => {
-                let stream = match req {
-                    Request::Send {
-                        snapshot,
-                        from,
-                        flags,
-                    } => Stream::Snapshot {
-                        snapshot,
-                        from,
-                        flags,
-                    },
-                    Request::SendResume { token } => Stream::Resume { token },
-                    _ => unreachable!("matched above"),
-                };
-                return self.send_stream(zfs, &stream);
-            }
             Request::Receive {
                 dataset,
                 force,

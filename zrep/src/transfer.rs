@@ -39,6 +39,25 @@ pub enum Stream {
 }
 
 impl Stream {
+    /// The stream a `Send` or `SendResume` request asks for.
+    pub fn asked_by(req: &Request) -> Option<Stream> {
+        match req {
+            Request::Send {
+                snapshot,
+                from,
+                flags,
+            } => Some(Stream::Snapshot {
+                snapshot: snapshot.clone(),
+                from: from.clone(),
+                flags: *flags,
+            }),
+            Request::SendResume { token } => Some(Stream::Resume {
+                token: token.clone(),
+            }),
+            _ => None,
+        }
+    }
+
     /// The request that asks a server for this stream.
     fn request(&self) -> Request {
         match self.clone() {
