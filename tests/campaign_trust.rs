@@ -394,20 +394,18 @@ fn receive_only_target_survives_a_compromised_source() {
         log.contains("refused by the server"),
         "no refusal logged: {log}"
     );
-    // A malformed request ends the session, changing nothing.
+    // A request with a name that is not one is refused as malformed; the session
+    // goes on, and nothing changed.
     let mut p = RawPeer::over_ssh(&ssh);
-    proto::write_frame(
-        &mut p.to,
-        b'J',
-        format!(r#"{{"destroy_snapshots":{{"snapshots":["{root}/../ab@precious"]}}}}"#).as_bytes(),
-    )
-    .unwrap();
-    assert!(proto::recv_msg::<Response>(&mut p.from).is_err());
-    row(
-        "protocol",
-        "a name with ..",
-        "malformed message: the session ends",
-    );
+    let bad = format!(r#"{{"destroy_snapshots":{{"snapshots":["{root}/../ab@precious"]}}}}"#);
+    proto::write_frame(&mut p.to, b'J', bad.as_bytes()).unwrap();
+    match proto::recv_msg::<Response>(&mut p.from).expect("an answer") {
+        Response::Error(e) => {
+            assert_eq!(e.kind, zrep::error::Kind::InvalidName, "{e:?}");
+            row("protocol", "a name with ..", &e.message);
+        }
+        other => panic!("a malformed request was answered {other:?}"),
+    }
     let _ = p.finish();
 
     assert_eq!(fingerprint(&b), before, "the backup host changed");
@@ -446,7 +444,7 @@ fn send_only_source_survives_a_compromised_backup_host() {
 
     let mut rows = Vec::new();
     let r = run(&args(
-        &["replicate", &b.ds("x"), &format!("localhost:{data}/in")],
+        &["replicate", &b.create("x"), &format!("localhost:{data}/in")],
         &forced,
     ))
     .fails_with("receiving is not allowed (zrep serve --send-only)");
