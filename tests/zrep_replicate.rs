@@ -390,6 +390,12 @@ fn killed_ssh_mid_incremental_resumes() {
         if exists(&recv) && zfs_get("referenced", &recv).parse::<u64>().unwrap_or(0) > 8 << 20 {
             break;
         }
+        if let Ok(Some(st)) = child.try_wait() {
+            let mut err = String::new();
+            use std::io::Read;
+            let _ = child.stderr.take().unwrap().read_to_string(&mut err);
+            panic!("zrep ended ({st}) before the stream started: {err}");
+        }
         assert!(t0.elapsed() < patience(60), "stream never started");
         std::thread::sleep(Duration::from_millis(20));
     }

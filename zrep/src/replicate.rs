@@ -483,7 +483,8 @@ impl Work<'_> {
         o.mode = plan.mode().into();
         o.snapshots = plan.steps.iter().map(|s| s.to.clone()).collect();
         o.resumed = plan.resume.is_some();
-        let available = available(t, &target, dst)?;
+        let run_root = self.opts.dry_run.then_some(&self.opts.target);
+        let available = available(t, &target, dst, run_root)?;
         let would_snapshot = taken.filter(|_| self.opts.dry_run);
         let estimate = estimate(d, &plan, flags, would_snapshot, src, ui)?;
         o.estimated_bytes = estimate;
@@ -660,27 +661,40 @@ impl Work<'_> {
 }
 
 /// Where the data will land, and how much room there is: the target's own free space,
-/// or its parent's for a new target.
-fn available(t: Option<&DatasetState>, target: &DatasetName, dst: &mut Side) -> Result<u64> {
+/// or its parent's for a new target. A dry run plans a new tree's children before their parents exist: the room of the
+/// nearest ancestor that does (`run_root`, the run's target, is made by the run).
+fn available(
+    t: Option<&DatasetState>,
+    target: &DatasetName,
+    dst: &mut Side,
+    run_root: Option<&DatasetName>,
+) -> Result<u64> {
     if let Some(t) = t {
         return Ok(t.available);
     }
-    let parent = target.parent().ok_or_else(|| {
+    let mut parent = target.parent().ok_or_else(|| {
         err(
             Kind::Usage,
             format!("target {target} is a pool; replicate into a dataset under it"),
         )
     })?;
-    match dst.state(&parent, false)?.into_iter().next() {
-        Some(p) => Ok(p.available),
-        None => Err(err(
-            Kind::NotFound,
-            format!(
-                "cannot replicate into {}{target}: its parent {parent} does not exist (create it first)",
-                dst.prefix()
-            ),
-        )),
+    loop {
+        if let Some(p) = dst.state(&parent, false)?.into_iter().next() {
+            return Ok(p.available);
+        }
+        let made_by_the_run = run_root.is_some_and(|r| parent == *r || parent.is_descendant_of(r));
+        match parent.parent() {
+            Some(up) if made_by_the_run => parent = up,
+            _ => break,
+        }
     }
+    Err(err(
+        Kind::NotFound,
+        format!(
+            "cannot replicate into {}{target}: its parent {parent} does not exist (create it first)",
+            dst.prefix()
+        ),
+    ))
 }
 
 /// The estimated size of everything the plan sends. A dry run's would-be snapshot
