@@ -635,6 +635,12 @@ fn a_client_stalled_mid_frame_is_dropped_and_the_target_resumes() {
 /// timeout with a message naming the host and what it waited for; the target resumes.
 #[test]
 fn a_server_stalled_mid_stream_times_the_client_out() {
+    // A connection in the loaded, emulated guest can take longer than a short
+    // timeout just to say hello: this one runs in `scripts/campaign trust`, alone.
+    if std::env::var_os("ZREP_TRUST_STALL").is_none() {
+        eprintln!("set ZREP_TRUST_STALL=1 (scripts/campaign trust) to run it");
+        return;
+    }
     let p = TestPool::with_size(512 << 20);
     let data = p.create("src");
     write_random(&p.path("src/big"), 96 << 20, 8);
@@ -645,7 +651,7 @@ fn a_server_stalled_mid_stream_times_the_client_out() {
         &[
             "replicate",
             "--timeout",
-            "15",
+            "30",
             "--no-snapshot",
             &data,
             &format!("localhost:{target}"),
@@ -683,8 +689,8 @@ fn a_server_stalled_mid_stream_times_the_client_out() {
         .status();
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(
-        err.contains("localhost: no room to write to the peer for 15 s")
-            || err.contains("localhost: no byte from the peer for 15 s"),
+        err.contains("localhost: no room to write to the peer for 30 s")
+            || err.contains("localhost: no byte from the peer for 30 s"),
         "{err}"
     );
     assert!(waited < patience(60), "the client waited {waited:?}");
@@ -694,7 +700,7 @@ fn a_server_stalled_mid_stream_times_the_client_out() {
     let j = run(&push).ok().json();
     assert_eq!(j["mode"], "resume", "{j}");
     Report::new("trust-stall-client").finish(&format!(
-        "a server stopped mid-stream: the client (--timeout 15) gave up after {:.1} s: {}",
+        "a server stopped mid-stream: the client (--timeout 30) gave up after {:.1} s: {}",
         waited.as_secs_f64(),
         err.lines().last().unwrap_or("")
     ));
