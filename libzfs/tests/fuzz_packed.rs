@@ -62,11 +62,17 @@ static ALLOC: LargestRequest = LargestRequest;
 static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 
 /// Bytes of the C heap in use, every arena and mmapped block (glibc; 0 under
-/// valgrind, which replaces malloc).
+/// valgrind, which replaces malloc, and off glibc, where it is not measured).
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
 fn c_heap_in_use() -> usize {
     // SAFETY: mallinfo2 only reads the allocator's statistics.
     let m = unsafe { libc::mallinfo2() };
     m.uordblks + m.hblkhd
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn c_heap_in_use() -> usize {
+    0
 }
 
 /// splitmix64: small, seeded, and the same sequence on every run of a seed.
