@@ -554,10 +554,11 @@ impl Side {
         }
     }
 
+    /// [`Side::call`] for a request answered by `Ok`.
     fn call_ok(&mut self, req: &Request) -> Result<()> {
-        match self {
-            Side::Local(z) => crate::local::execute(z, req).map(|_| ()),
-            Side::Remote(r) => r.expect_ok(req),
+        match self.call(req)? {
+            Response::Ok => Ok(()),
+            other => Err(self.unexpected(&other)),
         }
     }
 
