@@ -661,3 +661,54 @@ fn snaprange_space_missing_is_not_found() {
         ErrorKind::NotFound,
     );
 }
+
+/// A tree whose snapshots are too many for one channel program is listed in two
+/// steps (its datasets, then each one's snapshots), with the same result. A small
+/// memory limit stands in for the ~200,000 snapshots that exhaust the kernel's
+/// largest one.
+#[test]
+fn list_too_large_for_one_program_lists_in_steps() {
+    let pool = TestPool::new();
+    let zfs = lzc();
+    let root = pool.create("tree");
+    for i in 0..40 {
+        lzc_create(&zfs, &format!("{root}/d{i:02}"));
+    }
+    for s in 0..10 {
+        zrep_tests::zfs(&["snapshot", "-r", &format!("{root}@s{s}-{}", "x".repeat(60))]);
+    }
+    let fields = libzfs::Fields::REPLICATION;
+    let whole = zfs
+        .list_fields(&dn(&root), true, true, fields)
+        .unwrap()
+        .unwrap();
+    let small = libzfs::Scope {
+        recursive: true,
+        snapshots: true,
+        fields,
+        limits: ProgramLimits {
+            instructions: 10_000_000,
+            memory: 256 << 10,
+        },
+    };
+    assert!(
+        zfs.list_program(&dn(&root), small).is_err(),
+        "the small limit does not stop one program: the test tests nothing"
+    );
+    let steps = zfs.list_within(&dn(&root), small).unwrap().unwrap();
+    type Flat = Vec<(String, Vec<(String, u64, u64)>)>;
+    let flat = |l: &[libzfs::Listed]| -> Flat {
+        l.iter()
+            .map(|d| {
+                let s = d.snapshots.iter();
+                let s = s
+                    .map(|s| (s.name.to_string(), s.guid, s.createtxg))
+                    .collect();
+                (d.dataset.name.to_string(), s)
+            })
+            .collect()
+    };
+    assert_eq!(whole.len(), 41);
+    assert_eq!(whole.iter().map(|d| d.snapshots.len()).sum::<usize>(), 410);
+    assert_eq!(flat(&steps), flat(&whole));
+}

@@ -53,7 +53,7 @@ pub mod stream;
 pub mod zfs;
 
 pub use error::{Errno, Error, ErrorKind, ItemError, Op, Result, ZfsError};
-pub use list::{DatasetInfo, Fields, Kind, Listed, SnapshotInfo};
+pub use list::{DatasetInfo, Fields, Kind, Listed, Scope, SnapshotInfo};
 pub use name::{BookmarkName, DatasetName, NameError, SendSource, SnapshotName};
 pub use nvlist::{NvList, NvListError, NvListRef, Value};
 pub use stream::{RawBeginRecord, ReceiveOptions, Received, ResumeToken, SendFlags, StreamHeader};

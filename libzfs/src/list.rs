@@ -13,11 +13,12 @@
 //!
 //! The cost: channel programs need root (or the `program` permission is not
 //! delegable), and a program has instruction and memory limits. We run with the
-//! kernel's maximum limits and fall back to listing dataset by dataset when a tree
-//! is too large for one program. And every property read looks its dataset up by
-//! name again: cheap for a mounted filesystem, whose dataset stays in memory, but
-//! costly for an unmounted one (a backup target), which the kernel loads and evicts
-//! each time. [`Fields`] reads only what a caller needs.
+//! kernel's maximum limits; a tree whose snapshots are too many for one program
+//! (about 200,000) is listed again in two steps: its datasets in one program, then
+//! each dataset's snapshots in one program each. And every property read looks its
+//! dataset up by name again: cheap for a mounted filesystem, whose dataset stays in
+//! memory, but costly for an unmounted one (a backup target), which the kernel loads
+//! and evicts each time. [`Fields`] reads only what a caller needs.
 
 use crate::error::{Error, Op, Result};
 use crate::name::{DatasetName, SnapshotName};
@@ -180,6 +181,20 @@ visit(root)
 return {datasets = out, count = n}
 "#;
 
+/// What one listing covers and reads, and the limits of its program.
+#[doc(hidden)]
+#[derive(Clone, Copy, Debug)]
+pub struct Scope {
+    /// With descendants.
+    pub recursive: bool,
+    /// With snapshots.
+    pub snapshots: bool,
+    /// The properties read.
+    pub fields: Fields,
+    /// Of each program.
+    pub limits: ProgramLimits,
+}
+
 /// One dataset of a listing, with its snapshots when they were asked for.
 #[derive(Clone, Debug)]
 pub struct Listed {
@@ -210,6 +225,58 @@ impl Zfs {
         snapshots: bool,
         fields: Fields,
     ) -> Result<Option<Vec<Listed>>> {
+        let scope = Scope {
+            recursive,
+            snapshots,
+            fields,
+            limits: ProgramLimits::MAX,
+        };
+        self.list_within(root, scope)
+    }
+
+    /// [`Zfs::list_fields`] with each program held to `scope.limits` (for tests of
+    /// the two-step listing: a small memory limit makes a small tree too large).
+    #[doc(hidden)]
+    pub fn list_within(&self, root: &DatasetName, scope: Scope) -> Result<Option<Vec<Listed>>> {
+        match self.list_program(root, scope) {
+            Err(e) if scope.recursive && scope.snapshots && over_limits(&e) => {
+                self.list_in_steps(root, scope)
+            }
+            other => other,
+        }
+    }
+
+    /// A tree too large for one program: its datasets, then each one's snapshots.
+    fn list_in_steps(&self, root: &DatasetName, scope: Scope) -> Result<Option<Vec<Listed>>> {
+        let datasets = Scope {
+            snapshots: false,
+            ..scope
+        };
+        let Some(mut tree) = self.list_program(root, datasets)? else {
+            return Ok(None);
+        };
+        let one = Scope {
+            recursive: false,
+            ..scope
+        };
+        for l in &mut tree {
+            // A dataset destroyed since keeps its (empty) place.
+            if let Some(mut d) = self.list_program(&l.dataset.name, one)? {
+                l.snapshots = d.pop().map(|o| o.snapshots).unwrap_or_default();
+            }
+        }
+        Ok(Some(tree))
+    }
+
+    /// One program listing `root`, without the two-step fallback (for tests).
+    #[doc(hidden)]
+    pub fn list_program(&self, root: &DatasetName, scope: Scope) -> Result<Option<Vec<Listed>>> {
+        let Scope {
+            recursive,
+            snapshots,
+            fields,
+            limits,
+        } = scope;
         let mut args = NvList::new();
         args.insert("root", root.as_str())?;
         args.insert("recursive", &recursive)?;
@@ -217,7 +284,7 @@ impl Zfs {
         args.insert("dsprops", fields.dataset)?;
         args.insert("snapprops", fields.snapshot)?;
         let out = self
-            .channel_program(root.pool(), LIST_PROGRAM, &args, ProgramLimits::MAX, false)
+            .channel_program(root.pool(), LIST_PROGRAM, &args, limits, false)
             .map_err(|e| relabel(e, root))?;
         let ret = out.get_nvlist("return").ok_or_else(|| Error::Protocol {
             op: Op::List,
@@ -271,6 +338,16 @@ impl Zfs {
             .and_then(|mut v| v.pop())
             .map(|l| l.snapshots))
     }
+}
+
+/// A program stopped by its memory or instruction limit, or whose result did not fit
+/// the output buffer.
+fn over_limits(e: &Error) -> bool {
+    let Error::Zfs(z) = e else { return false };
+    use crate::error::Errno;
+    let said_limit = z.items.iter().any(|i| i.name.contains("limit"));
+    [Errno(libc::ENOSPC), Errno(libc::ENOMEM), Errno::ETIME].contains(&z.errno)
+        || (z.errno == Errno::ECHRNG && said_limit)
 }
 
 fn relabel(e: Error, root: &DatasetName) -> Error {

@@ -14,12 +14,14 @@ use crate::proto::{DatasetState, Flags, Hold, NewBookmark, Request, Response, Sn
 pub fn execute(zfs: &Zfs, req: &Request) -> Result<Response> {
     let ok = |r: Result<()>| r.map(|()| Response::Ok);
     match req {
-        Request::State { dataset, recursive } => {
-            state(zfs, dataset, *recursive).map(|datasets| Response::State {
-                datasets,
-                more: false,
-            })
-        }
+        Request::State {
+            dataset,
+            recursive,
+            datasets_only,
+        } => state(zfs, dataset, *recursive, !datasets_only).map(|datasets| Response::State {
+            datasets,
+            more: false,
+        }),
         Request::Estimate {
             snapshot,
             from,
@@ -75,21 +77,28 @@ fn entry(name: &str, guid: u64, createtxg: u64, creation: u64, userrefs: u64) ->
     }
 }
 
-/// The dataset and its descendants (with `recursive`) with snapshots and bookmarks;
-/// empty when it does not exist.
-pub fn state(zfs: &Zfs, dataset: &DatasetName, recursive: bool) -> Result<Vec<DatasetState>> {
-    let Some(listed) = zfs.list_fields(dataset, recursive, true, libzfs::Fields::REPLICATION)?
-    else {
+/// The dataset and its descendants (with `recursive`), with their snapshots and
+/// bookmarks when `snapshots`; empty when it does not exist.
+pub fn state(
+    zfs: &Zfs,
+    dataset: &DatasetName,
+    recursive: bool,
+    snapshots: bool,
+) -> Result<Vec<DatasetState>> {
+    let fields = libzfs::Fields::REPLICATION;
+    let Some(listed) = zfs.list_fields(dataset, recursive, snapshots, fields)? else {
         return Ok(Vec::new());
     };
     let mut out = Vec::with_capacity(listed.len());
     for l in listed {
         let d = l.dataset;
-        let bookmarks = zfs
-            .bookmarks(&d.name)?
-            .into_iter()
-            .map(|b| entry(b.name.short_name(), b.guid, b.createtxg, b.creation, 0))
-            .collect();
+        let bookmarks = match snapshots {
+            true => zfs.bookmarks(&d.name)?,
+            false => Vec::new(),
+        }
+        .into_iter()
+        .map(|b| entry(b.name.short_name(), b.guid, b.createtxg, b.creation, 0))
+        .collect();
         let token = d
             .receive_resume_token
             .as_deref()

@@ -233,7 +233,7 @@ fn cmd_snapshot(recursive: bool, spec: &str) -> Result<ExitCode> {
         None => (DatasetName::new(spec)?, zrep::names::new_snapshot()),
     };
     let zfs = libzfs::Zfs::open()?;
-    let states = local::state(&zfs, &ds, recursive)?;
+    let states = local::state(&zfs, &ds, recursive, false)?;
     if states.is_empty() {
         return Err(err(Kind::NotFound, format!("{ds} does not exist")));
     }
@@ -254,7 +254,7 @@ fn intermediates(
     snap: &SnapshotName,
 ) -> Result<Vec<(Option<SendSource>, SnapshotName)>> {
     let ds = snap.dataset();
-    let st = local::state(zfs, &ds, false)?;
+    let st = local::state(zfs, &ds, false, true)?;
     let d = st
         .first()
         .ok_or_else(|| err(Kind::NotFound, format!("{ds} does not exist")))?;

@@ -296,6 +296,7 @@ mod tests {
             p.check(&Request::State {
                 dataset: ds(d),
                 recursive: true,
+                datasets_only: false,
             })
         };
         assert_eq!(state("back/a").unwrap(), Access::Full);

@@ -349,12 +349,17 @@ pub enum Request {
         #[serde(default)]
         timeout_secs: u64,
     },
-    /// List a dataset (and descendants) with snapshots and bookmarks.
+    /// List a dataset (and descendants), with snapshots and bookmarks unless
+    /// `datasets_only`.
     State {
         /// The dataset.
         dataset: DatasetName,
         /// With descendants.
         recursive: bool,
+        /// Without snapshots and bookmarks: the dataset's own properties, at the cost
+        /// of a dataset rather than of its snapshots.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        datasets_only: bool,
     },
     /// Estimate a stream size.
     Estimate {
@@ -517,7 +522,9 @@ impl Request {
         match self {
             Request::Hello { zrep, .. } => format!("hello from zrep {zrep}"),
             Request::Bye => "bye".into(),
-            Request::State { dataset, recursive } => {
+            Request::State {
+                dataset, recursive, ..
+            } => {
                 format!("list {dataset}{}", if *recursive { " -r" } else { "" })
             }
             Request::Sync { dataset } => format!("sync the pool of {dataset}"),

@@ -156,6 +156,8 @@ struct Prepared {
     states: Vec<DatasetState>,
     /// The target tree, by name.
     targets: HashMap<DatasetName, DatasetState>,
+    /// The parent of the run's target, when the target does not exist yet.
+    above: Option<DatasetState>,
     /// The run's snapshot (short name) and the datasets that got it.
     taken: Option<String>,
     fresh: HashSet<DatasetName>,
@@ -185,9 +187,22 @@ fn prepare(opts: &Options, src: &mut Side, dst: &mut Side, ui: &Ui) -> Result<Pr
     }
     let (child_locks, busy, locked) = lock_children(opts, dst, &states)?;
     locks.extend(child_locks);
-    check_not_self(opts, dst, &states[0])?;
+    // The target tree, listed once: every target of the run is locked now, so it stays
+    // as listed (the run's snapshot on the source does not touch it).
+    let targets: HashMap<DatasetName, DatasetState> = dst
+        .state(&opts.target, opts.recursive)?
+        .into_iter()
+        .map(|t| (t.name.clone(), t))
+        .collect();
+    let target = targets.get(&opts.target);
+    // A new target tree lands in its parent: asked once, not once per dataset.
+    let above = match (target, opts.target.parent()) {
+        (None, Some(parent)) => dst.dataset(&parent)?,
+        _ => None,
+    };
+    check_not_self(opts, dst, target, &states[0])?;
     if opts.takes_snapshot() {
-        preflight(opts, dst, &states[0])?;
+        preflight(opts, dst, target, above.as_ref(), &states[0])?;
     }
     let mut fresh = HashSet::new();
     let mut listed_since_locking = false;
@@ -214,11 +229,6 @@ fn prepare(opts: &Options, src: &mut Side, dst: &mut Side, ui: &Ui) -> Result<Pr
         }
     }
     let id = cursor_id(opts, dst)?;
-    let targets: HashMap<DatasetName, DatasetState> = dst
-        .state(&opts.target, opts.recursive)?
-        .into_iter()
-        .map(|t| (t.name.clone(), t))
-        .collect();
     if let Some(locked) = &locked {
         // A target whose newest snapshot our listing of its source lacks: diverged,
         // or sent by a run that held its lock while we listed. Look again.
@@ -242,6 +252,7 @@ fn prepare(opts: &Options, src: &mut Side, dst: &mut Side, ui: &Ui) -> Result<Pr
         _locks: locks,
         states,
         targets,
+        above,
         taken: name,
         fresh,
         id,
@@ -281,8 +292,13 @@ fn lock_children(opts: &Options, dst: &mut Side, states: &[DatasetState]) -> Res
 }
 
 /// Refuses a target that is the source itself, reached through SSH.
-fn check_not_self(opts: &Options, dst: &mut Side, source: &DatasetState) -> Result<()> {
-    match dst.state(&opts.target, false)?.first() {
+fn check_not_self(
+    opts: &Options,
+    dst: &Side,
+    target: Option<&DatasetState>,
+    source: &DatasetState,
+) -> Result<()> {
+    match target {
         Some(t) if t.guid != 0 && t.guid == source.guid => Err(err(
             Kind::Usage,
             format!(
@@ -314,7 +330,7 @@ fn plan_as_if_taken(states: &mut [DatasetState], name: &str, fresh: &HashSet<Dat
 /// The target id (see [`target_id`]) from the target pool's identity.
 fn cursor_id(opts: &Options, dst: &mut Side) -> Result<String> {
     let pool = DatasetName::new(opts.target.pool())?;
-    let root = dst.state(&pool, false)?.into_iter().next().ok_or_else(|| {
+    let root = dst.dataset(&pool)?.ok_or_else(|| {
         err(
             Kind::NotFound,
             format!("target pool {}{pool} does not exist", dst.prefix()),
@@ -483,8 +499,7 @@ impl Work<'_> {
         o.mode = plan.mode().into();
         o.snapshots = plan.steps.iter().map(|s| s.to.clone()).collect();
         o.resumed = plan.resume.is_some();
-        let run_root = self.opts.dry_run.then_some(&self.opts.target);
-        let available = available(t, &target, dst, run_root)?;
+        let available = self.available(t, &target, dst)?;
         let would_snapshot = taken.filter(|_| self.opts.dry_run);
         let estimate = estimate(d, &plan, flags, would_snapshot, src, ui)?;
         o.estimated_bytes = estimate;
@@ -509,6 +524,50 @@ impl Work<'_> {
             estimate,
             tag: format!("zrep-{}", self.run.id),
         })
+    }
+
+    /// Where the data will land, and how much room there is: the target's own free
+    /// space, or for a new target its nearest existing ancestor's: one listed at the
+    /// start, one this run made before it (a dry run makes none), or the parent of the
+    /// run's target.
+    fn available(
+        &self,
+        t: Option<&DatasetState>,
+        target: &DatasetName,
+        dst: &mut Side,
+    ) -> Result<u64> {
+        if let Some(t) = t {
+            return Ok(t.available);
+        }
+        let root = &self.opts.target;
+        let mut parent = target.parent();
+        while let Some(p) = parent {
+            if let Some(d) = self.run.targets.get(&p) {
+                return Ok(d.available);
+            }
+            if p != *root && !p.is_descendant_of(root) {
+                if let Some(above) = self.run.above.as_ref().filter(|a| a.name == p) {
+                    return Ok(above.available);
+                }
+                return Err(err(
+                    Kind::NotFound,
+                    format!(
+                        "cannot replicate into {}{target}: its parent {p} does not exist (create it first)",
+                        dst.prefix()
+                    ),
+                ));
+            }
+            if !self.opts.dry_run {
+                if let Some(d) = dst.dataset(&p)? {
+                    return Ok(d.available);
+                }
+            }
+            parent = p.parent();
+        }
+        Err(err(
+            Kind::Usage,
+            format!("target {target} is a pool; replicate into a dataset under it"),
+        ))
     }
 
     /// Phase 3: stale resume state, rollback, the common snapshot's holds, transfers.
@@ -658,43 +717,6 @@ impl Work<'_> {
         }
         (out, moves)
     }
-}
-
-/// Where the data will land, and how much room there is: the target's own free space,
-/// or its parent's for a new target. A dry run plans a new tree's children before their parents exist: the room of the
-/// nearest ancestor that does (`run_root`, the run's target, is made by the run).
-fn available(
-    t: Option<&DatasetState>,
-    target: &DatasetName,
-    dst: &mut Side,
-    run_root: Option<&DatasetName>,
-) -> Result<u64> {
-    if let Some(t) = t {
-        return Ok(t.available);
-    }
-    let mut parent = target.parent().ok_or_else(|| {
-        err(
-            Kind::Usage,
-            format!("target {target} is a pool; replicate into a dataset under it"),
-        )
-    })?;
-    loop {
-        if let Some(p) = dst.state(&parent, false)?.into_iter().next() {
-            return Ok(p.available);
-        }
-        let made_by_the_run = run_root.is_some_and(|r| parent == *r || parent.is_descendant_of(r));
-        match parent.parent() {
-            Some(up) if made_by_the_run => parent = up,
-            _ => break,
-        }
-    }
-    Err(err(
-        Kind::NotFound,
-        format!(
-            "cannot replicate into {}{target}: its parent {parent} does not exist (create it first)",
-            dst.prefix()
-        ),
-    ))
 }
 
 /// The estimated size of everything the plan sends. A dry run's would-be snapshot
@@ -934,10 +956,16 @@ fn move_cursors(
 /// Refuses before taking a snapshot when the target could not take it anyway (no
 /// common snapshot, diverged or modified without --force, missing parent), so a
 /// refused run leaves the source as it was.
-fn preflight(opts: &Options, dst: &mut Side, root: &DatasetState) -> Result<()> {
-    match dst.state(&opts.target, false)?.into_iter().next() {
+fn preflight(
+    opts: &Options,
+    dst: &Side,
+    target: Option<&DatasetState>,
+    above: Option<&DatasetState>,
+    root: &DatasetState,
+) -> Result<()> {
+    match target {
         Some(t) => {
-            let target = target_state(Some(&t));
+            let target = target_state(Some(t));
             let req = PlanRequest {
                 up_to: None,
                 force: opts.force,
@@ -952,7 +980,7 @@ fn preflight(opts: &Options, dst: &mut Side, root: &DatasetState) -> Result<()> 
             }
         }
         None => match opts.target.parent() {
-            Some(parent) if dst.state(&parent, false)?.is_empty() => Err(err(
+            Some(parent) if above.is_none() => Err(err(
                 Kind::NotFound,
                 format!(
                     "cannot replicate into {}{}: its parent {parent} does not exist (create it first)",

@@ -247,7 +247,7 @@ impl Session<'_> {
                 })
             }
             Request::State { dataset, .. } if access == Access::Reduced => {
-                local::state(zfs, &dataset, false).map(|d| Response::State {
+                local::state(zfs, &dataset, false, false).map(|d| Response::State {
                     datasets: d.into_iter().map(|d| d.reduced()).collect(),
                     more: false,
                 })

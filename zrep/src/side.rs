@@ -569,9 +569,25 @@ impl Side {
     /// The dataset and (with `recursive`) its descendants, parents first; empty when
     /// it does not exist. A peer's answer is checked ([`check_listing`]).
     pub fn state(&mut self, dataset: &DatasetName, recursive: bool) -> Result<Vec<DatasetState>> {
+        self.list(dataset, recursive, false)
+    }
+
+    /// One dataset's own properties (no snapshots or bookmarks: a listing's cost is
+    /// in its snapshots), or `None` when it does not exist.
+    pub fn dataset(&mut self, dataset: &DatasetName) -> Result<Option<DatasetState>> {
+        Ok(self.list(dataset, false, true)?.into_iter().next())
+    }
+
+    fn list(
+        &mut self,
+        dataset: &DatasetName,
+        recursive: bool,
+        datasets_only: bool,
+    ) -> Result<Vec<DatasetState>> {
         let req = Request::State {
             dataset: dataset.clone(),
             recursive,
+            datasets_only,
         };
         match self.call(&req)? {
             Response::State { datasets, .. } => {

@@ -105,6 +105,7 @@ fn corpus() -> Vec<Vec<u8>> {
         Request::State {
             dataset: ds("tank/a"),
             recursive: true,
+            datasets_only: false,
         },
         Request::Estimate {
             snapshot: snap_name("tank/a@s"),
