@@ -675,26 +675,34 @@ fn list_too_large_for_one_program_lists_in_steps() {
         lzc_create(&zfs, &format!("{root}/d{i:02}"));
     }
     for s in 0..10 {
-        zrep_tests::zfs(&["snapshot", "-r", &format!("{root}@s{s}-{}", "x".repeat(60))]);
+        zrep_tests::zfs(&[
+            "snapshot",
+            "-r",
+            &format!("{root}@s{s}-{}", "x".repeat(200)),
+        ]);
     }
     let fields = libzfs::Fields::REPLICATION;
     let whole = zfs
         .list_fields(&dn(&root), true, true, fields)
         .unwrap()
         .unwrap();
-    let small = libzfs::Scope {
+    // The largest memory limit (halving from 1 MiB) that stops one program.
+    let mut small = libzfs::Scope {
         recursive: true,
         snapshots: true,
         fields,
         limits: ProgramLimits {
             instructions: 10_000_000,
-            memory: 256 << 10,
+            memory: 1 << 20,
         },
     };
-    assert!(
-        zfs.list_program(&dn(&root), small).is_err(),
-        "the small limit does not stop one program: the test tests nothing"
-    );
+    while zfs.list_program(&dn(&root), small).is_ok() {
+        small.limits.memory /= 2;
+        assert!(
+            small.limits.memory >= 32 << 10,
+            "no memory limit stops one program: the test tests nothing"
+        );
+    }
     let steps = zfs.list_within(&dn(&root), small).unwrap().unwrap();
     type Flat = Vec<(String, Vec<(String, u64, u64)>)>;
     let flat = |l: &[libzfs::Listed]| -> Flat {
