@@ -354,6 +354,7 @@ fn receive_only_target_survives_a_compromised_source() {
                 dataset: dn(&other),
                 recursive: true,
                 datasets_only: false,
+                reading: Default::default(),
             },
             "is outside its root",
         ),
@@ -367,6 +368,7 @@ fn receive_only_target_survives_a_compromised_source() {
         dataset: dn(b.name()),
         recursive: true,
         datasets_only: false,
+        reading: Default::default(),
     }) {
         Response::State { datasets, .. } => {
             assert_eq!(datasets.len(), 1, "{datasets:?}");
@@ -513,6 +515,7 @@ fn send_only_source_survives_a_compromised_backup_host() {
                 dataset: dn(&secret),
                 recursive: false,
                 datasets_only: false,
+                reading: Default::default(),
             },
             "is outside its root",
         ),

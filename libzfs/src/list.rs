@@ -123,6 +123,21 @@ impl Fields {
         dataset: "type,guid,referenced,available,written,receive_resume_token,keystatus",
         snapshot: "guid,createtxg,creation,userrefs",
     };
+
+    /// What replication needs of its source: [`Fields::REPLICATION`] without the
+    /// kind, free space and resume token (every property read opens the dataset's
+    /// objset in the kernel: for an unmounted dataset that is most of a listing's cost).
+    pub const SOURCE: Fields = Fields {
+        dataset: "guid,referenced,written,keystatus",
+        snapshot: "guid,createtxg,creation,userrefs",
+    };
+
+    /// What replication needs of its target: [`Fields::REPLICATION`] without the
+    /// kind, size and encryption.
+    pub const TARGET: Fields = Fields {
+        dataset: "guid,available,written,receive_resume_token",
+        snapshot: "guid,createtxg,creation,userrefs",
+    };
 }
 
 const LIST_PROGRAM: &str = r#"

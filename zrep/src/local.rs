@@ -7,7 +7,7 @@ use std::os::fd::AsFd;
 use libzfs::{DatasetName, ReceiveOptions, SendFlags, SendSource, SnapshotName, Zfs};
 
 use crate::error::{err, Kind, Result};
-use crate::proto::{DatasetState, Flags, Hold, NewBookmark, Request, Response, SnapEntry};
+use crate::proto::{DatasetState, Flags, Hold, NewBookmark, Reading, Request, Response, SnapEntry};
 
 /// Carries out a request that has no stream (streams: [`send`], [`receive`]) and
 /// no lock (the caller keeps those).
@@ -18,10 +18,14 @@ pub fn execute(zfs: &Zfs, req: &Request) -> Result<Response> {
             dataset,
             recursive,
             datasets_only,
-        } => state(zfs, dataset, *recursive, !datasets_only).map(|datasets| Response::State {
-            datasets,
-            more: false,
-        }),
+            reading,
+        } => {
+            let datasets = listing(zfs, dataset, *recursive, !datasets_only, *reading)?;
+            Ok(Response::State {
+                datasets,
+                more: false,
+            })
+        }
         Request::Estimate {
             snapshot,
             from,
@@ -85,7 +89,22 @@ pub fn state(
     recursive: bool,
     snapshots: bool,
 ) -> Result<Vec<DatasetState>> {
-    let fields = libzfs::Fields::REPLICATION;
+    listing(zfs, dataset, recursive, snapshots, Reading::Full)
+}
+
+/// [`state`] reading only the properties `reading` names.
+pub fn listing(
+    zfs: &Zfs,
+    dataset: &DatasetName,
+    recursive: bool,
+    snapshots: bool,
+    reading: Reading,
+) -> Result<Vec<DatasetState>> {
+    let fields = match reading {
+        Reading::Full => libzfs::Fields::REPLICATION,
+        Reading::Source => libzfs::Fields::SOURCE,
+        Reading::Target => libzfs::Fields::TARGET,
+    };
     let Some(listed) = zfs.list_fields(dataset, recursive, snapshots, fields)? else {
         return Ok(Vec::new());
     };

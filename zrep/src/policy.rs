@@ -297,6 +297,7 @@ mod tests {
                 dataset: ds(d),
                 recursive: true,
                 datasets_only: false,
+                reading: Default::default(),
             })
         };
         assert_eq!(state("back/a").unwrap(), Access::Full);

@@ -268,6 +268,28 @@ pub struct SnapEntry {
     pub userrefs: u64,
 }
 
+/// The properties a listing reads: each one costs the kernel a lookup of its dataset
+/// (for an unmounted one, most of the listing's cost), so replication reads only
+/// what it decides from.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Reading {
+    /// Every field of [`DatasetState`].
+    #[default]
+    Full,
+    /// What a replication source is planned from: no kind (`filesystem` is given),
+    /// free space or resume token.
+    Source,
+    /// What a replication target is planned from: no kind, size or encryption.
+    Target,
+}
+
+impl Reading {
+    fn is_full(&self) -> bool {
+        *self == Reading::Full
+    }
+}
+
 /// What one side knows about one dataset.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct DatasetState {
@@ -360,6 +382,9 @@ pub enum Request {
         /// of a dataset rather than of its snapshots.
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]
         datasets_only: bool,
+        /// The properties read.
+        #[serde(default, skip_serializing_if = "Reading::is_full")]
+        reading: Reading,
     },
     /// Estimate a stream size.
     Estimate {
@@ -778,6 +803,33 @@ mod tests {
             let e = recv_msg::<Request>(&mut &w[..]).unwrap_err();
             assert!(e.to_string().contains("malformed"), "{bad}: {e}");
         }
+    }
+
+    /// A listing request names only what differs from the full reading of
+    /// everything: an older peer reads it as the full listing.
+    #[test]
+    fn listing_requests_say_only_what_they_narrow() {
+        let ds = DatasetName::new("tank/a").unwrap();
+        let full = Request::State {
+            dataset: ds.clone(),
+            recursive: true,
+            datasets_only: false,
+            reading: Reading::Full,
+        };
+        let text = serde_json::to_string(&full).unwrap();
+        assert!(
+            !text.contains("reading") && !text.contains("datasets_only"),
+            "{text}"
+        );
+        let narrow = Request::State {
+            dataset: ds,
+            recursive: false,
+            datasets_only: true,
+            reading: Reading::Target,
+        };
+        let text = serde_json::to_string(&narrow).unwrap();
+        assert!(text.contains("\"reading\":\"target\""), "{text}");
+        assert_eq!(serde_json::from_str::<Request>(&text).unwrap(), narrow);
     }
 
     #[test]

@@ -21,7 +21,7 @@ use crate::local::Target;
 use crate::plan::{
     self, Base, Bookmark, Plan, Request as PlanRequest, ResumeInfo, Snap, SourceState, TargetState,
 };
-use crate::proto::{DatasetState, Flags, Hold, NewBookmark, SnapEntry};
+use crate::proto::{DatasetState, Flags, Hold, NewBookmark, Reading, SnapEntry};
 use crate::report::Outcome;
 use crate::side::Side;
 use crate::transfer::{self, Counter, Stream};
@@ -178,7 +178,7 @@ fn prepare(opts: &Options, src: &mut Side, dst: &mut Side, ui: &Ui) -> Result<Pr
         // `written`, which decides who gets a snapshot, counts only what is on disk.
         src.sync(&opts.source)?;
     }
-    let mut states = src.state(&opts.source, opts.recursive)?;
+    let mut states = src.state_for(&opts.source, opts.recursive, Reading::Source)?;
     if states.is_empty() {
         return Err(err(
             Kind::NotFound,
@@ -190,7 +190,7 @@ fn prepare(opts: &Options, src: &mut Side, dst: &mut Side, ui: &Ui) -> Result<Pr
     // The target tree, listed once: every target of the run is locked now, so it stays
     // as listed (the run's snapshot on the source does not touch it).
     let targets: HashMap<DatasetName, DatasetState> = dst
-        .state(&opts.target, opts.recursive)?
+        .state_for(&opts.target, opts.recursive, Reading::Target)?
         .into_iter()
         .map(|t| (t.name.clone(), t))
         .collect();
@@ -238,7 +238,7 @@ fn prepare(opts: &Options, src: &mut Side, dst: &mut Side, ui: &Ui) -> Result<Pr
                 .is_some_and(|n| !d.snapshots.iter().any(|s| s.guid == n.guid))
         });
         if !listed_since_locking && stale {
-            states = src.state(&opts.source, opts.recursive)?;
+            states = src.state_for(&opts.source, opts.recursive, Reading::Source)?;
         }
         states.retain(|d| locked.contains(&d.name));
         if states.first().map(|d| &d.name) != Some(&opts.source) {
@@ -365,10 +365,10 @@ pub fn snapshot_tree(
         if e.kind != Kind::AlreadyExists {
             return Err(e);
         }
-        let rest = missing(&src.state(root, recursive)?)?;
+        let rest = missing(&src.state_for(root, recursive, Reading::Source)?)?;
         src.snapshot(&rest)?;
     }
-    src.state(root, recursive)
+    src.state_for(root, recursive, Reading::Source)
 }
 
 /// What every dataset of a run shares.

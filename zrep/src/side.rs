@@ -13,7 +13,7 @@ use libzfs::{BookmarkName, DatasetName, SendSource, SnapshotName, Zfs};
 use crate::error::{err, Error, Kind, Result};
 use crate::link::{Link, Timed, ANSWER_TIMEOUTS, DEFAULT_TIMEOUT};
 use crate::proto::{
-    self, DatasetState, Flags, Hold, Listing, NewBookmark, ProtoError, Request, Response,
+    self, DatasetState, Flags, Hold, Listing, NewBookmark, ProtoError, Reading, Request, Response,
 };
 
 /// How to reach a remote side.
@@ -569,13 +569,26 @@ impl Side {
     /// The dataset and (with `recursive`) its descendants, parents first; empty when
     /// it does not exist. A peer's answer is checked ([`check_listing`]).
     pub fn state(&mut self, dataset: &DatasetName, recursive: bool) -> Result<Vec<DatasetState>> {
-        self.list(dataset, recursive, false)
+        self.list(dataset, recursive, false, Reading::Full)
+    }
+
+    /// [`Side::state`] reading only what `reading` names (replication's listings).
+    pub fn state_for(
+        &mut self,
+        dataset: &DatasetName,
+        recursive: bool,
+        reading: Reading,
+    ) -> Result<Vec<DatasetState>> {
+        self.list(dataset, recursive, false, reading)
     }
 
     /// One dataset's own properties (no snapshots or bookmarks: a listing's cost is
     /// in its snapshots), or `None` when it does not exist.
     pub fn dataset(&mut self, dataset: &DatasetName) -> Result<Option<DatasetState>> {
-        Ok(self.list(dataset, false, true)?.into_iter().next())
+        Ok(self
+            .list(dataset, false, true, Reading::Full)?
+            .into_iter()
+            .next())
     }
 
     fn list(
@@ -583,11 +596,13 @@ impl Side {
         dataset: &DatasetName,
         recursive: bool,
         datasets_only: bool,
+        reading: Reading,
     ) -> Result<Vec<DatasetState>> {
         let req = Request::State {
             dataset: dataset.clone(),
             recursive,
             datasets_only,
+            reading,
         };
         match self.call(&req)? {
             Response::State { datasets, .. } => {

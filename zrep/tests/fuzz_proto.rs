@@ -106,6 +106,7 @@ fn corpus() -> Vec<Vec<u8>> {
             dataset: ds("tank/a"),
             recursive: true,
             datasets_only: false,
+            reading: Default::default(),
         },
         Request::Estimate {
             snapshot: snap_name("tank/a@s"),
