@@ -111,9 +111,10 @@ pub fn listing(
     let mut out = Vec::with_capacity(listed.len());
     for l in listed {
         let d = l.dataset;
-        let bookmarks = match snapshots {
-            true => zfs.bookmarks(&d.name)?,
-            false => Vec::new(),
+        let bookmarks = if snapshots {
+            zfs.bookmarks(&d.name)?
+        } else {
+            Vec::new()
         }
         .into_iter()
         .map(|b| entry(b.name.short_name(), b.guid, b.createtxg, b.creation, 0))

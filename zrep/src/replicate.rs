@@ -546,16 +546,10 @@ impl Work<'_> {
                 return Ok(d.available);
             }
             if p != *root && !p.is_descendant_of(root) {
-                if let Some(above) = self.run.above.as_ref().filter(|a| a.name == p) {
-                    return Ok(above.available);
-                }
-                return Err(err(
-                    Kind::NotFound,
-                    format!(
-                        "cannot replicate into {}{target}: its parent {p} does not exist (create it first)",
-                        dst.prefix()
-                    ),
-                ));
+                return match self.run.above.as_ref().filter(|a| a.name == p) {
+                    Some(above) => Ok(above.available),
+                    None => Err(no_parent(dst, target, &p)),
+                };
             }
             if !self.opts.dry_run {
                 if let Some(d) = dst.dataset(&p)? {
@@ -972,25 +966,34 @@ fn preflight(
             };
             match plan::plan(&source_state(root), &target, &req) {
                 // A source without snapshots cannot share one with an existing target.
-                Err(plan::PlanError::NoSourceSnapshots) if t.resume_token.is_none() => Err(
-                    explain(plan::PlanError::TargetExistsWithoutSnapshots, root, &opts.target, dst),
-                ),
+                Err(plan::PlanError::NoSourceSnapshots) if t.resume_token.is_none() => {
+                    Err(explain(
+                        plan::PlanError::TargetExistsWithoutSnapshots,
+                        root,
+                        &opts.target,
+                        dst,
+                    ))
+                }
                 Err(plan::PlanError::NoSourceSnapshots) | Ok(_) => Ok(()),
                 Err(e) => Err(explain(e, root, &opts.target, dst)),
             }
         }
         None => match opts.target.parent() {
-            Some(parent) if above.is_none() => Err(err(
-                Kind::NotFound,
-                format!(
-                    "cannot replicate into {}{}: its parent {parent} does not exist (create it first)",
-                    dst.prefix(),
-                    opts.target
-                ),
-            )),
+            Some(parent) if above.is_none() => Err(no_parent(dst, &opts.target, &parent)),
             _ => Ok(()),
         },
     }
+}
+
+/// A new target whose parent does not exist (zrep never creates above the target).
+fn no_parent(dst: &Side, target: &DatasetName, parent: &DatasetName) -> Error {
+    err(
+        Kind::NotFound,
+        format!(
+            "cannot replicate into {}{target}: its parent {parent} does not exist (create it first)",
+            dst.prefix()
+        ),
+    )
 }
 
 /// Turns a planning error into words about these datasets, with a hint.

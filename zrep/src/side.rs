@@ -582,8 +582,8 @@ impl Side {
         self.list(dataset, recursive, false, reading)
     }
 
-    /// One dataset's own properties (no snapshots or bookmarks: a listing's cost is
-    /// in its snapshots), or `None` when it does not exist.
+    /// One dataset's own properties, without its snapshots and bookmarks, or `None`
+    /// when it does not exist.
     pub fn dataset(&mut self, dataset: &DatasetName) -> Result<Option<DatasetState>> {
         Ok(self
             .list(dataset, false, true, Reading::Full)?
