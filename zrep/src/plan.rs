@@ -15,7 +15,8 @@
 //!   means the two sides have diverged; only `force` resolves that, by rolling
 //!   the target back to the base.
 //! * Streams are planned as a list of single-increment [`Step`]s, which is the
-//!   `zfs send -I` behaviour spelled out one snapshot at a time.
+//!   `zfs send -I` behaviour spelled out one snapshot at a time (with a
+//!   selection, one selected snapshot at a time: see below).
 //!
 //! # Resumable receives
 //!
@@ -34,9 +35,134 @@
 //!   caller can abort it. Aborting a partial *full* receive removes the
 //!   partially received dataset, so a target that had no snapshots is then
 //!   planned as if it were absent (a full send).
+//!
+//! # Snapshot selection
+//!
+//! [`Request::select`] names the source snapshots that travel, by glob patterns
+//! over short names ([`Selection`]); `None` sends every snapshot, as above. A
+//! snapshot is *selected* when a pattern matches it, when it is
+//! [`Request::always`] (the run's own new snapshot) or when it is
+//! [`Request::up_to`]. Only snapshots not newer than `up_to` are candidates.
+//!
+//! * The base is found as above, among **all** source snapshots and bookmarks:
+//!   the common snapshot may be one the selection would not send (a
+//!   `syncoid_*` snapshot on an adopted target, say).
+//! * After the base the steps go through the selected candidates only: from the
+//!   base straight to the first selected one (an incremental from an
+//!   unselected base is fine), then from each to the next. [`Step::skipped`]
+//!   counts the source snapshots a step passes over.
+//! * When no candidate after the base is selected, the plan has no steps (up to
+//!   date).
+//! * A full plan (target absent, or empty after discarding a partial full
+//!   receive) starts from the oldest selected candidate; with nothing selected
+//!   it is [`PlanError::NothingSelected`].
+//! * [`Request::newest_only`] makes that full plan one full stream of the newest
+//!   selected candidate instead of the whole history ([`Plan::newest_only`]).
+//!   It has no effect when the target has a common snapshot, nor on a target
+//!   holding a valid partial full receive (resuming it is the first run).
+//! * Resume tokens follow the rules above with the selected steps: an
+//!   incremental token is valid when its `toguid` is the first *selected* step.
+//!   A full token on an empty target stays valid for any candidate, selected or
+//!   not (an earlier run chose it, and a full stream is the costly one); the
+//!   steps after it go through the selected candidates.
 
 use std::collections::HashMap;
 use std::fmt;
+
+use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
+
+/// Glob patterns over short snapshot names (the part after `@`), e.g.
+/// `zrep-*` or `daily-*`: which source snapshots travel
+/// ([`Request::select`]), or which target snapshots of other tools a run may
+/// destroy ([`crate::retention::foreign_to_prune`]).
+///
+/// Patterns use [`globset`]'s syntax (`*`, `?`, `[a-z]`, `{a,b}`, `\` escapes),
+/// matched case-sensitively against the whole short name. A selection without
+/// patterns matches nothing. Two selections are equal when their patterns are.
+#[derive(Debug, Clone)]
+pub struct Selection {
+    patterns: Vec<String>,
+    set: GlobSet,
+}
+
+impl Selection {
+    /// Compiles `patterns`.
+    ///
+    /// # Errors
+    ///
+    /// A message naming the first bad pattern and why: empty, containing `@`,
+    /// `#` or `/` (a short name has none of them, so the pattern could never
+    /// match), or not a valid glob.
+    pub fn new(patterns: &[String]) -> Result<Selection, String> {
+        let mut set = GlobSetBuilder::new();
+        for p in patterns {
+            let bad = |why: &str| format!("bad snapshot pattern {p:?}: {why}");
+            if p.is_empty() {
+                return Err(bad("empty"));
+            }
+            if let Some(c) = p.chars().find(|c| matches!(c, '@' | '#' | '/')) {
+                return Err(bad(&format!(
+                    "contains {c:?}; patterns match short snapshot names, the part after @"
+                )));
+            }
+            let glob = GlobBuilder::new(p)
+                .literal_separator(true)
+                .build()
+                .map_err(|e| bad(&e.kind().to_string()))?;
+            set.add(glob);
+        }
+        let set = set
+            .build()
+            .map_err(|e| format!("bad snapshot patterns: {}", e.kind()))?;
+        Ok(Selection {
+            patterns: patterns.to_vec(),
+            set,
+        })
+    }
+
+    /// Whether some pattern matches the short snapshot name `short`.
+    #[must_use]
+    pub fn matches(&self, short: &str) -> bool {
+        self.set.is_match(short)
+    }
+
+    /// The first pattern (in the order given) that matches `short`.
+    #[must_use]
+    pub fn matching(&self, short: &str) -> Option<&str> {
+        let first = self.set.matches(short).into_iter().min()?;
+        Some(self.patterns[first].as_str())
+    }
+
+    /// The patterns, as given.
+    #[must_use]
+    pub fn patterns(&self) -> &[String] {
+        &self.patterns
+    }
+
+    /// The patterns for messages: `zrep-*, daily-*`, or `no pattern`.
+    #[must_use]
+    pub fn describe(&self) -> String {
+        if self.patterns.is_empty() {
+            "no pattern".into()
+        } else {
+            self.patterns.join(", ")
+        }
+    }
+}
+
+impl PartialEq for Selection {
+    fn eq(&self, other: &Self) -> bool {
+        self.patterns == other.patterns
+    }
+}
+
+impl Eq for Selection {}
+
+impl fmt::Display for Selection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.describe())
+    }
+}
 
 /// A snapshot as listed on either side.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -105,6 +231,17 @@ pub struct Request {
     /// Allow destructive actions on the target (rollback, destroying
     /// diverged snapshots).
     pub force: bool,
+    /// Which source snapshots travel; `None` sends every one. See the module
+    /// documentation's *Snapshot selection*.
+    pub select: Option<Selection>,
+    /// Short name of a source snapshot that travels even when `select` does
+    /// not match it: the run's own new snapshot. Like `up_to`, it must exist
+    /// on the source; when it is newer than `up_to` it is not sent.
+    pub always: Option<String>,
+    /// On a first run (target absent, or empty after discarding a partial full
+    /// receive), send one full stream of the newest selected snapshot instead
+    /// of the whole history. No effect when the target has a common snapshot.
+    pub newest_only: bool,
 }
 
 /// The incremental source of a send, on the source side.
@@ -125,6 +262,11 @@ pub struct Step {
     pub to: String,
     /// GUID of the snapshot `to`.
     pub to_guid: u64,
+    /// Source snapshots this step passes over and does not send: those between
+    /// `from` and `to` for an incremental, those older than `to` for a full
+    /// stream. Always 0 without [`Request::select`] and
+    /// [`Request::newest_only`].
+    pub skipped: usize,
 }
 
 /// Coarse classification of a [`Plan`] (what the first transfer is).
@@ -162,6 +304,10 @@ pub struct Plan {
     pub common: Option<String>,
     /// Streams to send, in order.
     pub steps: Vec<Step>,
+    /// The full stream is the newest selected snapshot alone
+    /// ([`Request::newest_only`] on a first run); its [`Step::skipped`] counts
+    /// the older history left behind.
+    pub newest_only: bool,
 }
 
 impl Plan {
@@ -188,11 +334,22 @@ impl Plan {
             parts.push("resume interrupted transfer".to_string());
         }
         for s in &self.steps {
-            parts.push(match &s.from {
+            let mut part = match &s.from {
                 None => format!("full @{}", s.to),
                 Some(Base::Snapshot(f)) => format!("@{f} -> @{}", s.to),
                 Some(Base::Bookmark(f)) => format!("#{f} -> @{}", s.to),
-            });
+            };
+            if s.skipped > 0 {
+                let n = s.skipped;
+                part.push_str(&match (&s.from, self.newest_only) {
+                    (None, true) => {
+                        format!(" (newest only; {n} older snapshot{} not sent)", plural(n))
+                    }
+                    (None, false) => format!(" ({n} older unselected not sent)"),
+                    (Some(_), _) => format!(" ({n} unselected skipped)"),
+                });
+            }
+            parts.push(part);
         }
         if parts.is_empty() {
             "up to date".into()
@@ -243,6 +400,14 @@ pub enum PlanError {
         /// Newest target snapshot (short target name).
         newest: String,
     },
+    /// A first run (nothing on the target to build on) found no source
+    /// snapshot that [`Request::select`] selects.
+    NothingSelected {
+        /// The selection's patterns ([`Selection::describe`]).
+        selection: String,
+        /// How many source snapshots were considered.
+        candidates: usize,
+    },
 }
 
 impl fmt::Display for PlanError {
@@ -285,6 +450,16 @@ impl fmt::Display for PlanError {
                 "target was modified since its newest snapshot @{newest}; \
                  use force to roll back"
             ),
+            PlanError::NothingSelected {
+                selection,
+                candidates,
+            } => write!(
+                f,
+                "no source snapshot to send: none of the {candidates} source snapshot{} \
+                 matches the selection ({selection}); take a matching snapshot or widen \
+                 the selection",
+                plural(*candidates)
+            ),
         }
     }
 }
@@ -306,27 +481,89 @@ fn sorted_snaps(list: &[Snap]) -> Vec<&Snap> {
     v
 }
 
-/// Single-increment steps through `chain`, the first one from `from`.
-fn chain_steps(from: Option<Base>, chain: &[&Snap]) -> Vec<Step> {
+/// "s" for counts other than one.
+fn plural(n: usize) -> &'static str {
+    if n == 1 {
+        ""
+    } else {
+        "s"
+    }
+}
+
+/// Steps through `chain` (ascending indices into `src`), the first one from
+/// `from`, whose first successor in `src` is at index `start` (0 for a full
+/// stream). Each step counts the source snapshots it passes over.
+fn chain_steps(src: &[&Snap], from: Option<Base>, start: usize, chain: &[usize]) -> Vec<Step> {
     let mut steps = Vec::with_capacity(chain.len());
     let mut from = from;
-    for s in chain {
+    let mut next = start;
+    for &i in chain {
+        let s = src[i];
         steps.push(Step {
             from: from.take(),
             to: s.name.clone(),
             to_guid: s.guid,
+            skipped: i - next,
         });
         from = Some(Base::Snapshot(s.name.clone()));
+        next = i + 1;
     }
     steps
 }
 
-/// Full stream of the oldest candidate, then incrementals.
-fn full_plan(candidates: &[&Snap]) -> Plan {
-    Plan {
-        steps: chain_steps(None, candidates),
-        ..Plan::default()
+/// The indices in `chosen` that are `start` or more.
+fn from_index(chosen: &[usize], start: usize) -> &[usize] {
+    &chosen[chosen.partition_point(|&i| i < start)..]
+}
+
+/// The candidates that travel (ascending indices into `src`): every source
+/// snapshot up to `up_to` that the selection matches, plus `up_to` (when
+/// requested) and [`Request::always`].
+fn choose(src: &[&Snap], up_to: usize, req: &Request) -> Result<Vec<usize>, PlanError> {
+    if let Some(name) = &req.always {
+        if !src.iter().any(|s| &s.name == name) {
+            return Err(PlanError::UnknownSnapshot(name.clone()));
+        }
     }
+    Ok((0..=up_to)
+        .filter(|&i| {
+            let name = &src[i].name;
+            (i == up_to && req.up_to.is_some())
+                || req.always.as_ref() == Some(name)
+                || req.select.as_ref().map_or(true, |sel| sel.matches(name))
+        })
+        .collect())
+}
+
+/// A first run: a full stream of the oldest selected candidate, then
+/// incrementals; or, with [`Request::newest_only`], the newest one alone.
+fn full_plan(
+    src: &[&Snap],
+    chosen: &[usize],
+    up_to: usize,
+    req: &Request,
+) -> Result<Plan, PlanError> {
+    let Some(&newest) = chosen.last() else {
+        return Err(PlanError::NothingSelected {
+            selection: req
+                .select
+                .as_ref()
+                .map_or_else(|| "every snapshot".into(), Selection::describe),
+            candidates: up_to + 1,
+        });
+    };
+    Ok(if req.newest_only {
+        Plan {
+            steps: chain_steps(src, None, 0, &[newest]),
+            newest_only: true,
+            ..Plan::default()
+        }
+    } else {
+        Plan {
+            steps: chain_steps(src, None, 0, chosen),
+            ..Plan::default()
+        }
+    })
 }
 
 /// The incremental base: the match with the greatest source createtxg (snapshots win
@@ -360,10 +597,11 @@ fn find_base(src: &[&Snap], bms: &[&Bookmark], tgt: &[&Snap]) -> Option<(usize, 
 ///
 /// # Errors
 ///
-/// Returns a [`PlanError`] when the source has no snapshots, `up_to` is not a
-/// source snapshot, the target exists without snapshots, the two sides share
-/// no snapshot or bookmark, or (without `force`) the target has diverged or
-/// was modified since its newest snapshot.
+/// Returns a [`PlanError`] when the source has no snapshots, `up_to` or
+/// `always` is not a source snapshot, the target exists without snapshots, the
+/// two sides share no snapshot or bookmark, a first run has no selected
+/// snapshot to send, or (without `force`) the target has diverged or was
+/// modified since its newest snapshot.
 pub fn plan(source: &SourceState, target: &TargetState, req: &Request) -> Result<Plan, PlanError> {
     let src = sorted_snaps(&source.snapshots);
     if src.is_empty() {
@@ -376,10 +614,10 @@ pub fn plan(source: &SourceState, target: &TargetState, req: &Request) -> Result
             .position(|s| &s.name == name)
             .ok_or_else(|| PlanError::UnknownSnapshot(name.clone()))?,
     };
-    let candidates = &src[..=up_to];
+    let chosen = choose(&src, up_to, req)?;
 
     let (tgt_list, modified, resume) = match target {
-        TargetState::Absent => return Ok(full_plan(candidates)),
+        TargetState::Absent => return full_plan(&src, &chosen, up_to, req),
         TargetState::Present {
             snapshots,
             modified,
@@ -389,7 +627,7 @@ pub fn plan(source: &SourceState, target: &TargetState, req: &Request) -> Result
 
     let tgt = sorted_snaps(tgt_list);
     if tgt.is_empty() {
-        return plan_empty_target(candidates, resume);
+        return plan_empty_target(&src, &chosen, up_to, resume, req);
     }
 
     let mut bms: Vec<&Bookmark> = source.bookmarks.iter().collect();
@@ -422,21 +660,21 @@ pub fn plan(source: &SourceState, target: &TargetState, req: &Request) -> Result
         plan.rollback_to = Some(common_target);
     }
 
+    // The base may be unselected; the steps go through selected candidates
+    // only (none when the base is at or after up_to).
     let base_guid = match found {
         Found::Snapshot(i) => {
-            plan.common = Some(src[i].name.clone());
-            if i < up_to {
-                plan.steps = chain_steps(
-                    Some(Base::Snapshot(src[i].name.clone())),
-                    &candidates[i + 1..],
-                );
-            }
-            src[i].guid
+            let base = src[i];
+            plan.common = Some(base.name.clone());
+            let from = Some(Base::Snapshot(base.name.clone()));
+            plan.steps = chain_steps(&src, from, i + 1, from_index(&chosen, i + 1));
+            base.guid
         }
         Found::Bookmark(b) => {
             let bm = bms[b];
-            let first = candidates.partition_point(|s| s.createtxg <= bm.createtxg);
-            plan.steps = chain_steps(Some(Base::Bookmark(bm.name.clone())), &candidates[first..]);
+            let first = src.partition_point(|s| s.createtxg <= bm.createtxg);
+            let from = Some(Base::Bookmark(bm.name.clone()));
+            plan.steps = chain_steps(&src, from, first, from_index(&chosen, first));
             bm.guid
         }
     };
@@ -456,7 +694,13 @@ pub fn plan(source: &SourceState, target: &TargetState, req: &Request) -> Result
 }
 
 /// Plans for a target dataset that exists but has no snapshots.
-fn plan_empty_target(candidates: &[&Snap], resume: Option<&ResumeInfo>) -> Result<Plan, PlanError> {
+fn plan_empty_target(
+    src: &[&Snap],
+    chosen: &[usize],
+    up_to: usize,
+    resume: Option<&ResumeInfo>,
+    req: &Request,
+) -> Result<Plan, PlanError> {
     let Some(info) = resume else {
         return Err(PlanError::TargetExistsWithoutSnapshots);
     };
@@ -465,12 +709,16 @@ fn plan_empty_target(candidates: &[&Snap], resume: Option<&ResumeInfo>) -> Resul
         // snapshots; aborting it would leave the dataset in place.
         return Err(PlanError::TargetExistsWithoutSnapshots);
     }
-    match candidates.iter().position(|s| s.guid == info.toguid) {
+    // Any candidate, selected or not: an earlier run chose it, and the full
+    // stream is the costly one to repeat.
+    match src[..=up_to].iter().position(|s| s.guid == info.toguid) {
         Some(i) => Ok(Plan {
             resume: Some(info.token.clone()),
             steps: chain_steps(
-                Some(Base::Snapshot(candidates[i].name.clone())),
-                &candidates[i + 1..],
+                src,
+                Some(Base::Snapshot(src[i].name.clone())),
+                i + 1,
+                from_index(chosen, i + 1),
             ),
             ..Plan::default()
         }),
@@ -478,7 +726,7 @@ fn plan_empty_target(candidates: &[&Snap], resume: Option<&ResumeInfo>) -> Resul
         // stream as if the target were absent.
         None => Ok(Plan {
             discard_resume: Some(info.token.clone()),
-            ..full_plan(candidates)
+            ..full_plan(src, chosen, up_to, req)?
         }),
     }
 }
@@ -557,6 +805,7 @@ mod tests {
         Request {
             up_to: None,
             force: true,
+            ..Request::default()
         }
     }
 
@@ -564,6 +813,7 @@ mod tests {
         Request {
             up_to: Some(name.to_string()),
             force: false,
+            ..Request::default()
         }
     }
 
@@ -572,6 +822,7 @@ mod tests {
             from: None,
             to: to.to_string(),
             to_guid: guid,
+            skipped: 0,
         }
     }
 
@@ -580,6 +831,7 @@ mod tests {
             from: Some(Base::Snapshot(from.to_string())),
             to: to.to_string(),
             to_guid: guid,
+            skipped: 0,
         }
     }
 
@@ -588,6 +840,7 @@ mod tests {
             from: Some(Base::Bookmark(from.to_string())),
             to: to.to_string(),
             to_guid: guid,
+            skipped: 0,
         }
     }
 
@@ -1173,6 +1426,435 @@ mod tests {
         let p = plan(&src(ABC), &t, &forced()).unwrap();
         assert_eq!(p.rollback_to.as_deref(), Some("a"));
         assert_eq!(p.resume.as_deref(), Some("TOKEN"));
+    }
+
+    // ---- selection ---------------------------------------------------------
+
+    fn sel(patterns: &[&str]) -> Selection {
+        let v: Vec<String> = patterns.iter().map(|p| p.to_string()).collect();
+        Selection::new(&v).unwrap()
+    }
+
+    fn select(patterns: &[&str]) -> Request {
+        Request {
+            select: Some(sel(patterns)),
+            ..Request::default()
+        }
+    }
+
+    fn skipping(mut step: Step, skipped: usize) -> Step {
+        step.skipped = skipped;
+        step
+    }
+
+    /// zrep's own snapshots with another tool's in between.
+    const MIXED: &[(&str, u64, u64)] = &[
+        ("zrep-1", 1, 10),
+        ("hourly-2", 2, 20),
+        ("hourly-3", 3, 30),
+        ("zrep-4", 4, 40),
+        ("zrep-5", 5, 50),
+    ];
+
+    #[test]
+    fn selection_patterns() {
+        let s = sel(&["zrep-*", "daily-{a,b}", "x?"]);
+        assert!(s.matches("zrep-20260101T000000Z"));
+        assert!(s.matches("daily-b"));
+        assert!(s.matches("xy"));
+        assert!(!s.matches("xyz"));
+        assert!(!s.matches("hourly-1"));
+        assert!(!s.matches("ZREP-1"));
+        assert_eq!(s.matching("daily-a"), Some("daily-{a,b}"));
+        assert_eq!(s.matching("hourly"), None);
+        assert_eq!(s.describe(), "zrep-*, daily-{a,b}, x?");
+        assert_eq!(s.to_string(), s.describe());
+        assert_eq!(s.patterns().len(), 3);
+        assert_eq!(s, sel(&["zrep-*", "daily-{a,b}", "x?"]));
+        assert_ne!(s, sel(&["zrep-*"]));
+        let none = sel(&[]);
+        assert!(!none.matches("a"));
+        assert_eq!(none.describe(), "no pattern");
+    }
+
+    #[test]
+    fn selection_first_matching_pattern_wins() {
+        let s = sel(&["*", "zrep-*"]);
+        assert_eq!(s.matching("zrep-1"), Some("*"));
+    }
+
+    #[test]
+    fn bad_selection_patterns() {
+        for (pattern, why) in [
+            (
+                "a[",
+                "bad snapshot pattern \"a[\": unclosed character class",
+            ),
+            (
+                "{a,b",
+                "bad snapshot pattern \"{a,b\": unclosed alternate group",
+            ),
+            ("", "bad snapshot pattern \"\": empty"),
+            (
+                "tank/ds@zrep-*",
+                "bad snapshot pattern \"tank/ds@zrep-*\": contains '/'",
+            ),
+            (
+                "@zrep-*",
+                "contains '@'; patterns match short snapshot names",
+            ),
+            ("#b", "contains '#'"),
+        ] {
+            let e = Selection::new(&["ok-*".to_string(), pattern.to_string()]).unwrap_err();
+            assert!(e.contains(why), "{pattern}: {e}");
+        }
+    }
+
+    #[test]
+    fn selection_skips_intermediates() {
+        let p = plan(&src(MIXED), &tgt(&MIXED[..1]), &select(&["zrep-*"])).unwrap();
+        assert_eq!(p.common.as_deref(), Some("zrep-1"));
+        assert_eq!(
+            p.steps,
+            vec![
+                skipping(inc("zrep-1", "zrep-4", 4), 2),
+                inc("zrep-4", "zrep-5", 5)
+            ]
+        );
+        assert_eq!(
+            p.describe(),
+            "@zrep-1 -> @zrep-4 (2 unselected skipped), @zrep-4 -> @zrep-5"
+        );
+        assert_eq!(p.mode(), Mode::Incremental);
+    }
+
+    #[test]
+    fn selection_everything_is_the_plain_plan() {
+        let all = select(&["*"]);
+        let p = plan(&src(MIXED), &tgt(&MIXED[..1]), &all).unwrap();
+        assert_eq!(p, plan(&src(MIXED), &tgt(&MIXED[..1]), &newest()).unwrap());
+        assert_eq!(p.steps.len(), 4);
+    }
+
+    #[test]
+    fn selection_base_unselected() {
+        // An adopted target: its newest is another tool's snapshot.
+        let s = src(&[
+            ("syncoid_x", 1, 10),
+            ("zrep-a", 2, 20),
+            ("syncoid_y", 3, 30),
+            ("zrep-b", 4, 40),
+        ]);
+        let t = tgt(&[("syncoid_x", 1, 10)]);
+        let p = plan(&s, &t, &select(&["zrep-*"])).unwrap();
+        assert_eq!(p.common.as_deref(), Some("syncoid_x"));
+        assert_eq!(
+            p.steps,
+            vec![
+                inc("syncoid_x", "zrep-a", 2),
+                skipping(inc("zrep-a", "zrep-b", 4), 1)
+            ]
+        );
+        assert_eq!(
+            p.describe(),
+            "@syncoid_x -> @zrep-a, @zrep-a -> @zrep-b (1 unselected skipped)"
+        );
+    }
+
+    #[test]
+    fn selection_base_unselected_and_straight_to_the_next() {
+        let s = src(&[
+            ("syncoid_x", 1, 10),
+            ("syncoid_y", 2, 20),
+            ("zrep-a", 3, 30),
+        ]);
+        let p = plan(&s, &tgt(&[("syncoid_x", 1, 10)]), &select(&["zrep-*"])).unwrap();
+        assert_eq!(p.steps, vec![skipping(inc("syncoid_x", "zrep-a", 3), 1)]);
+    }
+
+    #[test]
+    fn selection_nothing_after_base_is_up_to_date() {
+        let s = src(&[
+            ("zrep-a", 1, 10),
+            ("syncoid_x", 2, 20),
+            ("syncoid_y", 3, 30),
+        ]);
+        let p = plan(&s, &tgt(&[("zrep-a", 1, 10)]), &select(&["zrep-*"])).unwrap();
+        assert!(p.is_noop());
+        assert_eq!(p.common.as_deref(), Some("zrep-a"));
+        assert_eq!(p.describe(), "up to date");
+    }
+
+    #[test]
+    fn selection_common_found_among_unselected() {
+        // The common snapshot is the newest unselected one, not the older
+        // selected one the target also has.
+        let s = src(&[("zrep-a", 1, 10), ("syncoid_x", 2, 20), ("zrep-b", 3, 30)]);
+        let t = tgt(&[("zrep-a", 1, 10), ("syncoid_x", 2, 20)]);
+        let p = plan(&s, &t, &select(&["zrep-*"])).unwrap();
+        assert_eq!(p.common.as_deref(), Some("syncoid_x"));
+        assert_eq!(p.steps, vec![inc("syncoid_x", "zrep-b", 3)]);
+    }
+
+    #[test]
+    fn selection_bookmark_base() {
+        // Source pruned b, kept #b; hourly-c is not selected.
+        let s = src_bm(&[("hourly-c", 3, 30), ("zrep-d", 4, 40)], &[("b", 2, 20)]);
+        let t = tgt(&[("a", 1, 10), ("b", 2, 20)]);
+        let p = plan(&s, &t, &select(&["zrep-*"])).unwrap();
+        assert_eq!(p.common, None);
+        assert_eq!(p.steps, vec![skipping(inc_bm("b", "zrep-d", 4), 1)]);
+        assert_eq!(p.describe(), "#b -> @zrep-d (1 unselected skipped)");
+    }
+
+    #[test]
+    fn selection_bookmark_base_nothing_selected_after() {
+        let s = src_bm(&[("hourly-c", 3, 30)], &[("b", 2, 20)]);
+        let p = plan(&s, &tgt(&[("b", 2, 20)]), &select(&["zrep-*"])).unwrap();
+        assert!(p.is_noop());
+    }
+
+    #[test]
+    fn selection_up_to_unselected_still_travels() {
+        let req = Request {
+            up_to: Some("hourly-3".to_string()),
+            ..select(&["zrep-*"])
+        };
+        let p = plan(&src(MIXED), &tgt(&MIXED[..1]), &req).unwrap();
+        assert_eq!(p.steps, vec![skipping(inc("zrep-1", "hourly-3", 3), 1)]);
+        let p = plan(&src(MIXED), &TargetState::Absent, &req).unwrap();
+        assert_eq!(
+            p.steps,
+            vec![full("zrep-1", 1), skipping(inc("zrep-1", "hourly-3", 3), 1)]
+        );
+    }
+
+    #[test]
+    fn selection_always_travels() {
+        let s = src(&[("zrep-a", 1, 10), ("hourly-b", 2, 20), ("manual", 3, 30)]);
+        let req = Request {
+            always: Some("manual".to_string()),
+            ..select(&["zrep-*"])
+        };
+        let p = plan(&s, &tgt(&[("zrep-a", 1, 10)]), &req).unwrap();
+        assert_eq!(p.steps, vec![skipping(inc("zrep-a", "manual", 3), 1)]);
+        // Newer than up_to: not sent.
+        let req = Request {
+            up_to: Some("zrep-a".to_string()),
+            ..req
+        };
+        let p = plan(&s, &TargetState::Absent, &req).unwrap();
+        assert_eq!(p.steps, vec![full("zrep-a", 1)]);
+    }
+
+    #[test]
+    fn selection_always_unknown_is_error() {
+        let req = Request {
+            always: Some("gone".to_string()),
+            ..select(&["zrep-*"])
+        };
+        let e = plan(&src(MIXED), &TargetState::Absent, &req).unwrap_err();
+        assert_eq!(e, PlanError::UnknownSnapshot("gone".to_string()));
+    }
+
+    #[test]
+    fn selection_full_starts_at_oldest_selected() {
+        let s = src(&[
+            ("hourly-0", 9, 5),
+            ("zrep-1", 1, 10),
+            ("hourly-2", 2, 20),
+            ("zrep-4", 4, 40),
+        ]);
+        let p = plan(&s, &TargetState::Absent, &select(&["zrep-*"])).unwrap();
+        assert_eq!(
+            p.steps,
+            vec![
+                skipping(full("zrep-1", 1), 1),
+                skipping(inc("zrep-1", "zrep-4", 4), 1)
+            ]
+        );
+        assert!(!p.newest_only);
+        assert_eq!(
+            p.describe(),
+            "full @zrep-1 (1 older unselected not sent), @zrep-1 -> @zrep-4 (1 unselected skipped)"
+        );
+    }
+
+    #[test]
+    fn nothing_selected_on_first_run() {
+        let e = plan(&src(MIXED), &TargetState::Absent, &select(&["daily-*"])).unwrap_err();
+        assert_eq!(
+            e,
+            PlanError::NothingSelected {
+                selection: "daily-*".to_string(),
+                candidates: 5,
+            }
+        );
+        assert_eq!(
+            e.to_string(),
+            "no source snapshot to send: none of the 5 source snapshots matches the \
+             selection (daily-*); take a matching snapshot or widen the selection"
+        );
+        // Likewise after discarding a partial full receive.
+        let t = tgt_resume(&[], 42, None);
+        let e = plan(&src(MIXED), &t, &select(&["daily-*"])).unwrap_err();
+        assert!(matches!(e, PlanError::NothingSelected { .. }));
+        // With a target to build on, nothing selected is merely up to date.
+        let p = plan(&src(MIXED), &tgt(&MIXED[..1]), &select(&["daily-*"])).unwrap();
+        assert!(p.is_noop());
+    }
+
+    #[test]
+    fn nothing_selected_singular() {
+        let e = plan(
+            &src(&MIXED[..1]),
+            &TargetState::Absent,
+            &select(&["daily-*"]),
+        )
+        .unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("none of the 1 source snapshot matches"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn newest_only_on_absent_target_with_2000_snapshots() {
+        let all = many(2000);
+        let mut s = src(&as_refs(&all));
+        s.snapshots.reverse();
+        let req = Request {
+            newest_only: true,
+            ..Request::default()
+        };
+        let p = plan(&s, &TargetState::Absent, &req).unwrap();
+        assert_eq!(p.steps, vec![skipping(full("s1999", 2999), 1999)]);
+        assert!(p.newest_only);
+        assert_eq!(p.mode(), Mode::Full);
+        assert_eq!(
+            p.describe(),
+            "full @s1999 (newest only; 1999 older snapshots not sent)"
+        );
+    }
+
+    #[test]
+    fn newest_only_takes_newest_selected_or_up_to() {
+        let req = Request {
+            newest_only: true,
+            ..select(&["hourly-*"])
+        };
+        let p = plan(&src(MIXED), &TargetState::Absent, &req).unwrap();
+        assert_eq!(p.steps, vec![skipping(full("hourly-3", 3), 2)]);
+        let req = Request {
+            up_to: Some("zrep-4".to_string()),
+            ..req
+        };
+        let p = plan(&src(MIXED), &TargetState::Absent, &req).unwrap();
+        assert_eq!(p.steps, vec![skipping(full("zrep-4", 4), 3)]);
+    }
+
+    #[test]
+    fn newest_only_single_snapshot_says_nothing_more() {
+        let req = Request {
+            newest_only: true,
+            ..Request::default()
+        };
+        let p = plan(&src(&ABC[..1]), &TargetState::Absent, &req).unwrap();
+        assert_eq!(p.steps, vec![full("a", 1)]);
+        assert_eq!(p.describe(), "full @a");
+        let p = plan(&src(&ABC[..2]), &TargetState::Absent, &req).unwrap();
+        assert_eq!(
+            p.describe(),
+            "full @b (newest only; 1 older snapshot not sent)"
+        );
+    }
+
+    #[test]
+    fn newest_only_ignored_when_target_has_common() {
+        let req = Request {
+            newest_only: true,
+            ..Request::default()
+        };
+        let p = plan(&src(ABC), &tgt(&ABC[..1]), &req).unwrap();
+        assert_eq!(p.steps, vec![inc("a", "b", 2), inc("b", "c", 3)]);
+        assert!(!p.newest_only);
+        assert_eq!(p.describe(), "@a -> @b, @b -> @c");
+    }
+
+    #[test]
+    fn newest_only_after_discarded_partial_full() {
+        let req = Request {
+            newest_only: true,
+            ..Request::default()
+        };
+        let p = plan(&src(ABC), &tgt_resume(&[], 42, None), &req).unwrap();
+        assert_eq!(p.discard_resume.as_deref(), Some("TOKEN"));
+        assert_eq!(p.steps, vec![skipping(full("c", 3), 2)]);
+        assert_eq!(
+            p.describe(),
+            "discard stale resume state, full @c (newest only; 2 older snapshots not sent)"
+        );
+    }
+
+    #[test]
+    fn newest_only_keeps_a_valid_partial_full() {
+        let req = Request {
+            newest_only: true,
+            ..Request::default()
+        };
+        let p = plan(&src(ABC), &tgt_resume(&[], 1, None), &req).unwrap();
+        assert_eq!(p.resume.as_deref(), Some("TOKEN"));
+        assert_eq!(p.steps, vec![inc("a", "b", 2), inc("b", "c", 3)]);
+    }
+
+    #[test]
+    fn resume_with_selection() {
+        // The token is the first selected step, zrep-1 -> zrep-4.
+        let t = tgt_resume(&MIXED[..1], 4, Some(1));
+        let p = plan(&src(MIXED), &t, &select(&["zrep-*"])).unwrap();
+        assert_eq!(p.resume.as_deref(), Some("TOKEN"));
+        assert_eq!(p.discard_resume, None);
+        assert_eq!(p.steps, vec![inc("zrep-4", "zrep-5", 5)]);
+        assert_eq!(
+            p.describe(),
+            "resume interrupted transfer, @zrep-4 -> @zrep-5"
+        );
+    }
+
+    #[test]
+    fn resume_of_unselected_snapshot_is_stale() {
+        // zrep-1 -> hourly-2 was under way before hourly-* left the selection.
+        let t = tgt_resume(&MIXED[..1], 2, Some(1));
+        let p = plan(&src(MIXED), &t, &select(&["zrep-*"])).unwrap();
+        assert_eq!(p.resume, None);
+        assert_eq!(p.discard_resume.as_deref(), Some("TOKEN"));
+        assert_eq!(p.steps[0], skipping(inc("zrep-1", "zrep-4", 4), 2));
+    }
+
+    #[test]
+    fn resume_full_with_selection() {
+        // A partial full receive of an unselected candidate is still worth
+        // finishing; the rest goes through the selected ones.
+        let t = tgt_resume(&[], 2, None);
+        let p = plan(&src(MIXED), &t, &select(&["zrep-*"])).unwrap();
+        assert_eq!(p.resume.as_deref(), Some("TOKEN"));
+        assert_eq!(
+            p.steps,
+            vec![
+                skipping(inc("hourly-2", "zrep-4", 4), 1),
+                inc("zrep-4", "zrep-5", 5)
+            ]
+        );
+    }
+
+    #[test]
+    fn describe_without_selection_unchanged() {
+        let p = plan(&src(ABC), &TargetState::Absent, &newest()).unwrap();
+        assert_eq!(p.describe(), "full @a, @a -> @b, @b -> @c");
+        let s = src_bm(&[("c", 3, 30)], &[("b", 2, 20)]);
+        let p = plan(&s, &tgt(&[("b", 2, 20)]), &newest()).unwrap();
+        assert_eq!(p.describe(), "#b -> @c");
     }
 
     // ---- Plan helpers ----------------------------------------------------

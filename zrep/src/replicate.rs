@@ -488,6 +488,7 @@ impl Work<'_> {
         let req = PlanRequest {
             up_to: self.opts.up_to.clone().or(taken.map(str::to_owned)),
             force: self.opts.force,
+            ..PlanRequest::default()
         };
         let plan = plan::plan(&source_state(d), &target_state(t), &req)
             .map_err(|e| explain(e, d, &target, dst))?;
@@ -963,6 +964,7 @@ fn preflight(
             let req = PlanRequest {
                 up_to: None,
                 force: opts.force,
+                ..PlanRequest::default()
             };
             match plan::plan(&source_state(root), &target, &req) {
                 // A source without snapshots cannot share one with an existing target.
@@ -1030,6 +1032,7 @@ fn explain(e: plan::PlanError, d: &DatasetState, target: &DatasetName, dst: &Sid
             format!("{} has no snapshots to send (drop --no-snapshot to take one)", d.name),
         ),
         P::UnknownSnapshot(s) => err(Kind::NotFound, format!("{}@{s} does not exist", d.name)),
+        e @ P::NothingSelected { .. } => err(Kind::NotFound, format!("{}: {e}", d.name)),
     }
 }
 
