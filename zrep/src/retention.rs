@@ -16,10 +16,28 @@
 //! compromised: a snapshot named more than a day after now is never a candidate and
 //! never counts (not among the last N, not as the snapshot of any period), so that
 //! snapshots named `zrep-2099...` cannot push the real ones out of the rules.
+//!
+//! # Other tools' snapshots on the target
+//!
+//! A job's `prune_foreign = ["syncoid_*", "autosnap_*"]` lets a run destroy target
+//! snapshots that other tools made (a target adopted from syncoid keeps them
+//! otherwise for ever). [`foreign_to_prune`] judges each target snapshot; the first
+//! of these rules that applies decides:
+//!
+//! 1. zrep's own (`zrep-...`) stay: retention's rules above decide about them;
+//! 2. a snapshot no pattern matches stays;
+//! 3. the newest snapshot both sides have stays: it is the next incremental base;
+//! 4. the newest snapshot of the target stays (every one of its `createtxg`): it is
+//!    the base to build on should the source lose the common one;
+//! 5. a held snapshot (user holds) stays;
+//! 6. any other goes, naming the pattern that matched.
 
 use std::collections::BTreeMap;
+use std::fmt;
 
 use crate::clock::{self, Period};
+use crate::names::PREFIX;
+use crate::plan::Selection;
 
 /// How many snapshots to keep, per kind of period.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
@@ -153,6 +171,104 @@ pub fn decide(snaps: &[Candidate], rules: &Rules, now: u64) -> Vec<Verdict> {
         .collect()
 }
 
+/// A target snapshot for [`foreign_to_prune`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TargetSnap {
+    /// Short name (after `@`).
+    pub name: String,
+    /// Transaction group it was created in (on the target): finds the newest.
+    pub createtxg: u64,
+    /// Whether it has user holds (`userrefs` > 0).
+    pub held: bool,
+}
+
+/// What `prune_foreign` does with one target snapshot, and why. `Display` gives
+/// the reason for `zrep prune --dry-run` lines; [`Verdict::from`] turns it into
+/// the keep/prune verdict those lines print.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase", tag = "verdict", content = "pattern")]
+pub enum ForeignVerdict {
+    /// Goes: another tool's snapshot that this pattern matches.
+    Prune(String),
+    /// Stays: zrep's own snapshot, left to the retention rules.
+    Own,
+    /// Stays: no `prune_foreign` pattern matches it.
+    Unmatched,
+    /// Stays: the newest snapshot both sides have (the incremental base).
+    Common,
+    /// Stays: the newest snapshot of the target.
+    Newest,
+    /// Stays: it has user holds.
+    Held,
+}
+
+impl ForeignVerdict {
+    /// Whether it goes.
+    pub fn prune(&self) -> bool {
+        matches!(self, ForeignVerdict::Prune(_))
+    }
+}
+
+impl fmt::Display for ForeignVerdict {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ForeignVerdict::Prune(pattern) => write!(f, "matches {pattern}"),
+            ForeignVerdict::Own => f.write_str("zrep's own: the retention rules decide"),
+            ForeignVerdict::Unmatched => f.write_str("matches no prune_foreign pattern"),
+            ForeignVerdict::Common => f.write_str(
+                "the newest snapshot both sides have (the next incremental base)",
+            ),
+            ForeignVerdict::Newest => f.write_str(
+                "the newest snapshot on the target (the base should the source lose the common one)",
+            ),
+            ForeignVerdict::Held => f.write_str("held"),
+        }
+    }
+}
+
+impl From<&ForeignVerdict> for Verdict {
+    fn from(v: &ForeignVerdict) -> Verdict {
+        if v.prune() {
+            Verdict::Prune(v.to_string())
+        } else {
+            Verdict::Keep(v.to_string())
+        }
+    }
+}
+
+/// Judges every target snapshot for `prune_foreign` (the result is parallel to
+/// `snaps`, which may come in any order). `patterns` are the job's
+/// `prune_foreign` patterns; `newest_common` is the short *target* name of the
+/// newest snapshot the target shares with the source, if any. The rules are in
+/// the module documentation.
+pub fn foreign_to_prune(
+    snaps: &[TargetSnap],
+    patterns: &Selection,
+    newest_common: Option<&str>,
+) -> Vec<ForeignVerdict> {
+    let newest_txg = snaps.iter().map(|s| s.createtxg).max();
+    snaps
+        .iter()
+        .map(|s| {
+            if s.name.starts_with(PREFIX) {
+                return ForeignVerdict::Own;
+            }
+            let Some(pattern) = patterns.matching(&s.name) else {
+                return ForeignVerdict::Unmatched;
+            };
+            if newest_common == Some(s.name.as_str()) {
+                ForeignVerdict::Common
+            } else if Some(s.createtxg) == newest_txg {
+                ForeignVerdict::Newest
+            } else if s.held {
+                ForeignVerdict::Held
+            } else {
+                ForeignVerdict::Prune(pattern.to_string())
+            }
+        })
+        .collect()
+}
+
 /// The reason a snapshot dated more than a day ahead is kept, `None` for others.
 fn future_dated(s: &Candidate, now: u64) -> Option<String> {
     if !is_future(s.time, now) {
@@ -199,6 +315,149 @@ mod tests {
             .filter(|(v, _)| !v.prune())
             .map(|(_, c)| c.name[5..].to_string())
             .collect()
+    }
+
+    fn target(list: &[(&str, u64, bool)]) -> Vec<TargetSnap> {
+        list.iter()
+            .map(|&(name, createtxg, held)| TargetSnap {
+                name: name.to_string(),
+                createtxg,
+                held,
+            })
+            .collect()
+    }
+
+    fn foreign(patterns: &[&str]) -> Selection {
+        let v: Vec<String> = patterns.iter().map(|p| p.to_string()).collect();
+        Selection::new(&v).unwrap()
+    }
+
+    #[test]
+    fn foreign_verdicts() {
+        use ForeignVerdict as F;
+        let snaps = target(&[
+            ("syncoid_host_2026-01-01", 10, false),
+            ("autosnap_2026-01-01_hourly", 11, false),
+            ("syncoid_host_2026-01-02", 12, true),
+            ("zrep-20260103T000000Z", 13, false),
+            ("manual-before-upgrade", 14, false),
+            ("syncoid_host_2026-01-04", 15, false),
+            ("autosnap_2026-01-05_hourly", 16, false),
+        ]);
+        let v = foreign_to_prune(
+            &snaps,
+            &foreign(&["syncoid_*", "autosnap_*"]),
+            Some("syncoid_host_2026-01-04"),
+        );
+        assert_eq!(
+            v,
+            [
+                F::Prune("syncoid_*".into()),
+                F::Prune("autosnap_*".into()),
+                F::Held,
+                F::Own,
+                F::Unmatched,
+                F::Common,
+                F::Newest,
+            ]
+        );
+        let lines: Vec<String> = v.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            lines,
+            [
+                "matches syncoid_*",
+                "matches autosnap_*",
+                "held",
+                "zrep's own: the retention rules decide",
+                "matches no prune_foreign pattern",
+                "the newest snapshot both sides have (the next incremental base)",
+                "the newest snapshot on the target (the base should the source lose the common one)",
+            ]
+        );
+        assert_eq!(
+            Verdict::from(&v[0]),
+            Verdict::Prune("matches syncoid_*".into())
+        );
+        assert_eq!(Verdict::from(&v[2]), Verdict::Keep("held".into()));
+        assert_eq!(v.iter().filter(|v| v.prune()).count(), 2);
+    }
+
+    #[test]
+    fn foreign_never_touches_zrep_snapshots() {
+        // Even a pattern that matches everything, the common one, the newest.
+        let snaps = target(&[
+            ("zrep-20260101T000000Z", 1, false),
+            ("zrep-20260102T000000Z", 2, false),
+            ("zrep-20260103T000000Z", 3, false),
+        ]);
+        let v = foreign_to_prune(&snaps, &foreign(&["*"]), Some("zrep-20260102T000000Z"));
+        assert!(v.iter().all(|v| *v == ForeignVerdict::Own));
+    }
+
+    #[test]
+    fn foreign_keeps_the_newest_without_a_common_one() {
+        // The source lost the common snapshot: the newest is the base to resume from.
+        let snaps = target(&[("syncoid_b", 20, false), ("syncoid_a", 10, false)]);
+        let v = foreign_to_prune(&snaps, &foreign(&["syncoid_*"]), None);
+        assert_eq!(
+            v,
+            [
+                ForeignVerdict::Newest,
+                ForeignVerdict::Prune("syncoid_*".into())
+            ]
+        );
+    }
+
+    #[test]
+    fn foreign_keeps_every_snapshot_of_the_newest_txg() {
+        let snaps = target(&[
+            ("syncoid_a", 10, false),
+            ("syncoid_b", 20, false),
+            ("autosnap_b", 20, false),
+        ]);
+        let v = foreign_to_prune(&snaps, &foreign(&["syncoid_*", "autosnap_*"]), None);
+        assert_eq!(
+            v,
+            [
+                ForeignVerdict::Prune("syncoid_*".into()),
+                ForeignVerdict::Newest,
+                ForeignVerdict::Newest
+            ]
+        );
+    }
+
+    #[test]
+    fn foreign_without_patterns_or_snapshots() {
+        let snaps = target(&[("syncoid_a", 10, false), ("syncoid_b", 20, false)]);
+        let v = foreign_to_prune(&snaps, &foreign(&[]), None);
+        assert!(v.iter().all(|v| *v == ForeignVerdict::Unmatched));
+        assert!(foreign_to_prune(&[], &foreign(&["*"]), Some("x")).is_empty());
+    }
+
+    #[test]
+    fn foreign_common_held_reports_common_and_the_pattern_named_first() {
+        let snaps = target(&[
+            ("syncoid_a", 10, true),
+            ("syncoid_b", 20, false),
+            ("syncoid_c", 30, false),
+        ]);
+        let v = foreign_to_prune(&snaps, &foreign(&["*_b", "syncoid_*"]), Some("syncoid_a"));
+        assert_eq!(
+            v,
+            [
+                ForeignVerdict::Common,
+                ForeignVerdict::Prune("*_b".into()),
+                ForeignVerdict::Newest
+            ]
+        );
+    }
+
+    #[test]
+    fn foreign_verdict_serializes() {
+        let j = serde_json::to_string(&ForeignVerdict::Prune("syncoid_*".into())).unwrap();
+        assert_eq!(j, r#"{"verdict":"prune","pattern":"syncoid_*"}"#);
+        let j = serde_json::to_string(&ForeignVerdict::Held).unwrap();
+        assert_eq!(j, r#"{"verdict":"held"}"#);
     }
 
     #[test]
