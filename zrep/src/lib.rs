@@ -2,6 +2,7 @@
 //! reach the planner and the protocol.
 //!
 //! - [`plan`]: what to send next, a pure function of both sides' snapshots;
+//! - [`filter`]: which datasets of a recursive tree travel (patterns, opt-out);
 //! - [`replicate`]: runs a plan between two [`side::Side`]s;
 //! - [`transfer`] and [`pump`]: one stream through pipes and threads;
 //! - [`proto`], [`serve`]: the framed protocol and its server end;
@@ -13,6 +14,7 @@
 pub mod clock;
 pub mod config;
 pub mod error;
+pub mod filter;
 pub mod jobs;
 pub mod link;
 pub mod local;
