@@ -11,6 +11,7 @@ use std::io;
 
 use crate::name::NameError;
 use crate::nvlist::{NvListError, NvListRef};
+use crate::props::PropertyError;
 
 /// OpenZFS's own errno values (`enum zfs_errno` in `sys/fs/zfs.h`). The enum only
 /// grows, so the values are fixed; they are spelled out here because the kernel module
@@ -411,6 +412,9 @@ pub enum Error {
     /// Building an nvlist failed.
     #[error(transparent)]
     NvList(#[from] NvListError),
+    /// A property name or value was rejected before any call.
+    #[error(transparent)]
+    Property(#[from] PropertyError),
     /// An I/O error outside libzfs_core (reading a stream header, a pipe...).
     #[error("{what}: {source}")]
     Io {
@@ -456,7 +460,7 @@ impl Error {
             },
             Error::Name(NameError::TooLong { .. }) => ErrorKind::NameTooLong,
             Error::Name(_) => ErrorKind::InvalidName,
-            Error::NvList(_) => ErrorKind::InvalidArgument,
+            Error::NvList(_) | Error::Property(_) => ErrorKind::InvalidArgument,
             Error::Io { .. } => ErrorKind::Io,
             Error::Unsupported { .. } => ErrorKind::Unsupported,
             Error::Protocol { .. } => ErrorKind::Other,

@@ -4,7 +4,8 @@
 //! process). Names are validated before any call ([`DatasetName`], [`SnapshotName`],
 //! [`BookmarkName`]); every failure is an [`Error`] naming the operation, the dataset
 //! and the cause, with an [`ErrorKind`] to match on. Streams go to and come from any
-//! descriptor (`impl AsFd`). No `unsafe` is needed by callers.
+//! descriptor (`impl AsFd`); [`props`] reads and converts the properties a receive
+//! carries (`zfs send -p`). No `unsafe` is needed by callers.
 //!
 //! Replicating a snapshot in-process, one thread sending and one receiving:
 //!
@@ -46,6 +47,7 @@ pub mod list;
 pub mod name;
 pub mod nvlist;
 pub mod packed;
+pub mod props;
 mod quiet;
 #[cfg(feature = "serde")]
 mod serde;
@@ -56,6 +58,7 @@ pub use error::{Errno, Error, ErrorKind, ItemError, Op, Result, ZfsError};
 pub use list::{DatasetInfo, Fields, Kind, Listed, Scope, SnapshotInfo};
 pub use name::{BookmarkName, DatasetName, NameError, SendSource, SnapshotName};
 pub use nvlist::{NvList, NvListError, NvListRef, Value};
+pub use props::{PropKind, PropValue, Property, PropertyError};
 pub use stream::{RawBeginRecord, ReceiveOptions, Received, ResumeToken, SendFlags, StreamHeader};
 pub use zfs::{BookmarkInfo, DatasetType, Hold, ProgramLimits, WaitActivity, Zfs};
 

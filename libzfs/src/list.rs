@@ -138,6 +138,12 @@ impl Fields {
         dataset: "guid,available,written,receive_resume_token",
         snapshot: "guid,createtxg,creation,userrefs",
     };
+
+    /// No property: the names of datasets (and snapshots) only.
+    pub(crate) const NAMES: Fields = Fields {
+        dataset: "",
+        snapshot: "",
+    };
 }
 
 const LIST_PROGRAM: &str = r#"
@@ -300,7 +306,7 @@ impl Zfs {
         args.insert("snapprops", fields.snapshot)?;
         let out = self
             .channel_program(root.pool(), LIST_PROGRAM, &args, limits, false)
-            .map_err(|e| relabel(e, root))?;
+            .map_err(|e| relabel(e, Op::List, root))?;
         let ret = out.get_nvlist("return").ok_or_else(|| Error::Protocol {
             op: Op::List,
             detail: "channel program returned nothing".into(),
@@ -357,7 +363,7 @@ impl Zfs {
 
 /// A program stopped by its memory or instruction limit, or whose result did not fit
 /// the output buffer.
-fn over_limits(e: &Error) -> bool {
+pub(crate) fn over_limits(e: &Error) -> bool {
     let Error::Zfs(z) = e else { return false };
     use crate::error::Errno;
     let said_limit = z.items.iter().any(|i| i.name.contains("limit"));
@@ -365,10 +371,11 @@ fn over_limits(e: &Error) -> bool {
         || (z.errno == Errno::ECHRNG && said_limit)
 }
 
-fn relabel(e: Error, root: &DatasetName) -> Error {
+/// A channel program's error as the error of `op` on `root`.
+pub(crate) fn relabel(e: Error, op: Op, root: &DatasetName) -> Error {
     match e {
         Error::Zfs(mut z) => {
-            z.op = Op::List;
+            z.op = op;
             z.name = root.to_string();
             Error::Zfs(z)
         }

@@ -275,6 +275,29 @@ impl Zfs {
         for k in &opts.exclude {
             cmdprops.insert_flag(k)?;
         }
+        // Excluding a property children do not inherit (canmount, quota...) cannot
+        // mask its received value with an explicit inherit (the kernel skips such a
+        // flag): as `zfs receive -x` does, it is left out of the received ones.
+        let masked;
+        let received = match &opts.received {
+            Some(r)
+                if opts
+                    .exclude
+                    .iter()
+                    .any(|k| !crate::props::excludable_by_inherit(k) && r.contains(k)) =>
+            {
+                let mut copy = r.try_to_owned()?;
+                for k in &opts.exclude {
+                    if !crate::props::excludable_by_inherit(k) {
+                        copy.remove(k);
+                    }
+                }
+                masked = copy;
+                Some(&*masked)
+            }
+            Some(r) => Some(&**r),
+            None => None,
+        };
         let fd = Zfs::raw_fd(&input);
         let mut read_bytes = 0u64;
         let mut errflags = 0u64;
@@ -283,13 +306,14 @@ impl Zfs {
         let resumable = opts.resumable;
         let _quiet = QuietChildren::new();
         // SAFETY: valid C strings (origin may be NULL); the property lists are live
-        // nvlists we lend (NULL when empty); raw_begin is the 312-byte BEGIN record
-        // read from this fd, 8-aligned, as `dmu_replay_record_t` expects; the output
-        // pointers are valid; errs becomes ours.
+        // nvlists we lend for the call, which libzfs_core copies and never frees
+        // (cmdprops is NULL when empty, props when absent); raw_begin is the 312-byte
+        // BEGIN record read from this fd, 8-aligned, as `dmu_replay_record_t`
+        // expects; the output pointers are valid; errs becomes ours.
         let rc = unsafe {
             sys::lzc_receive_with_cmdprops(
                 s.as_ptr(),
-                ptr::null_mut(),
+                received.map_or(ptr::null_mut(), |p| p.as_ptr()),
                 if cmdprops.is_empty() {
                     ptr::null_mut()
                 } else {
@@ -338,10 +362,27 @@ pub struct ReceiveOptions {
     /// `-s`: an interrupted receive keeps its partial state and sets
     /// `receive_resume_token` on the destination.
     pub resumable: bool,
-    /// `-o`: properties to set on the received dataset, overriding the stream's.
+    /// `-o`: properties set locally on the received dataset (lzc's `cmdprops`):
+    /// they override received values, which stay stored beneath them. Values as
+    /// the kernel takes them: see [`props`](crate::props) to build them.
     pub props: Option<NvList>,
-    /// `-x`: properties to exclude (inherit) rather than take from the stream.
+    /// `-x`: properties to exclude (inherit) rather than take from the stream: the
+    /// received value is stored but masked, as `zfs receive -x` does (lzc's
+    /// `cmdprops`, as flags). A property children do not inherit (`canmount`,
+    /// `quota`...; see [`Property::inheritable`](crate::Property::inheritable)) is
+    /// left out of [`received`](Self::received) instead.
     pub exclude: Vec<String>,
+    /// The properties received with the stream, as `zfs send -p` carries them in a
+    /// replication stream (lzc's `props`): set with source `received`, under any
+    /// local value. On an existing dataset they replace its received properties
+    /// as a whole: a property received before and missing here is cleared
+    /// (`Some` of an empty list clears them all), while `None` leaves them as
+    /// they are. Read them from the source with
+    /// [`Zfs::local_properties`](crate::Zfs::local_properties).
+    ///
+    /// Properties the kernel refuses do not fail the receive: they are listed in
+    /// [`Received::property_errors`].
+    pub received: Option<NvList>,
     /// `-o origin=`: the clone origin for an incremental stream received as a clone.
     pub origin: Option<SnapshotName>,
 }
