@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use zrep::proto::{self, Flags, Hold, NewBookmark, Request, Response};
+use zrep::proto::{self, Flags, Hold, NewBookmark, Receive, Request, Response};
 use zrep_tests::campaign::Report;
 use zrep_tests::cli::{forced_key, patience, ssh_args, zrep, zrep_cmd, zrep_spawn, Run};
 use zrep_tests::{
@@ -226,12 +226,7 @@ fn receive_only_target_survives_a_compromised_source() {
     )
     .unwrap();
     let mut p = RawPeer::over_ssh(&ssh);
-    let recv = |dataset: &str, force: bool| Request::Receive {
-        dataset: dn(dataset),
-        force,
-        resumable: true,
-        readonly: true,
-    };
+    let recv = |dataset: &str, force: bool| Request::Receive(Receive::new(dn(dataset), force));
     let cases: Vec<(&str, Request, &str)> = vec![
         (
             "destroy a backup snapshot",
@@ -461,12 +456,10 @@ fn send_only_source_survives_a_compromised_backup_host() {
     let cases: Vec<(&str, Request, &str)> = vec![
         (
             "receive",
-            Request::Receive {
-                dataset: dn(&format!("{data}/in")),
-                force: false,
-                resumable: true,
+            Request::Receive(Receive {
                 readonly: false,
-            },
+                ..Receive::new(dn(&format!("{data}/in")), false)
+            }),
             "receiving is not allowed",
         ),
         (
@@ -599,12 +592,7 @@ fn a_client_stalled_mid_frame_is_dropped_and_the_target_resumes() {
     let mut server = zrep_cmd(&["serve", "--timeout", "5"]);
     server.stderr(Stdio::piped());
     let mut peer = RawPeer::start(server);
-    let req = Request::Receive {
-        dataset: dn(&target),
-        force: false,
-        resumable: true,
-        readonly: true,
-    };
+    let req = Request::Receive(Receive::new(dn(&target), false));
     assert_eq!(peer.call(&req), Response::Streaming);
     let half = stream.len() / 2;
     for chunk in stream[..half].chunks(1 << 20) {

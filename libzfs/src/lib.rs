@@ -55,7 +55,7 @@ pub mod stream;
 pub mod zfs;
 
 pub use error::{Errno, Error, ErrorKind, ItemError, Op, Result, ZfsError};
-pub use list::{DatasetInfo, Fields, Kind, Listed, Scope, SnapshotInfo};
+pub use list::{DatasetInfo, Fields, Kind, Listed, Scope, SnapshotInfo, UserProperty};
 pub use name::{BookmarkName, DatasetName, NameError, SendSource, SnapshotName};
 pub use nvlist::{NvList, NvListError, NvListRef, Value};
 pub use props::{PropKind, PropValue, Property, PropertyError};

@@ -73,6 +73,21 @@ pub struct DatasetInfo {
     pub key_status: Option<String>,
     /// `origin`, for a clone.
     pub origin: Option<String>,
+    /// The user properties the listing asked for (see [`Fields::with_user`]) that have
+    /// a value here, set on this dataset or inherited.
+    pub user: Vec<UserProperty>,
+}
+
+/// A user property (`module:name`) of a dataset, and where its value comes from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UserProperty {
+    /// Its name.
+    pub name: String,
+    /// Its value.
+    pub value: String,
+    /// The dataset it is set on (this one when set locally, an ancestor when
+    /// inherited), or the kernel's marker for a received value.
+    pub setpoint: String,
 }
 
 /// A snapshot with the properties replication needs.
@@ -104,14 +119,27 @@ pub struct Fields {
     dataset: &'static str,
     /// Of snapshots, comma-separated.
     snapshot: &'static str,
+    /// User properties of datasets, comma-separated.
+    user: &'static str,
 }
 
 impl Fields {
+    /// These fields and the user properties `names` (comma-separated `module:name`)
+    /// of each dataset, with where each value is set ([`DatasetInfo::user`]).
+    #[must_use]
+    pub const fn with_user(self, names: &'static str) -> Fields {
+        Fields {
+            user: names,
+            ..self
+        }
+    }
+
     /// Every field of [`DatasetInfo`] and [`SnapshotInfo`].
     pub const ALL: Fields = Fields {
         dataset: "type,guid,createtxg,creation,used,referenced,available,written,\
                   receive_resume_token,encryption,encryptionroot,keystatus,origin",
         snapshot: "guid,createtxg,creation,used,referenced,written,userrefs",
+        user: "",
     };
 
     /// What replication decides from: a dataset's kind, `guid`, `referenced`,
@@ -122,6 +150,7 @@ impl Fields {
     pub const REPLICATION: Fields = Fields {
         dataset: "type,guid,referenced,available,written,receive_resume_token,keystatus",
         snapshot: "guid,createtxg,creation,userrefs",
+        user: "",
     };
 
     /// What replication needs of its source: [`Fields::REPLICATION`] without the
@@ -130,6 +159,7 @@ impl Fields {
     pub const SOURCE: Fields = Fields {
         dataset: "guid,referenced,written,keystatus",
         snapshot: "guid,createtxg,creation,userrefs",
+        user: "",
     };
 
     /// What replication needs of its target: [`Fields::REPLICATION`] without the
@@ -137,12 +167,14 @@ impl Fields {
     pub const TARGET: Fields = Fields {
         dataset: "guid,available,written,receive_resume_token",
         snapshot: "guid,createtxg,creation,userrefs",
+        user: "",
     };
 
     /// No property: the names of datasets (and snapshots) only.
     pub(crate) const NAMES: Fields = Fields {
         dataset: "",
         snapshot: "",
+        user: "",
     };
 }
 
@@ -166,6 +198,7 @@ local function props(ds, names)
     end
     return t
 end
+local userprops = names(args["userprops"])
 local dsprops = names(args["dsprops"])
 local snapprops = names(args["snapprops"])
 local tokens = false
@@ -177,6 +210,14 @@ local function room(ds) return #ds <= 253 end
 local function visit(ds)
     n = n + 1
     local t = props(ds, dsprops)
+    if #userprops > 0 then
+        local u = {}
+        for _, p in ipairs(userprops) do
+            local v, src = zfs.get_prop(ds, p)
+            if v ~= nil then u[p] = {value = v, setpoint = src} end
+        end
+        t["@user"] = u
+    end
     -- An interrupted incremental receive keeps its state (and token) in ds/%recv.
     if tokens and t["receive_resume_token"] == nil and #ds <= 249 and zfs.exists(ds .. "/%recv") then
         t["receive_resume_token"] = zfs.get_prop(ds .. "/%recv", "receive_resume_token")
@@ -304,6 +345,7 @@ impl Zfs {
         args.insert("snapshots", &snapshots)?;
         args.insert("dsprops", fields.dataset)?;
         args.insert("snapprops", fields.snapshot)?;
+        args.insert("userprops", fields.user)?;
         let out = self
             .channel_program(root.pool(), LIST_PROGRAM, &args, limits, false)
             .map_err(|e| relabel(e, Op::List, root))?;
@@ -460,6 +502,21 @@ fn dataset_info(name: &str, p: &NvListRef) -> Result<DatasetInfo> {
         key_status: key_status.filter(|_| encrypted),
         encryption,
         origin: text(p, "origin"),
+        user: p
+            .get_nvlist("@user")
+            .map(|u| {
+                u.iter()
+                    .filter_map(|(name, v)| {
+                        let v = v.as_nvlist()?;
+                        Some(UserProperty {
+                            name: name.to_owned(),
+                            value: v.get_str("value")?.to_owned(),
+                            setpoint: v.get_str("setpoint").unwrap_or("").to_owned(),
+                        })
+                    })
+                    .collect()
+            })
+            .unwrap_or_default(),
     })
 }
 

@@ -133,6 +133,10 @@ pub enum Cmd {
     CheckConfig {
         #[command(flatten)]
         config: ConfigArg,
+        /// Also list each recursive job's source tree (over SSH for a pull) and say
+        /// which datasets its runs cover and why.
+        #[arg(long)]
+        datasets: bool,
     },
     /// The remote end: speak the protocol on stdin/stdout (run by ssh).
     ///
@@ -179,6 +183,56 @@ impl FlagArgs {
             embedded: self.embedded,
             compressed: self.compressed,
             raw: self.raw,
+        }
+    }
+}
+
+/// What travels and how it lands (README: "Choosing what travels").
+#[derive(Args, Debug, Clone, Default)]
+pub struct TravelArgs {
+    /// With -r: leave out datasets whose path under the source matches (a glob; `*`
+    /// stays within one level, `**` crosses levels), and everything below them.
+    #[arg(long, value_name = "PATTERN")]
+    pub exclude: Vec<String>,
+    /// With -r: only datasets whose path under the source matches (and their
+    /// parents, which a receive needs).
+    #[arg(long, value_name = "PATTERN")]
+    pub include: Vec<String>,
+    /// Only source snapshots whose name matches travel (and the run's own); the
+    /// step from the common snapshot goes straight to the next matching one.
+    #[arg(long, value_name = "PATTERN")]
+    pub snapshots: Vec<String>,
+    /// A first run sends only the newest snapshot, not the whole history.
+    #[arg(long)]
+    pub newest_only: bool,
+    /// Send the source's locally set properties (zfs send -p).
+    #[arg(long)]
+    pub send_properties: bool,
+    /// Never send this property (repeatable; replaces the default list:
+    /// mountpoint, sharenfs, sharesmb, keylocation).
+    #[arg(long, value_name = "PROP")]
+    pub exclude_property: Vec<String>,
+    /// Set this property on the target, over what is received (zfs receive -o).
+    #[arg(short = 'o', long, value_name = "PROP=VALUE")]
+    pub set: Vec<String>,
+    /// The target inherits this property whatever the source says (zfs receive -x).
+    #[arg(short = 'x', long, value_name = "PROP")]
+    pub inherit: Vec<String>,
+}
+
+impl TravelArgs {
+    /// The options as written.
+    pub fn words(&self) -> zrep::travel::Words {
+        zrep::travel::Words {
+            include: self.include.clone(),
+            exclude: self.exclude.clone(),
+            snapshots: self.snapshots.clone(),
+            newest_only: self.newest_only,
+            send_properties: self.send_properties,
+            exclude_properties: (!self.exclude_property.is_empty())
+                .then(|| self.exclude_property.clone()),
+            set: self.set.clone(),
+            inherit: self.inherit.clone(),
         }
     }
 }
@@ -288,6 +342,8 @@ pub struct ReplicateArgs {
     pub allow_empty: bool,
     #[command(flatten)]
     pub flags: FlagArgs,
+    #[command(flatten)]
+    pub travel: TravelArgs,
     /// Create new targets writable instead of `readonly=on` (a modified target refuses
     /// incrementals until rolled back).
     #[arg(long)]

@@ -28,6 +28,7 @@
 //! Unknown keys are errors, and every error names the key, its line and what is
 //! allowed.
 
+use std::collections::BTreeMap;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -35,8 +36,10 @@ use std::time::Duration;
 use serde::Deserialize;
 use toml::Spanned;
 
+use crate::plan::Selection;
 use crate::proto::Flags;
 use crate::retention::Rules;
+use crate::travel::{Travel, Words};
 
 /// Where the config lives unless `--config` says otherwise.
 pub const DEFAULT_PATH: &str = "/etc/zrep/zrep.toml";
@@ -110,6 +113,11 @@ pub struct Job {
     /// The stall timeout of SSH sessions: no byte from the peer for this long ends
     /// the session (`timeout = "10m"`, default 10 minutes).
     pub timeout: Duration,
+    /// What travels and how it lands (`include`, `exclude`, `snapshots`,
+    /// `newest_only`, `send_properties`, `exclude_properties`, `set`, `inherit`).
+    pub travel: Travel,
+    /// Other tools' snapshots the target's pruning removes (`prune_foreign`).
+    pub prune_foreign: Option<Selection>,
 }
 
 impl Job {
@@ -183,7 +191,7 @@ impl Job {
                 )
             ),
             format!(
-                "  new targets {}; {}",
+                "  targets {}; {}",
                 if self.writable {
                     "writable"
                 } else {
@@ -192,6 +200,13 @@ impl Job {
                 self.schedule_words("lag")
             ),
         ];
+        lines.extend(self.travel.describe().into_iter().map(|l| format!("  {l}")));
+        if let Some(p) = &self.prune_foreign {
+            lines.push(format!(
+                "  target: other tools' snapshots {} pruned (never the newest common or a held one)",
+                p.describe()
+            ));
+        }
         if self.source_host.is_some() || self.target_host.is_some() {
             lines.push(format!(
                 "  ssh: {} (remote zrep: {})",
@@ -337,6 +352,15 @@ struct RawJob {
     writable: Option<Spanned<bool>>,
     lock_wait: Option<u64>,
     timeout: Option<Spanned<String>>,
+    include: Option<Spanned<Vec<String>>>,
+    exclude: Option<Spanned<Vec<String>>>,
+    snapshots: Option<Spanned<Vec<String>>>,
+    newest_only: Option<Spanned<bool>>,
+    send_properties: Option<Spanned<bool>>,
+    exclude_properties: Option<Spanned<Vec<String>>>,
+    set: Option<Spanned<BTreeMap<String, toml::Value>>>,
+    inherit: Option<Spanned<Vec<String>>>,
+    prune_foreign: Option<Spanned<Vec<String>>>,
 }
 
 impl RawJob {
@@ -359,6 +383,15 @@ impl RawJob {
             at("ssh", &self.ssh),
             at("remote_zrep", &self.remote_zrep),
             at("timeout", &self.timeout),
+            at("include", &self.include),
+            at("exclude", &self.exclude),
+            at("snapshots", &self.snapshots),
+            at("newest_only", &self.newest_only),
+            at("send_properties", &self.send_properties),
+            at("exclude_properties", &self.exclude_properties),
+            at("set", &self.set),
+            at("inherit", &self.inherit),
+            at("prune_foreign", &self.prune_foreign),
         ]
         .into_iter()
         .flatten()
@@ -514,7 +547,15 @@ fn job(src: &Source, defaults: &Defaults, j: RawJob) -> Result<Job, ConfigError>
             ));
         }
     }
+    let travel = travel(src, name, &j)?;
     let send = j.send.map(Spanned::into_inner).unwrap_or_default();
+    let prune_foreign = match &j.prune_foreign {
+        None => None,
+        Some(p) => Some(
+            Selection::new(p.get_ref())
+                .map_err(|m| src.at(p.span(), format!("job {name}: prune_foreign: {m}")))?,
+        ),
+    };
     Ok(Job {
         name: name.clone(),
         source_host,
@@ -545,6 +586,61 @@ fn job(src: &Source, defaults: &Defaults, j: RawJob) -> Result<Job, ConfigError>
         timeout: duration(src, name, "timeout", &j.timeout)?
             .or(defaults.timeout)
             .unwrap_or(crate::link::DEFAULT_TIMEOUT),
+        travel,
+        prune_foreign,
+    })
+}
+
+/// The keys of what travels, checked; an error names the line of the first of them.
+fn travel(src: &Source, name: &str, j: &RawJob) -> Result<Travel, ConfigError> {
+    fn list(v: &Option<Spanned<Vec<String>>>) -> Vec<String> {
+        v.as_ref().map(|v| v.get_ref().clone()).unwrap_or_default()
+    }
+    let flag = |v: &Option<Spanned<bool>>| v.as_ref().is_some_and(|v| *v.get_ref());
+    let mut set = Vec::new();
+    if let Some(table) = &j.set {
+        for (k, v) in table.get_ref() {
+            let v = match v {
+                toml::Value::String(s) => s.clone(),
+                toml::Value::Integer(i) => i.to_string(),
+                toml::Value::Boolean(b) => (if *b { "on" } else { "off" }).to_string(),
+                other => {
+                    return Err(src.at(
+                        table.span(),
+                        format!("job {name}: set.{k}: {other} is not a property value"),
+                    ))
+                }
+            };
+            set.push(format!("{k}={v}"));
+        }
+    }
+    let words = Words {
+        include: list(&j.include),
+        exclude: list(&j.exclude),
+        snapshots: list(&j.snapshots),
+        newest_only: flag(&j.newest_only),
+        send_properties: flag(&j.send_properties),
+        exclude_properties: j.exclude_properties.as_ref().map(|v| v.get_ref().clone()),
+        set,
+        inherit: list(&j.inherit),
+    };
+    let first = [
+        j.include.as_ref().map(Spanned::span),
+        j.exclude.as_ref().map(Spanned::span),
+        j.snapshots.as_ref().map(Spanned::span),
+        j.exclude_properties.as_ref().map(Spanned::span),
+        j.set.as_ref().map(Spanned::span),
+        j.inherit.as_ref().map(Spanned::span),
+    ]
+    .into_iter()
+    .flatten()
+    .min_by_key(|s| s.start);
+    Travel::new(&words).map_err(|e| {
+        let m = format!("job {name}: {}", e.message);
+        match first {
+            Some(span) => src.at(span, m),
+            None => src.fail(m),
+        }
     })
 }
 
@@ -932,7 +1028,7 @@ ssh = "ssh -i /root/key"
                 "  source keeps last 2 of zrep's snapshots, and always the newest common snapshot, \
                  held ones, those not replicated yet, and those named more than a day ahead (never counted)",
                 "  target keeps every snapshot",
-                "  new targets readonly=on; a run that finds the previous one going skips; status \
+                "  targets readonly=on; a run that finds the previous one going skips; status \
                  fails when lag > 3h00m",
                 "  ssh: ssh -p 2 (remote zrep: zrep)",
             ]

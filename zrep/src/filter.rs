@@ -109,7 +109,7 @@ use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
 use crate::error::{Error, Kind};
 
 /// The user property that leaves a dataset and its subtree out of recursive jobs.
-pub const OPT_OUT: &str = "zrep-rs:exclude";
+pub use crate::names::OPT_OUT;
 
 /// The values of [`OPT_OUT`] that leave a dataset out (compared without case).
 const OPT_OUT_ON: [&str; 3] = ["on", "yes", "true"];
@@ -290,7 +290,7 @@ impl From<FilterError> for Error {
 }
 
 /// One list of patterns: as written, and compiled into one set.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 struct Patterns {
     written: Vec<String>,
     set: GlobSet,
@@ -460,7 +460,7 @@ fn full_name(root: &str, rel: &str) -> String {
 }
 
 /// Which datasets of a tree travel: include and exclude patterns, checked once.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct Filter {
     include: Patterns,
     exclude: Patterns,

@@ -15,7 +15,7 @@ use crate::error::{err, Error, Kind, Result};
 use crate::proto::{DatasetState, SnapEntry};
 use crate::replicate;
 use crate::report::Outcome;
-use crate::retention::{self, Candidate, Rules, Verdict};
+use crate::retention::{self, Candidate, ForeignVerdict, Rules, TargetSnap, Verdict};
 use crate::side::{Route, Side, Ssh};
 use libzfs::{DatasetName, SnapshotName};
 
@@ -63,6 +63,17 @@ pub(crate) fn ssh(job: &Job) -> Result<Ssh> {
 
 fn open(job: &Job) -> Result<(Side, Side)> {
     Route::new(job.source_host.as_deref(), job.target_host.as_deref())?.open(&ssh(job)?)
+}
+
+/// Which datasets of a recursive job's source tree its runs cover, and why (the
+/// source is listed: over SSH for a pull).
+pub fn covered(job: &Job) -> Result<Vec<crate::filter::Decision>> {
+    let source = job
+        .source
+        .as_deref()
+        .ok_or_else(|| err(Kind::Usage, format!("job {} has no source", job.name)))?;
+    let mut src = Side::open(job.source_host.as_deref(), &ssh(job)?)?;
+    replicate::covered(&name(source)?, &job.travel.filter, &mut src)
 }
 
 /// A dataset name from the configuration (checked when it was loaded).
@@ -153,12 +164,13 @@ fn run_locked(job: &Job, source: &str, ui: &Ui, report: &mut JobReport) -> Resul
         writable: job.writable,
         allow_empty: job.allow_empty,
         jobs: job.parallel,
+        travel: job.travel.clone(),
     };
     // The summary lines below replace replicate's own.
     let quiet_ui = Ui::new(ui.verbose, true, ui.quiet);
     let outcomes = replicate::replicate(&opts, &mut src, &mut dst, &|| open(job), &quiet_ui)?;
     let mut pruned: HashMap<String, (Vec<String>, Vec<String>)> = HashMap::new();
-    if job.keep_source.is_some() || job.keep_target.is_some() {
+    if job.keep_source.is_some() || job.keep_target.is_some() || job.prune_foreign.is_some() {
         let plans = plan_prune(job, source, &mut src, &mut dst)?;
         for (side, p) in apply_prune(&job.name, &plans, &mut src, &mut dst, ui) {
             let e = pruned.entry(p.source.clone()).or_default();
@@ -441,16 +453,31 @@ fn prune_plans(
                 },
             ));
         }
-        if let (Some(rules), Some(t)) = (&job.keep_target, t) {
+        let target_rules = job.keep_target.is_some() || job.prune_foreign.is_some();
+        if let (true, Some(t)) = (target_rules, t) {
             let tc = common.and_then(|c| t.snapshots.iter().find(|s| s.guid == c.guid));
-            let verdicts = judge(&t.snapshots, rules, now, |s| match tc {
-                Some(c) if c.guid == s.guid => Some("the newest snapshot both sides have".into()),
-                Some(c) if s.createtxg > c.createtxg => {
-                    Some("newer than the newest snapshot both sides have".into())
-                }
-                None => Some("the target shares no snapshot with the source".into()),
-                _ => None,
-            });
+            let mut verdicts = match &job.keep_target {
+                Some(rules) => judge(&t.snapshots, rules, now, |s| match tc {
+                    Some(c) if c.guid == s.guid => {
+                        Some("the newest snapshot both sides have".into())
+                    }
+                    Some(c) if s.createtxg > c.createtxg => {
+                        Some("newer than the newest snapshot both sides have".into())
+                    }
+                    None => Some("the target shares no snapshot with the source".into()),
+                    _ => None,
+                }),
+                None => Vec::new(),
+            };
+            if let Some(patterns) = &job.prune_foreign {
+                verdicts.extend(foreign(t, patterns, tc));
+                let txg: HashMap<&str, u64> = t
+                    .snapshots
+                    .iter()
+                    .map(|s| (s.name.as_str(), s.createtxg))
+                    .collect();
+                verdicts.sort_by_key(|(n, _)| txg.get(n.as_str()).copied().unwrap_or(0));
+            }
             plans.push((
                 Which::Target,
                 PrunePlan {
@@ -462,6 +489,30 @@ fn prune_plans(
         }
     }
     plans
+}
+
+/// `prune_foreign`'s verdicts on other tools' snapshots of target `t` that match a
+/// pattern (zrep's own are retention's; the others are not named).
+fn foreign(
+    t: &DatasetState,
+    patterns: &crate::plan::Selection,
+    common: Option<&SnapEntry>,
+) -> Vec<(String, Verdict)> {
+    let snaps: Vec<TargetSnap> = t
+        .snapshots
+        .iter()
+        .map(|s| TargetSnap {
+            name: s.name.clone(),
+            createtxg: s.createtxg,
+            held: s.userrefs > 0,
+        })
+        .collect();
+    retention::foreign_to_prune(&snaps, patterns, common.map(|c| c.name.as_str()))
+        .iter()
+        .zip(&t.snapshots)
+        .filter(|(v, _)| !matches!(v, ForeignVerdict::Own | ForeignVerdict::Unmatched))
+        .map(|(v, s)| (s.name.clone(), Verdict::from(v)))
+        .collect()
 }
 
 /// Whether the peer refused a request by its policy (`zrep serve --receive-only`
@@ -549,7 +600,7 @@ fn refusal_line(job: &str, which: Which, e: &Error) -> String {
 
 /// `zrep prune [--dry-run]`: retention alone, no snapshot and no replication.
 pub fn prune(job: &Job, dry_run: bool, ui: &Ui) -> Result<Vec<(Which, PrunePlan)>> {
-    if job.keep_source.is_none() && job.keep_target.is_none() {
+    if job.keep_source.is_none() && job.keep_target.is_none() && job.prune_foreign.is_none() {
         ui.info(&format!(
             "[{}] no retention rules: nothing is pruned",
             job.name
@@ -833,6 +884,7 @@ mod tests {
             resume_toguid: None,
             resume_fromguid: None,
             encrypted: false,
+            opt_out: None,
         }
     }
 

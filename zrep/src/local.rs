@@ -7,7 +7,10 @@ use std::os::fd::AsFd;
 use libzfs::{DatasetName, ReceiveOptions, SendFlags, SendSource, SnapshotName, Zfs};
 
 use crate::error::{err, Kind, Result};
-use crate::proto::{DatasetState, Flags, Hold, NewBookmark, Reading, Request, Response, SnapEntry};
+use crate::proto::{
+    DatasetState, Flags, Hold, NewBookmark, PropValue, Property, Reading, Request, Response,
+    SnapEntry,
+};
 
 /// Carries out a request that has no stream (streams: [`send`], [`receive`]) and
 /// no lock (the caller keeps those).
@@ -44,6 +47,9 @@ pub fn execute(zfs: &Zfs, req: &Request) -> Result<Response> {
         Request::DestroyBookmarks { bookmarks } => ok(Ok(zfs.destroy_bookmarks(bookmarks)?)),
         Request::RollbackTo { snapshot, tag } => ok(rollback_to(zfs, snapshot, tag)),
         Request::Sync { dataset } => ok(Ok(zfs.sync(dataset.pool(), false)?)),
+        Request::Properties { dataset } => {
+            properties(zfs, dataset).map(|properties| Response::Properties { properties })
+        }
         Request::AbortResume { dataset } => ok(zfs
             .abort_resumable_receive(dataset)
             .map(|_| ())
@@ -53,7 +59,7 @@ pub fn execute(zfs: &Zfs, req: &Request) -> Result<Response> {
         | Request::Lock { .. }
         | Request::Send { .. }
         | Request::SendResume { .. }
-        | Request::Receive { .. } => Err(err(
+        | Request::Receive(_) => Err(err(
             Kind::InvalidArgument,
             format!("{} is not a plain operation", req.describe()),
         )),
@@ -102,7 +108,7 @@ pub fn listing(
 ) -> Result<Vec<DatasetState>> {
     let fields = match reading {
         Reading::Full => libzfs::Fields::REPLICATION,
-        Reading::Source => libzfs::Fields::SOURCE,
+        Reading::Source => libzfs::Fields::SOURCE.with_user(crate::names::OPT_OUT),
         Reading::Target => libzfs::Fields::TARGET,
     };
     let Some(listed) = zfs.list_fields(dataset, recursive, snapshots, fields)? else {
@@ -144,6 +150,11 @@ pub fn listing(
                 .and_then(|t| (t.fromguid != 0).then_some(t.fromguid)),
             resume_token: d.receive_resume_token,
             encrypted: d.encryption != "off",
+            opt_out: d
+                .user
+                .iter()
+                .find(|u| u.name == crate::names::OPT_OUT)
+                .map(|u| (u.value.clone(), u.setpoint == d.name.as_str())),
             name: d.name,
         });
     }
@@ -189,24 +200,15 @@ pub fn send_resume(zfs: &Zfs, token: &str, out: impl AsFd) -> Result<()> {
     Ok(zfs.send_from_token(&t, out)?)
 }
 
-/// Where a stream lands.
-#[derive(Debug, Clone)]
-pub struct Target {
-    /// The target dataset.
-    pub dataset: DatasetName,
-    /// Roll the target back first.
-    pub force: bool,
-    /// Keep partial state when interrupted.
-    pub resumable: bool,
-    /// Create the dataset `readonly=on` (full streams only).
-    pub readonly: bool,
-}
+/// Where a stream lands, and with which properties.
+pub use crate::proto::Receive as Target;
 
 /// Receives one stream from `input` into `target`; the snapshot made and the bytes.
-/// With `readonly`, a full stream creates the dataset with `readonly=on` (a backup
-/// that nobody modifies by accident, not even through atime, keeps accepting
-/// incrementals). A full stream is never received over an existing dataset unless
-/// forced (but to finish an interrupted one).
+/// The target keeps `readonly=on` (a backup that nobody modifies by accident, not
+/// even through atime, keeps accepting incrementals) unless `set` or `readonly`
+/// say otherwise; received properties and overrides go with the stream (see
+/// [`crate::props`]). A full stream is never received over an existing dataset
+/// unless forced (but to finish an interrupted one).
 pub fn receive(zfs: &Zfs, target: &Target, input: impl AsFd) -> Result<(SnapshotName, u64)> {
     let (header, raw) = libzfs::StreamHeader::read_from(&input)?;
     let dataset = &target.dataset;
@@ -220,18 +222,54 @@ pub fn receive(zfs: &Zfs, target: &Target, input: impl AsFd) -> Result<(Snapshot
             }
         }
     }
-    let mut opts = ReceiveOptions {
+    let mut set = target.set.clone();
+    if target.readonly && !set.iter().any(|p| p.name == "readonly") {
+        set.push(Property {
+            name: "readonly".into(),
+            value: PropValue::Number(1),
+        });
+    }
+    let opts = ReceiveOptions {
         force: target.force,
         resumable: target.resumable,
+        props: (!set.is_empty()).then(|| nvlist(&set)).transpose()?,
+        received: target.received.as_deref().map(nvlist).transpose()?,
+        exclude: target.inherit.clone(),
         ..Default::default()
     };
-    if target.readonly && !header.is_incremental() {
-        let mut p = libzfs::NvList::new();
-        p.insert("readonly", &1u64).map_err(libzfs::Error::from)?;
-        opts.props = Some(p);
-    }
     let r = zfs.receive_with_header(dataset.as_str(), input, &opts, header, &raw)?;
     Ok((r.snapshot, r.bytes))
+}
+
+/// A property list as the kernel takes it.
+fn nvlist(props: &[Property]) -> Result<libzfs::NvList> {
+    let mut l = libzfs::NvList::new();
+    for p in props {
+        match &p.value {
+            PropValue::Number(n) => l.insert(&p.name, n),
+            PropValue::String(s) => l.insert(&p.name, s.as_str()),
+        }
+        .map_err(libzfs::Error::from)?;
+    }
+    Ok(l)
+}
+
+/// `dataset`'s properties that are set locally or received (what
+/// `--send-properties` carries).
+pub fn properties(zfs: &Zfs, dataset: &DatasetName) -> Result<Vec<Property>> {
+    let listed = zfs.local_properties(dataset, false)?;
+    let props = listed
+        .into_iter()
+        .find(|(name, _)| name == dataset)
+        .map(|(_, p)| p)
+        .unwrap_or_default();
+    Ok(props
+        .into_iter()
+        .map(|(name, value)| Property {
+            name,
+            value: crate::props::from_libzfs(value),
+        })
+        .collect())
 }
 
 fn to_libzfs(h: &Hold) -> libzfs::Hold {

@@ -68,7 +68,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             &Ui::new(verbose, false, false),
         ),
         Cmd::Status { config, json, jobs } => cmd_status(&config.load()?, &jobs, json),
-        Cmd::CheckConfig { config } => cmd_check_config(&config.load()?),
+        Cmd::CheckConfig { config, datasets } => cmd_check_config(&config.load()?, datasets),
         Cmd::Replicate(a) => cmd_replicate(a),
         Cmd::Snapshot { recursive, dataset } => cmd_snapshot(recursive, &dataset),
         Cmd::Send {
@@ -161,7 +161,7 @@ fn cmd_status(cfg: &Config, names: &[String], json: bool) -> Result<ExitCode> {
     }))
 }
 
-fn cmd_check_config(cfg: &Config) -> Result<ExitCode> {
+fn cmd_check_config(cfg: &Config, datasets: bool) -> Result<ExitCode> {
     out(format!(
         "{}: {} job{}; state in {}{}",
         cfg.path.display(),
@@ -173,10 +173,30 @@ fn cmd_check_config(cfg: &Config) -> Result<ExitCode> {
             .map(|p| format!("; Prometheus textfile {}", p.display()))
             .unwrap_or_default()
     ))?;
-    for line in cfg.jobs.iter().flat_map(config::Job::describe) {
-        out(line)?;
+    let mut failed = false;
+    for job in &cfg.jobs {
+        for line in job.describe() {
+            out(line)?;
+        }
+        if datasets && job.recursive && !job.target_only() {
+            match zrep::jobs::covered(job) {
+                Ok(decisions) => {
+                    for d in decisions {
+                        let fate = if d.travels { "replicated" } else { "left out" };
+                        out(format!("  {}: {fate}: {}", d.name, d.reason))?;
+                    }
+                }
+                Err(e) => {
+                    failed = true;
+                    eprintln!(
+                        "zrep: job {}: cannot list its source: {}",
+                        job.name, e.message
+                    );
+                }
+            }
+        }
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(ExitCode::from(u8::from(failed)))
 }
 
 fn cmd_replicate(a: ReplicateArgs) -> Result<ExitCode> {
@@ -208,6 +228,7 @@ fn cmd_replicate(a: ReplicateArgs) -> Result<ExitCode> {
         writable: a.writable,
         allow_empty: a.allow_empty,
         jobs: usize::from(a.jobs),
+        travel: zrep::travel::Travel::new(&a.travel.words())?,
     };
     let ssh = a.remote.ssh(a.verbose)?;
     let (mut src, mut dst) = route.open(&ssh)?;

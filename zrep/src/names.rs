@@ -4,9 +4,14 @@
 //! - hold tag `zrep-<id>` on the newest replicated snapshot on both sides, where `<id>`
 //!   is 8 hex digits naming the target dataset ([`target_id`]);
 //! - bookmark `#zrep-<id>-<snapshot>` on the source: the incremental base when that
-//!   snapshot is pruned on the source.
+//!   snapshot is pruned on the source;
+//! - user property `zrep-rs:exclude` ([`OPT_OUT`]).
 
 use crate::clock;
+
+/// The user property that leaves a dataset (and its descendants) out of recursive
+/// replication: `zfs set zrep-rs:exclude=on tank/scratch`.
+pub const OPT_OUT: &str = "zrep-rs:exclude";
 
 /// Prefix of every name zrep gives: snapshots, hold tags, bookmarks.
 pub const PREFIX: &str = "zrep-";

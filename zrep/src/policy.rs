@@ -19,7 +19,7 @@ use libzfs::{DatasetName, ResumeToken};
 
 use crate::error::{err, Error, Kind, Result};
 use crate::names::PREFIX as OURS;
-use crate::proto::{Hold, Op, Request, MAX_TOKEN};
+use crate::proto::{Hold, Op, PropValue, Receive, Request, MAX_TOKEN};
 
 /// What the client may do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -136,6 +136,45 @@ impl Policy {
         }
     }
 
+    /// A receive's properties: well formed from any client; from the client of a
+    /// restricted server, none that reaches outside the backup
+    /// ([`crate::props::HOST_REACHING`]) and `canmount` only `off` or `noauto`.
+    fn properties(&self, r: &Receive) -> Result<()> {
+        let lists = [r.received.as_deref().unwrap_or_default(), &r.set[..]];
+        for list in lists {
+            crate::props::check_list(list)
+                .map_err(|why| err(Kind::InvalidArgument, format!("protocol error: {why}")))?;
+        }
+        for n in &r.inherit {
+            crate::props::check_name(n)
+                .map_err(|why| err(Kind::InvalidArgument, format!("protocol error: {why}")))?;
+        }
+        if r.inherit.len() > crate::proto::MAX_PROPERTIES {
+            return Err(err(
+                Kind::InvalidArgument,
+                "protocol error: too many properties to inherit",
+            ));
+        }
+        if !self.is_restricted() {
+            return Ok(());
+        }
+        for p in lists.into_iter().flatten() {
+            if crate::props::HOST_REACHING.contains(&p.name.as_str()) {
+                return Err(self.refuse(format!(
+                    "property {} reaches outside the backup; a restricted server does not take it",
+                    p.name
+                )));
+            }
+            // canmount: off (0) or noauto (2); on (1) would mount at the host's boot.
+            if p.name == "canmount" && !matches!(p.value, PropValue::Number(0 | 2)) {
+                return Err(self.refuse(
+                    "canmount other than off or noauto: a restricted server does not take it",
+                ));
+            }
+        }
+        Ok(())
+    }
+
     /// Holds and bookmarks: only zrep's own, when restricted to a mode.
     fn ours<'a>(&self, what: &str, short: impl IntoIterator<Item = &'a str>) -> Result<()> {
         if self.mode == Mode::Full {
@@ -180,9 +219,14 @@ impl Policy {
                 self.names([t.to.as_str()])?;
                 self.names(t.from.as_ref().map(|f| f.as_str()))?;
             }
-            Request::Receive { dataset, force, .. } => {
+            Request::Receive(r) => {
                 self.allowed(!send_only, "receiving")?;
-                self.allowed(!(receive_only && *force), "a forced receive (rollback)")?;
+                self.allowed(!(receive_only && r.force), "a forced receive (rollback)")?;
+                self.names([r.dataset.as_str()])?;
+                self.properties(r)?;
+            }
+            Request::Properties { dataset } => {
+                self.allowed(!receive_only, "sending")?;
                 self.names([dataset.as_str()])?;
             }
             Request::Snapshot { snapshots } => {
@@ -320,12 +364,7 @@ mod tests {
     fn receive_only_is_append_only() {
         let p = policy(Mode::ReceiveOnly);
         let ok = [
-            Request::Receive {
-                dataset: ds("back/a/new"),
-                force: false,
-                resumable: true,
-                readonly: true,
-            },
+            Request::Receive(Receive::new(ds("back/a/new"), false)),
             Request::Hold {
                 holds: vec![hold("back/a@s", "zrep-12345678")],
             },
@@ -351,21 +390,11 @@ mod tests {
         }
         let refused = [
             (
-                Request::Receive {
-                    dataset: ds("back/a"),
-                    force: true,
-                    resumable: true,
-                    readonly: true,
-                },
+                Request::Receive(Receive::new(ds("back/a"), true)),
                 "a forced receive",
             ),
             (
-                Request::Receive {
-                    dataset: ds("back/ab"),
-                    force: false,
-                    resumable: true,
-                    readonly: true,
-                },
+                Request::Receive(Receive::new(ds("back/ab"), false)),
                 "outside",
             ),
             (
@@ -453,12 +482,7 @@ mod tests {
             .message
             .contains("not a snapshot zrep took"));
         for r in [
-            Request::Receive {
-                dataset: ds("back/a"),
-                force: false,
-                resumable: true,
-                readonly: true,
-            },
+            Request::Receive(Receive::new(ds("back/a"), false)),
             Request::RollbackTo {
                 snapshot: snap("back/a@s"),
                 tag: "zrep-1".into(),
@@ -474,6 +498,71 @@ mod tests {
         ] {
             assert_eq!(p.check(&r).unwrap_err().kind, Kind::Refused, "{r:?}");
         }
+    }
+
+    #[test]
+    fn a_restricted_server_takes_no_property_that_reaches_outside_the_backup() {
+        use crate::proto::{PropValue, Property};
+        let prop = |name: &str, value: PropValue| Property {
+            name: name.into(),
+            value,
+        };
+        let receive = |received: Vec<Property>, set: Vec<Property>| {
+            Request::Receive(Receive {
+                received: Some(received),
+                set,
+                ..Receive::new(ds("back/a/x"), false)
+            })
+        };
+        let p = policy(Mode::ReceiveOnly);
+        let ok = receive(
+            vec![
+                prop("compression", PropValue::Number(15)),
+                prop("com.example:owner", PropValue::String("dru".into())),
+            ],
+            vec![prop("canmount", PropValue::Number(2))],
+        );
+        assert!(p.check(&ok).is_ok());
+        for (bad, needle) in [
+            (
+                receive(
+                    vec![prop("mountpoint", PropValue::String("/etc".into()))],
+                    vec![],
+                ),
+                "property mountpoint reaches outside the backup",
+            ),
+            (
+                receive(
+                    vec![],
+                    vec![prop("sharenfs", PropValue::String("on".into()))],
+                ),
+                "property sharenfs",
+            ),
+            (
+                receive(vec![], vec![prop("canmount", PropValue::Number(1))]),
+                "canmount other than off or noauto",
+            ),
+        ] {
+            let e = p.check(&bad).unwrap_err();
+            assert_eq!(e.kind, Kind::Refused);
+            assert!(e.message.contains(needle), "{}", e.message);
+            // An unrestricted server takes them.
+            assert!(Policy::unrestricted().check(&bad).is_ok());
+        }
+        // A malformed list is refused by every server.
+        let twice = receive(vec![prop("atime", PropValue::Number(0)); 2], vec![]);
+        for p in [policy(Mode::ReceiveOnly), Policy::unrestricted()] {
+            let e = p.check(&twice).unwrap_err();
+            assert_eq!(e.kind, Kind::InvalidArgument);
+        }
+        // Reading properties is a send: a receive-only server refuses it.
+        let read = Request::Properties {
+            dataset: ds("back/a"),
+        };
+        assert_eq!(p.check(&read).unwrap_err().kind, Kind::Refused);
+        assert!(policy(Mode::SendOnly { allow_prune: false })
+            .check(&read)
+            .is_ok());
     }
 
     #[test]

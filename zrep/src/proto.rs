@@ -318,6 +318,10 @@ pub struct DatasetState {
     pub resume_fromguid: Option<u64>,
     /// `encryption` is not `off`.
     pub encrypted: bool,
+    /// The value of zrep's opt-out property ([`crate::names::OPT_OUT`]) here, and
+    /// whether it is set on this dataset rather than inherited (source listings).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub opt_out: Option<(String, bool)>,
 }
 
 impl DatasetState {
@@ -333,10 +337,75 @@ impl DatasetState {
             resume_token: None,
             resume_toguid: None,
             resume_fromguid: None,
+            opt_out: None,
             ..self
         }
     }
 }
+
+/// Where a stream lands and how: the `Receive` request, and a local receive.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Receive {
+    /// Target dataset.
+    pub dataset: DatasetName,
+    /// Roll back first.
+    pub force: bool,
+    /// Keep partial state on interruption.
+    pub resumable: bool,
+    /// Keep the target `readonly=on` (set by every receive, unless `set` says
+    /// otherwise).
+    pub readonly: bool,
+    /// The source's properties, received as `zfs send -p` would carry them; `None`
+    /// leaves the target's received properties as they are.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub received: Option<Vec<Property>>,
+    /// Set on the target over what is received (`zfs receive -o`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub set: Vec<Property>,
+    /// Inherited on the target whatever is received (`zfs receive -x`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub inherit: Vec<String>,
+}
+
+impl Receive {
+    /// A resumable receive into `dataset` that keeps it `readonly=on`, without
+    /// properties.
+    pub fn new(dataset: DatasetName, force: bool) -> Receive {
+        Receive {
+            dataset,
+            force,
+            resumable: true,
+            readonly: true,
+            received: None,
+            set: Vec::new(),
+            inherit: Vec::new(),
+        }
+    }
+}
+
+/// A dataset property as it travels, in the form the kernel takes it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Property {
+    /// Its name: a system property or a user property (`module:name`).
+    pub name: String,
+    /// Its value.
+    pub value: PropValue,
+}
+
+/// A property value: numbers and index properties (`compression`, by index) as
+/// numbers, the others as strings.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(untagged)]
+pub enum PropValue {
+    /// A number or an index.
+    Number(u64),
+    /// A string.
+    String(String),
+}
+
+/// The most properties one dataset's list may carry (OpenZFS has about 80 settable
+/// system properties; user properties are the rest).
+pub const MAX_PROPERTIES: usize = 1024;
 
 /// A hold: `tag` on `snapshot`.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -415,15 +484,12 @@ pub enum Request {
         token: String,
     },
     /// Receive a stream that follows this request (answered by `Received`).
-    Receive {
-        /// Target dataset.
+    Receive(Receive),
+    /// A dataset's properties set locally or received: what `--send-properties`
+    /// carries (answered by `Properties`).
+    Properties {
+        /// The dataset.
         dataset: DatasetName,
-        /// Roll back first.
-        force: bool,
-        /// Keep partial state on interruption.
-        resumable: bool,
-        /// Create the dataset `readonly=on` (full streams).
-        readonly: bool,
     },
     /// Take snapshots atomically.
     Snapshot {
@@ -515,12 +581,15 @@ impl Request {
     pub fn op(&self) -> Op {
         match self {
             Request::Hello { .. } | Request::Bye => Op::Session,
-            Request::State { .. } | Request::Sync { .. } | Request::Lock { .. } => Op::Read,
+            Request::State { .. }
+            | Request::Properties { .. }
+            | Request::Sync { .. }
+            | Request::Lock { .. } => Op::Read,
             Request::Estimate { .. }
             | Request::EstimateResume { .. }
             | Request::Send { .. }
             | Request::SendResume { .. } => Op::Send,
-            Request::Receive { .. } => Op::Receive,
+            Request::Receive(_) => Op::Receive,
             Request::Snapshot { .. } => Op::Snapshot,
             Request::Hold { .. } | Request::Release { .. } | Request::Bookmark { .. } => Op::Cursor,
             Request::DestroySnapshots { .. } => Op::DestroySnapshots,
@@ -561,12 +630,14 @@ impl Request {
             },
             Request::EstimateResume { .. } => "estimate a resumed send".into(),
             Request::SendResume { .. } => "resume a send".into(),
-            Request::Receive { dataset, force, .. } => {
+            Request::Receive(r) => {
                 format!(
-                    "receive into {dataset}{}",
-                    if *force { " (force)" } else { "" }
+                    "receive into {}{}",
+                    r.dataset,
+                    if r.force { " (force)" } else { "" }
                 )
             }
+            Request::Properties { dataset } => format!("properties of {dataset}"),
             Request::Snapshot { snapshots } => first("snapshot", snapshots),
             Request::Hold { holds } => first("hold", &snapshots_of(holds)),
             Request::Release { holds } => first("release", &snapshots_of(holds)),
@@ -626,6 +697,11 @@ pub enum Response {
     Sent {
         /// Stream bytes.
         bytes: u64,
+    },
+    /// A dataset's properties set locally or received.
+    Properties {
+        /// The properties.
+        properties: Vec<Property>,
     },
     /// The stream was received.
     Received {
@@ -877,6 +953,7 @@ mod tests {
             resume_toguid: None,
             resume_fromguid: None,
             encrypted: false,
+            opt_out: None,
         }
     }
 
@@ -930,12 +1007,7 @@ mod tests {
         for (req, op) in [
             (hello(), Op::Session),
             (
-                Request::Receive {
-                    dataset: ds.clone(),
-                    force: true,
-                    resumable: true,
-                    readonly: true,
-                },
+                Request::Receive(Receive::new(ds.clone(), true)),
                 Op::Receive,
             ),
             (

@@ -17,6 +17,7 @@ use std::time::Instant;
 use libzfs::{DatasetName, SendSource, SnapshotName};
 
 use crate::error::{err, Error, Kind, Result};
+use crate::filter::{Candidate, Decision, Filter};
 use crate::local::Target;
 use crate::plan::{
     self, Base, Bookmark, Plan, Request as PlanRequest, ResumeInfo, Snap, SourceState, TargetState,
@@ -25,6 +26,7 @@ use crate::proto::{DatasetState, Flags, Hold, NewBookmark, Reading, SnapEntry};
 use crate::report::Outcome;
 use crate::side::Side;
 use crate::transfer::{self, Counter, Stream};
+use crate::travel::Travel;
 use crate::ui::{bytes, Ui};
 
 use crate::names;
@@ -58,6 +60,8 @@ pub struct Options {
     pub allow_empty: bool,
     /// Datasets sent at once (each with its own connection to a remote side).
     pub jobs: usize,
+    /// What travels and how it lands.
+    pub travel: Travel,
 }
 
 impl Options {
@@ -185,6 +189,7 @@ fn prepare(opts: &Options, src: &mut Side, dst: &mut Side, ui: &Ui) -> Result<Pr
             format!("source {}{} does not exist", src.prefix(), opts.source),
         ));
     }
+    let travels = select_datasets(opts, &mut states, ui)?;
     let (child_locks, busy, locked) = lock_children(opts, dst, &states)?;
     locks.extend(child_locks);
     // The target tree, listed once: every target of the run is locked now, so it stays
@@ -224,6 +229,7 @@ fn prepare(opts: &Options, src: &mut Side, dst: &mut Side, ui: &Ui) -> Result<Pr
             states = snapshot_tree(src, &opts.source, opts.recursive, &states, name, &|d| {
                 fresh.contains(&d.name)
             })?;
+            keep_selected(&mut states, travels.as_ref());
             listed_since_locking = true;
             ui.verbose(&format!("snapshot {}@{name}", opts.source));
         }
@@ -239,6 +245,7 @@ fn prepare(opts: &Options, src: &mut Side, dst: &mut Side, ui: &Ui) -> Result<Pr
         });
         if !listed_since_locking && stale {
             states = src.state_for(&opts.source, opts.recursive, Reading::Source)?;
+            keep_selected(&mut states, travels.as_ref());
         }
         states.retain(|d| locked.contains(&d.name));
         if states.first().map(|d| &d.name) != Some(&opts.source) {
@@ -258,6 +265,93 @@ fn prepare(opts: &Options, src: &mut Side, dst: &mut Side, ui: &Ui) -> Result<Pr
         id,
         busy,
     })
+}
+
+/// Applies the dataset filter (`--include`, `--exclude`, the opt-out property) to a
+/// recursive run's source tree: says what is left out and why (every dataset with
+/// `--dry-run`, the count otherwise), and returns the datasets that travel (`None`
+/// without a filter).
+fn select_datasets(
+    opts: &Options,
+    states: &mut Vec<DatasetState>,
+    ui: &Ui,
+) -> Result<Option<HashSet<DatasetName>>> {
+    let filter = &opts.travel.filter;
+    let opted_out = states.iter().any(|d| d.opt_out.is_some());
+    if !opts.recursive || (filter.is_empty() && !opted_out) {
+        return Ok(None);
+    }
+    let decisions = decide(&opts.source, filter, states)?;
+    let mut left_out = 0;
+    for d in &decisions {
+        let line = format!("{}: {}", d.name, d.reason);
+        if !d.travels {
+            left_out += 1;
+        }
+        if opts.dry_run {
+            ui.info(&if d.travels {
+                line
+            } else {
+                format!("{line}: not replicated")
+            });
+        } else if !d.travels {
+            ui.verbose(&format!("{line}: not replicated"));
+        }
+    }
+    if left_out > 0 && !opts.dry_run {
+        ui.info(&format!(
+            "{}: {left_out} of {} datasets left out by the filter (-v names them)",
+            opts.source,
+            decisions.len()
+        ));
+    }
+    let travels: HashSet<DatasetName> = decisions
+        .iter()
+        .filter(|d| d.travels)
+        .filter_map(|d| DatasetName::new(d.name.as_str()).ok())
+        .collect();
+    if !travels.contains(&opts.source) {
+        return Err(err(
+            Kind::Usage,
+            format!("{}: the filter leaves out every dataset", opts.source),
+        ));
+    }
+    keep_selected(states, Some(&travels));
+    Ok(Some(travels))
+}
+
+/// The filter's decision on every dataset of the tree of `source` listed in `states`.
+fn decide(source: &DatasetName, filter: &Filter, states: &[DatasetState]) -> Result<Vec<Decision>> {
+    let candidates: Vec<Candidate<'_>> = states
+        .iter()
+        .map(|d| Candidate {
+            name: d.name.as_str(),
+            opt_out: d.opt_out.as_ref().map(|(v, _)| v.as_str()),
+            local: d.opt_out.as_ref().is_some_and(|(_, local)| *local),
+        })
+        .collect();
+    Ok(filter.decide(source.as_str(), &candidates)?)
+}
+
+/// Which datasets of `source`'s tree a recursive run with `filter` covers, and why
+/// (`zrep check-config --datasets`).
+pub fn covered(source: &DatasetName, filter: &Filter, src: &mut Side) -> Result<Vec<Decision>> {
+    let states = src.datasets_for(source, true, Reading::Source)?;
+    if states.is_empty() {
+        return Err(err(
+            Kind::NotFound,
+            format!("source {}{source} does not exist", src.prefix()),
+        ));
+    }
+    decide(source, filter, &states)
+}
+
+/// Keeps the datasets the filter selected (a dataset created since it decided waits
+/// for the next run).
+fn keep_selected(states: &mut Vec<DatasetState>, travels: Option<&HashSet<DatasetName>>) {
+    if let Some(t) = travels {
+        states.retain(|d| t.contains(&d.name));
+    }
 }
 
 type ChildLocks = (
@@ -485,10 +579,13 @@ impl Work<'_> {
             .as_deref()
             .filter(|_| self.run.fresh.contains(&d.name));
         let t = self.run.targets.get(&target);
+        let travel = &self.opts.travel;
         let req = PlanRequest {
             up_to: self.opts.up_to.clone().or(taken.map(str::to_owned)),
             force: self.opts.force,
-            ..PlanRequest::default()
+            select: travel.select.clone(),
+            always: taken.map(str::to_owned),
+            newest_only: travel.newest_only,
         };
         let plan = plan::plan(&source_state(d), &target_state(t), &req)
             .map_err(|e| explain(e, d, &target, dst))?;
@@ -599,11 +696,17 @@ impl Work<'_> {
             counter.add(n);
             bar.inc(n);
         };
+        let choice = &self.opts.travel.props;
+        let received = match choice.send {
+            true => choice.received(src.properties(&d.name)?),
+            false => None,
+        };
         let spec = Target {
-            dataset: target.clone(),
-            force: false,
-            resumable: true,
-            readonly: !self.opts.writable,
+            set: choice.overrides(received.as_deref(), self.opts.writable),
+            inherit: choice.inherit.clone(),
+            received,
+            readonly: false,
+            ..Target::new(target.clone(), false)
         };
         let mut streams = Vec::new();
         if let Some(token) = &plan.resume {
@@ -1055,6 +1158,7 @@ mod tests {
             writable: false,
             allow_empty: false,
             jobs: 1,
+            travel: Travel::default(),
         }
     }
 

@@ -225,18 +225,7 @@ impl Session<'_> {
         }
         let reply = match req {
             Request::Hello { .. } => Err(err(Kind::Connection, "hello twice")),
-            Request::Receive {
-                dataset,
-                force,
-                resumable,
-                readonly,
-            } => {
-                let target = Target {
-                    dataset,
-                    force,
-                    resumable,
-                    readonly,
-                };
+            Request::Receive(target) => {
                 let r = self.receive_stream(zfs, &target)?;
                 return self.output.send(&r.unwrap_or_else(Response::Error));
             }

@@ -13,7 +13,8 @@ use libzfs::{BookmarkName, DatasetName, SendSource, SnapshotName, Zfs};
 use crate::error::{err, Error, Kind, Result};
 use crate::link::{Link, Timed, ANSWER_TIMEOUTS, DEFAULT_TIMEOUT};
 use crate::proto::{
-    self, DatasetState, Flags, Hold, Listing, NewBookmark, ProtoError, Reading, Request, Response,
+    self, DatasetState, Flags, Hold, Listing, NewBookmark, Property, ProtoError, Reading, Request,
+    Response,
 };
 
 /// How to reach a remote side.
@@ -582,6 +583,16 @@ impl Side {
         self.list(dataset, recursive, false, reading)
     }
 
+    /// [`Side::state_for`] without snapshots and bookmarks.
+    pub fn datasets_for(
+        &mut self,
+        dataset: &DatasetName,
+        recursive: bool,
+        reading: Reading,
+    ) -> Result<Vec<DatasetState>> {
+        self.list(dataset, recursive, true, reading)
+    }
+
     /// One dataset's own properties, without its snapshots and bookmarks, or `None`
     /// when it does not exist.
     pub fn dataset(&mut self, dataset: &DatasetName) -> Result<Option<DatasetState>> {
@@ -589,6 +600,28 @@ impl Side {
             .list(dataset, false, true, Reading::Full)?
             .into_iter()
             .next())
+    }
+
+    /// `dataset`'s properties that are set locally or received (what
+    /// `--send-properties` carries). A peer's answer is checked.
+    pub fn properties(&mut self, dataset: &DatasetName) -> Result<Vec<Property>> {
+        let req = Request::Properties {
+            dataset: dataset.clone(),
+        };
+        match self.call(&req)? {
+            Response::Properties { properties } => {
+                if let Side::Remote(r) = self {
+                    crate::props::check_list(&properties).map_err(|why| {
+                        err(
+                            Kind::Connection,
+                            format!("{}: protocol error: {why}", r.host),
+                        )
+                    })?;
+                }
+                Ok(properties)
+            }
+            other => Err(self.unexpected(&other)),
+        }
     }
 
     fn list(
@@ -790,6 +823,7 @@ mod tests {
             resume_toguid: None,
             resume_fromguid: None,
             encrypted: false,
+            opt_out: None,
         }
     }
 

@@ -168,12 +168,7 @@ fn push(
     tick: &(dyn Fn(u64) + Sync),
 ) -> Result<Transferred> {
     let host = r.host.clone();
-    let req = Request::Receive {
-        dataset: target.dataset.clone(),
-        force: target.force,
-        resumable: target.resumable,
-        readonly: target.readonly,
-    };
+    let req = Request::Receive(target.clone());
     match r.call(&req)? {
         Response::Streaming => {}
         other => return Err(unexpected(&host, &other)),

@@ -14,7 +14,10 @@ use std::time::{Duration, Instant};
 
 use libzfs::{BookmarkName, DatasetName, SendSource, SnapshotName};
 use zrep::error::{err, Kind};
-use zrep::proto::{self, DatasetState, Flags, Hold, NewBookmark, Request, Response, SnapEntry};
+use zrep::proto::{
+    self, DatasetState, Flags, Hold, NewBookmark, PropValue, Property, Receive, Request, Response,
+    SnapEntry,
+};
 
 /// Counts live heap bytes and their peak.
 struct Counting;
@@ -90,6 +93,7 @@ fn corpus() -> Vec<Vec<u8>> {
         resume_toguid: Some(7),
         resume_fromguid: None,
         encrypted: true,
+        opt_out: Some(("on".into(), true)),
     };
     let err = err(Kind::NotFound, "tank/x does not exist");
     let holds = vec![Hold {
@@ -127,11 +131,20 @@ fn corpus() -> Vec<Vec<u8>> {
         Request::SendResume {
             token: "1-x".into(),
         },
-        Request::Receive {
+        Request::Receive(Receive {
+            received: Some(vec![Property {
+                name: "compression".into(),
+                value: PropValue::Number(15),
+            }]),
+            set: vec![Property {
+                name: "com.example:x".into(),
+                value: PropValue::String("y".into()),
+            }],
+            inherit: vec!["atime".into()],
+            ..Receive::new(ds("tank/b"), false)
+        }),
+        Request::Properties {
             dataset: ds("tank/b"),
-            force: false,
-            resumable: true,
-            readonly: true,
         },
         Request::Snapshot {
             snapshots: vec![snap_name("tank/a@s")],
