@@ -564,13 +564,10 @@ fn a_syncoid_target_is_adopted_made_readonly_and_cleaned() {
     )
     .unwrap();
     let c = conf.to_str().unwrap();
-    let dry = zrep(&["prune", "-c", c, "--dry-run"]).ok();
+    let dry = zrep(&["prune", "-c", c, "--dry-run", "-v"]).ok();
+    let said = dry.stdout + &dry.stderr;
     for s in &before {
-        assert!(
-            dry.stdout.contains(s.as_str()),
-            "{s} not named in:\n{}",
-            dry.stdout
-        );
+        assert!(said.contains(s.as_str()), "{s} not named in:\n{said}");
     }
     write_random(&p.path("src/h"), 64 << 10, 3);
     zrep(&["run", "-c", c, "a"]).ok();

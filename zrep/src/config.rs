@@ -798,6 +798,40 @@ mod tests {
     }
 
     #[test]
+    fn what_travels_is_checked_and_described() {
+        let job = |extra: &str| {
+            parse(&format!(
+                "[[job]]\nname = \"t\"\nsource = \"p/s\"\ntarget = \"q/t\"\nrecursive = true\n{extra}"
+            ))
+        };
+        let c = job(
+            "exclude = [\"**/tmp\"]\nsend_properties = true\nset = { compression = \"zstd-9\", quota = 1073741824 }\n\
+             inherit = [\"atime\"]\nsnapshots = [\"zrep-*\"]\nnewest_only = true\nprune_foreign = [\"syncoid_*\"]\n",
+        )
+        .unwrap();
+        let t = &c.jobs[0].travel;
+        assert_eq!(t.props.set.len(), 2);
+        assert!(t.newest_only && t.props.send);
+        let text = c.jobs[0].describe().join("\n");
+        for needle in [
+            "datasets: exclude **/tmp",
+            "snapshots: zrep-*",
+            "first run: the newest snapshot only",
+            "set compression=",
+            "inherit atime",
+            "other tools' snapshots syncoid_* pruned",
+        ] {
+            assert!(text.contains(needle), "{needle:?} not in:\n{text}");
+        }
+        let e = job("set = { compression = \"fast\" }\n").unwrap_err();
+        assert!(e.contains("line 6: job t: --set compression=fast"), "{e}");
+        let e = job("exclude = [\"/abs\"]\n").unwrap_err();
+        assert!(e.contains("line 6") && e.contains("/abs"), "{e}");
+        let e = job("prune_foreign = [\"a/b\"]\n").unwrap_err();
+        assert!(e.contains("prune_foreign"), "{e}");
+    }
+
+    #[test]
     fn a_full_job() {
         let c = parse(
             r#"

@@ -602,6 +602,11 @@ impl Work<'_> {
         let estimate = estimate(d, &plan, flags, would_snapshot, src, ui)?;
         o.estimated_bytes = estimate;
         ui.plan(&plan, d.name.as_str(), target.as_str(), estimate);
+        let selected = plan.newest_only || plan.steps.iter().any(|s| s.skipped > 0);
+        if self.opts.dry_run && selected && !ui.verbose {
+            // What the selection leaves behind is the point of a dry run with one.
+            ui.info(&format!("{} -> {target}: {}", d.name, plan.describe()));
+        }
         if estimate > available {
             return Err(err(
                 Kind::NoSpace,
