@@ -235,7 +235,9 @@ fn filters_apply_over_ssh_and_in_jobs() {
         &conf,
         format!(
             "state_dir = \"{d}/state\"\n\n[[job]]\nname = \"t\"\nsource = \"{src}\"\n\
-             target = \"{job_dst}\"\nrecursive = true\nexclude = [\"**/tmp\", \"home/*/cache\"]\n",
+             target = \"{job_dst}\"\nrecursive = true\nexclude = [\"**/tmp\", \"home/*/cache\"]\n\
+             send_properties = true\nset = {{ \"com.example:backup\" = \"yes\" }}\n\
+             inherit = [\"atime\"]\nsnapshots = [\"zrep-*\"]\n",
             d = dir.display()
         ),
     )
@@ -259,8 +261,28 @@ fn filters_apply_over_ssh_and_in_jobs() {
             r.stdout
         );
     }
+    zfs(&["set", "com.example:owner=dru", &p.ds("src/home/dru")]);
+    zfs(&["set", "atime=off", &p.ds("src/home/dru")]);
+    zfs(&["snapshot", &p.ds("src/home/dru@other-tool")]);
     zrep(&["run", "-c", c, "t"]).ok();
     assert_eq!(tree(&job_dst), expected_filtered());
+    // The job's property keys: received, set and inherited as it says; and only
+    // zrep's snapshots travel.
+    let dru = format!("{job_dst}/home/dru");
+    assert_eq!(
+        prop(&dru, "com.example:owner"),
+        ("dru".into(), "received".into())
+    );
+    assert_eq!(
+        prop(&dru, "com.example:backup"),
+        ("yes".into(), "local".into())
+    );
+    assert_ne!(prop(&dru, "atime").1, "received");
+    assert!(
+        short_snaps(&dru).iter().all(|s| s.starts_with("zrep-")),
+        "{:?}",
+        short_snaps(&dru)
+    );
 }
 
 /// A source with properties of every kind set locally.
