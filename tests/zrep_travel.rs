@@ -409,6 +409,30 @@ fn overrides_set_and_inherit_on_receive() {
     assert_eq!(prop(&dst, "com.example:owner").0, "-");
     assert_eq!(prop(&dst, "recordsize"), ("1M".into(), "received".into()));
 
+    // The same over SSH: pushed, and pulled.
+    for (i, name) in ["opush", "opull"].iter().enumerate() {
+        let t = p.ds(name);
+        let (from, to) = if i == 0 {
+            (src.clone(), format!("localhost:{t}"))
+        } else {
+            (format!("localhost:{src}"), t.clone())
+        };
+        let a = args(&[
+            "replicate",
+            "--send-properties",
+            "--set",
+            "compression=zstd-9",
+            "--inherit",
+            "atime",
+            &from,
+            &to,
+        ]);
+        run(&with_ssh(a)).ok();
+        assert_eq!(prop(&t, "compression"), ("zstd-9".into(), "local".into()));
+        assert_ne!(prop(&t, "atime").1, "received");
+        assert_eq!(prop(&t, "recordsize"), ("1M".into(), "received".into()));
+    }
+
     // Sending the mount point (an explicit, empty exclude list): canmount=noauto
     // keeps the backup from mounting over the source's path.
     let mp = p.ds("mp");
@@ -497,6 +521,20 @@ fn snapshot_selection_skips_other_snapshots() {
     assert_eq!(got.len(), 4);
     assert!(got[3].starts_with("zrep-"), "{got:?}");
     mount(&dst);
+
+    // Pulled over SSH with --newest-only: one full stream of the newest daily.
+    let pulled = p.ds("pulled");
+    let a = args(&[
+        "replicate",
+        "--no-snapshot",
+        "--newest-only",
+        "--snapshots",
+        "daily-*",
+        &format!("localhost:{src}"),
+        &pulled,
+    ]);
+    run(&with_ssh(a)).ok();
+    assert_eq!(short_snaps(&pulled), ["daily-3"]);
 }
 
 /// `--newest-only` on a long history: one full stream. `ZREP_TRAVEL_HISTORY` sets
