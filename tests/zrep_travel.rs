@@ -8,7 +8,7 @@ use std::collections::BTreeSet;
 
 use libzfs::{DatasetName, Zfs};
 use zrep_tests::cli::{ssh_args, zrep, Run};
-use zrep_tests::{mount, test_dir, tree_digest, write_random, zfs, TestPool};
+use zrep_tests::{cli_snapshots, mount, test_dir, tree_digest, write_random, zfs, TestPool};
 
 fn run(args: &[String]) -> Run {
     let v: Vec<&str> = args.iter().map(String::as_str).collect();
@@ -39,22 +39,10 @@ fn tree(root: &str) -> BTreeSet<String> {
 
 /// Short names of a dataset's snapshots, oldest first.
 fn short_snaps(ds: &str) -> Vec<String> {
-    zfs(&[
-        "list",
-        "-H",
-        "-t",
-        "snapshot",
-        "-o",
-        "name",
-        "-s",
-        "createtxg",
-        "-d",
-        "1",
-        ds,
-    ])
-    .lines()
-    .map(|l| l.split_once('@').unwrap().1.to_string())
-    .collect()
+    cli_snapshots(ds)
+        .into_iter()
+        .map(|s| s.split_once('@').unwrap().1.to_string())
+        .collect()
 }
 
 /// `zfs get -H -o value,source PROP DS`, as (value, source).
