@@ -15,6 +15,7 @@ pub mod clock;
 pub mod config;
 pub mod error;
 pub mod filter;
+pub mod hooks;
 pub mod jobs;
 pub mod link;
 pub mod local;
