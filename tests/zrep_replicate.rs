@@ -700,3 +700,70 @@ fn a_refused_run_takes_no_snapshot() {
         "a refused run left a snapshot"
     );
 }
+
+/// `zrep failover` hands the source's role to the target: the source read-only, its
+/// last writes on the target, the target writable. The way back is incremental and
+/// needs no --force: scheduled runs the other way, then a failover back.
+#[test]
+fn failover_and_back_stay_incremental() {
+    let p = TestPool::new();
+    let a = p.create("a");
+    let a_child = p.create("a/c");
+    write_random(&p.path("a/f"), 1 << 20, 11);
+    write_random(&p.path("a/c/f"), 256 << 10, 12);
+    let b = p.ds("b");
+    let b_child = p.ds("b/c");
+    zrep(&["replicate", "-r", &a, &b]).ok();
+    // Written after the last scheduled run: the failover must bring it over.
+    write_random(&p.path("a/late"), 64 << 10, 13);
+    let newest = |ds: &str| guid(cli_snapshots(ds).last().unwrap());
+    // Over SSH, pushing.
+    let args = with_ssh(vec![
+        "failover".into(),
+        "-r".into(),
+        "--json".into(),
+        a.clone(),
+        format!("localhost:{b}"),
+    ]);
+    let r = run(&args).ok();
+    assert!(
+        r.stderr.contains("readonly=on (writes stop)"),
+        "{}",
+        r.stderr
+    );
+    for (src, dst) in [(&a, &b), (&a_child, &b_child)] {
+        assert_eq!(zfs_get("readonly", src), "on", "{src}");
+        assert_eq!(zfs_get("readonly", dst), "off", "{dst}");
+        assert_eq!(newest(src), newest(dst), "{src} and {dst} differ");
+    }
+    assert!(
+        std::fs::write(p.path("a/after"), b"x").is_err(),
+        "the old source takes writes"
+    );
+    mount(&b);
+    mount(&b_child);
+    assert_eq!(tree_digest(&p.path("a")), tree_digest(&p.path("b")));
+    // B is the source now: it takes writes, and runs the other way are incremental.
+    write_random(&p.path("b/new"), 64 << 10, 14);
+    let j = zrep(&["replicate", "-r", "--json", &b, &a]).ok().json();
+    assert_eq!(j[0]["mode"], "incremental", "{j}");
+    assert_eq!(j[0]["snapshots"].as_array().unwrap().len(), 1, "{j}");
+    // And back, locally.
+    write_random(&p.path("b/newer"), 64 << 10, 15);
+    let j = zrep(&["failover", "-r", "--json", &b, &a]).ok().json();
+    assert_eq!(j[0]["mode"], "incremental", "{j}");
+    assert_eq!(zfs_get("readonly", &a), "off");
+    assert_eq!(zfs_get("readonly", &b), "on");
+    assert_eq!(newest(&a), newest(&b));
+    assert_eq!(
+        tree_digest(&p.path("a")),
+        tree_digest(&p.path("b")),
+        "the failback lost data"
+    );
+    assert!(p.path("a/newer").exists());
+    // The roles are back: A replicates to B incrementally again.
+    write_random(&p.path("a/again"), 64 << 10, 16);
+    let j = zrep(&["replicate", "-r", "--json", &a, &b]).ok().json();
+    assert_eq!(j[0]["mode"], "incremental", "{j}");
+    zrep(&["failover", "--dry-run", &a, &b]).fails_with("failover takes a snapshot of its own");
+}

@@ -163,6 +163,7 @@ pub enum Op {
     GetProps,
     List,
     SnaprangeSpace,
+    SetProperty,
 }
 
 impl Op {
@@ -197,6 +198,7 @@ impl Op {
             Op::GetProps => "get properties of",
             Op::List => "list",
             Op::SnaprangeSpace => "compute space of",
+            Op::SetProperty => "set a property of",
         }
     }
 }
@@ -448,6 +450,17 @@ pub enum Error {
     /// series of streams.
     #[error("no send stream on input (empty)")]
     NoStream,
+    /// A call into libzfs (not libzfs_core: [`Zfs::set_property`](crate::Zfs::set_property))
+    /// failed, with libzfs's own description.
+    #[error("cannot {} {name}: {message}", op.verb())]
+    Native {
+        /// The operation.
+        op: Op,
+        /// The dataset.
+        name: String,
+        /// libzfs's description of the failure.
+        message: String,
+    },
 }
 
 impl Error {
@@ -465,6 +478,7 @@ impl Error {
             Error::Unsupported { .. } => ErrorKind::Unsupported,
             Error::Protocol { .. } => ErrorKind::Other,
             Error::Stream(_) | Error::NoStream => ErrorKind::BadStream,
+            Error::Native { .. } => ErrorKind::Other,
         }
     }
 

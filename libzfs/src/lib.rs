@@ -45,6 +45,7 @@
 pub mod error;
 pub mod list;
 pub mod name;
+mod native;
 pub mod nvlist;
 pub mod packed;
 pub mod props;

@@ -532,7 +532,7 @@ pub struct PropertyError {
 }
 
 impl PropertyError {
-    fn new(name: &str, reason: impl Into<String>) -> PropertyError {
+    pub(crate) fn new(name: &str, reason: impl Into<String>) -> PropertyError {
         PropertyError {
             name: clip(name),
             reason: reason.into(),

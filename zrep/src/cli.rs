@@ -28,6 +28,12 @@ pub enum Cmd {
     /// snapshot both sides share (by GUID) is the incremental base; a target that was
     /// modified or has snapshots the source lacks is refused unless --force.
     Replicate(ReplicateArgs),
+    /// Hand over from SOURCE to TARGET: replicate, set readonly=on on SOURCE, replicate
+    /// the last writes (a snapshot taken even if nothing changed), set readonly=off on
+    /// TARGET. The way back is `zrep failover TARGET SOURCE`: an incremental from the
+    /// failover snapshot, no --force, no full resend. Same options as replicate
+    /// (--dry-run, --no-snapshot and SOURCE@snap excepted); -r covers each dataset.
+    Failover(ReplicateArgs),
     /// Take a snapshot (`@zrep-<UTC time>` unless a name is given).
     Snapshot {
         /// Include descendants (one atomic snapshot).

@@ -14,6 +14,7 @@
 pub mod clock;
 pub mod config;
 pub mod error;
+pub mod failover;
 pub mod filter;
 pub mod hooks;
 pub mod jobs;

@@ -47,6 +47,11 @@ pub fn execute(zfs: &Zfs, req: &Request) -> Result<Response> {
         Request::Properties { dataset } => {
             properties(zfs, dataset).map(|properties| Response::Properties { properties })
         }
+        Request::Readonly {
+            dataset,
+            recursive,
+            on,
+        } => ok(readonly(zfs, dataset, *recursive, *on)),
         Request::AbortResume { dataset } => ok(zfs
             .abort_resumable_receive(dataset)
             .map(|_| ())
@@ -275,6 +280,20 @@ fn to_libzfs(h: &Hold) -> libzfs::Hold {
         snapshot: h.snapshot.clone(),
         tag: h.tag.clone(),
     }
+}
+
+/// Sets `readonly` on `dataset` and, with `recursive`, on each of its descendants
+/// (each its own value: zrep's receives set it on every dataset they create).
+pub fn readonly(zfs: &Zfs, dataset: &DatasetName, recursive: bool, on: bool) -> Result<()> {
+    let tree = listing(zfs, dataset, recursive, false, Reading::List)?;
+    if tree.is_empty() {
+        return Err(err(Kind::NotFound, format!("{dataset} does not exist")));
+    }
+    let value = if on { "on" } else { "off" };
+    for d in &tree {
+        zfs.set_property(&d.name, "readonly", value)?;
+    }
+    Ok(())
 }
 
 /// Moves zrep's cursor: places the holds and bookmarks, then releases and destroys the

@@ -69,7 +69,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
         ),
         Cmd::Status { config, json, jobs } => cmd_status(&config.load()?, &jobs, json),
         Cmd::CheckConfig { config, datasets } => cmd_check_config(&config.load()?, datasets),
-        Cmd::Replicate(a) => cmd_replicate(a),
+        Cmd::Replicate(a) => cmd_replicate(a, false),
+        Cmd::Failover(a) => cmd_replicate(a, true),
         Cmd::Snapshot { recursive, dataset } => cmd_snapshot(recursive, &dataset),
         Cmd::Send {
             incremental,
@@ -199,7 +200,15 @@ fn cmd_check_config(cfg: &Config, datasets: bool) -> Result<ExitCode> {
     Ok(ExitCode::from(u8::from(failed)))
 }
 
-fn cmd_replicate(a: ReplicateArgs) -> Result<ExitCode> {
+/// `zrep replicate`, or with `failover` `zrep failover` (the same arguments).
+fn cmd_replicate(a: ReplicateArgs, failover: bool) -> Result<ExitCode> {
+    if failover && (a.dry_run || a.no_snapshot || a.source.contains('@')) {
+        return Err(err(
+            Kind::Usage,
+            "failover takes a snapshot of its own: --dry-run, --no-snapshot and SOURCE@snap \
+             do not apply",
+        ));
+    }
     let (shost, sspec) = split_host(&a.source);
     let (thost, tspec) = split_host(&a.target);
     let route = Route::new(shost, thost)?;
@@ -234,7 +243,10 @@ fn cmd_replicate(a: ReplicateArgs) -> Result<ExitCode> {
     let ssh = a.remote.ssh(a.verbose)?;
     let (mut src, mut dst) = route.open(&ssh)?;
     let more = || route.open(&ssh);
-    let outcomes = replicate::replicate(&opts, &mut src, &mut dst, &more, &ui)?;
+    let outcomes = match failover {
+        true => zrep::failover::failover(&opts, &mut src, &mut dst, &more, &ui)?,
+        false => replicate::replicate(&opts, &mut src, &mut dst, &more, &ui)?,
+    };
     if a.json {
         if a.recursive {
             json_out(&outcomes)?;

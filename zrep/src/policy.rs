@@ -263,6 +263,10 @@ impl Policy {
                 self.allowed(self.mode == Mode::Full, "rollback")?;
                 self.names([snapshot.as_str()])?;
             }
+            Request::Readonly { dataset, .. } => {
+                self.allowed(self.mode == Mode::Full, "changing readonly (failover)")?;
+                self.names([dataset.as_str()])?;
+            }
             Request::AbortResume { dataset } => {
                 self.allowed(!send_only, "discarding a receive")?;
                 self.names([dataset.as_str()])?;
@@ -410,6 +414,14 @@ mod tests {
                     tag: "zrep-1".into(),
                 },
                 "rollback",
+            ),
+            (
+                Request::Readonly {
+                    dataset: ds("back/a"),
+                    recursive: true,
+                    on: false,
+                },
+                "changing readonly (failover) is not allowed",
             ),
             (
                 Request::Cursor(CursorMove {

@@ -574,6 +574,15 @@ pub enum Request {
         /// Any dataset of the pool.
         dataset: DatasetName,
     },
+    /// Set `readonly` on a dataset (and its descendants): `zrep failover`.
+    Readonly {
+        /// The dataset.
+        dataset: DatasetName,
+        /// Its descendants too.
+        recursive: bool,
+        /// `on` or `off`.
+        on: bool,
+    },
     /// Abort a resumable receive (discard its partial state).
     AbortResume {
         /// The target dataset.
@@ -612,6 +621,8 @@ pub enum Op {
     Rollback,
     /// AbortResume.
     AbortResume,
+    /// Readonly: failover.
+    Readonly,
 }
 
 impl Request {
@@ -633,6 +644,7 @@ impl Request {
             Request::DestroySnapshots { .. } => Op::DestroySnapshots,
             Request::RollbackTo { .. } => Op::Rollback,
             Request::AbortResume { .. } => Op::AbortResume,
+            Request::Readonly { .. } => Op::Readonly,
         }
     }
 
@@ -695,6 +707,15 @@ impl Request {
             }
             Request::DestroySnapshots { snapshots } => first("destroy", snapshots),
             Request::RollbackTo { snapshot, .. } => format!("roll back to {snapshot}"),
+            Request::Readonly {
+                dataset,
+                recursive,
+                on,
+            } => format!(
+                "set readonly={} on {dataset}{}",
+                if *on { "on" } else { "off" },
+                if *recursive { " and descendants" } else { "" }
+            ),
             Request::AbortResume { dataset } => {
                 format!("discard the interrupted receive into {dataset}")
             }
@@ -1063,6 +1084,14 @@ mod tests {
                     snapshots: vec![snap.clone()],
                 },
                 Op::DestroySnapshots,
+            ),
+            (
+                Request::Readonly {
+                    dataset: ds.clone(),
+                    recursive: false,
+                    on: true,
+                },
+                Op::Readonly,
             ),
             (
                 Request::RollbackTo {

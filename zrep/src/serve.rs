@@ -133,7 +133,9 @@ struct Session<'a> {
     input: Timed<File>,
     output: Link,
     log: Log,
-    locks: Vec<crate::lock::Lock>,
+    /// Target locks this session holds, by dataset (a second request for one is
+    /// answered from here: a failover runs two replications in one session).
+    locks: Vec<(libzfs::DatasetName, crate::lock::Lock)>,
 }
 
 impl Session<'_> {
@@ -229,9 +231,12 @@ impl Session<'_> {
                 let r = self.receive_stream(zfs, &target)?;
                 return self.output.send(&r.unwrap_or_else(Response::Error));
             }
+            Request::Lock { dataset, .. } if self.locks.iter().any(|(d, _)| *d == dataset) => {
+                Ok(Response::Ok)
+            }
             Request::Lock { dataset, wait_secs } => {
                 crate::lock::Lock::acquire(dataset.as_str(), wait_secs).map(|l| {
-                    self.locks.push(l);
+                    self.locks.push((dataset, l));
                     Response::Ok
                 })
             }

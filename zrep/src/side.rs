@@ -721,6 +721,15 @@ impl Side {
         })
     }
 
+    /// Sets `readonly` on `dataset` (and its descendants).
+    pub fn set_readonly(&mut self, dataset: &DatasetName, recursive: bool, on: bool) -> Result<()> {
+        self.call_ok(&Request::Readonly {
+            dataset: dataset.clone(),
+            recursive,
+            on,
+        })
+    }
+
     /// Discards the partial state of an interrupted receive into `dataset`.
     pub fn abort_resume(&mut self, dataset: &DatasetName) -> Result<()> {
         self.call_ok(&Request::AbortResume {

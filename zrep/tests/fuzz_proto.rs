@@ -169,6 +169,11 @@ fn corpus() -> Vec<Vec<u8>> {
         Request::AbortResume {
             dataset: ds("tank/b"),
         },
+        Request::Readonly {
+            dataset: ds("tank/b"),
+            recursive: true,
+            on: false,
+        },
         Request::Lock {
             dataset: ds("tank/b"),
             wait_secs: 30,
