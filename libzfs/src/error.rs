@@ -446,6 +446,10 @@ pub enum Error {
     /// A send stream or resume token could not be parsed.
     #[error("{0}")]
     Stream(String),
+    /// An argument no call could take (a NUL byte inside a string, say), refused
+    /// before any call.
+    #[error("{0}")]
+    InvalidArgument(String),
     /// The input ended before a stream began: no stream at all, or the end of a
     /// series of streams.
     #[error("no send stream on input (empty)")]
@@ -478,6 +482,7 @@ impl Error {
             Error::Unsupported { .. } => ErrorKind::Unsupported,
             Error::Protocol { .. } => ErrorKind::Other,
             Error::Stream(_) | Error::NoStream => ErrorKind::BadStream,
+            Error::InvalidArgument(_) => ErrorKind::InvalidArgument,
             Error::Native { .. } => ErrorKind::Other,
         }
     }

@@ -696,7 +696,7 @@ impl Zfs {
     ) -> Result<NvList> {
         let p = c_name(pool)?;
         let prog = CString::new(program)
-            .map_err(|_| Error::Stream("channel program contains NUL".into()))?;
+            .map_err(|_| Error::InvalidArgument("a channel program with a NUL byte".into()))?;
         let mut out = ptr::null_mut();
         let quiet = crate::quiet::QuietChildren::new();
         // SAFETY: valid C strings and nvlist; out becomes ours.
