@@ -32,3 +32,34 @@ pub const OPENZFS_HEADERS_VERSION: &str = env!("LIBZFS_SYS_OPENZFS_VERSION");
 const _: () = assert!(ZFS_IOC_FIRST == 0);
 #[cfg(target_os = "linux")]
 const _: () = assert!(ZFS_IOC_FIRST == (b'Z' as u32) << 8);
+
+/// Functions of newer OpenZFS releases, looked up at run time in the libzfs_core the
+/// process has loaded, so that a program built against older headers (the Debian
+/// package is built against 2.1's) can still use them where the installed library has
+/// them. Each lookup is done once.
+pub mod runtime {
+    use crate::nvlist_t;
+    use std::ffi::{c_char, c_int, c_void, CStr};
+    use std::sync::OnceLock;
+
+    /// `int lzc_get_props(const char *pool, nvlist_t **props)`, OpenZFS 2.3.
+    pub type lzc_get_props_t = unsafe extern "C" fn(*const c_char, *mut *mut nvlist_t) -> c_int;
+
+    /// `lzc_get_props` when the loaded libzfs_core has it (OpenZFS 2.3 and later).
+    pub fn lzc_get_props() -> Option<lzc_get_props_t> {
+        static ADDR: OnceLock<Option<usize>> = OnceLock::new();
+        let addr = (*ADDR.get_or_init(|| lookup(c"lzc_get_props")))?;
+        // SAFETY: addr is the address of the exported function lzc_get_props, whose C
+        // prototype (libzfs_core.h since 2.3) is exactly lzc_get_props_t.
+        Some(unsafe { std::mem::transmute::<*mut c_void, lzc_get_props_t>(addr as *mut c_void) })
+    }
+
+    /// The address of `name` in the process's global symbol scope (the program and the
+    /// libraries it was linked with, libzfs_core among them), if it is there.
+    fn lookup(name: &CStr) -> Option<usize> {
+        // SAFETY: RTLD_DEFAULT is a valid pseudo-handle and name is NUL-terminated;
+        // dlsym only reads them.
+        let p = unsafe { libc::dlsym(libc::RTLD_DEFAULT, name.as_ptr()) };
+        (!p.is_null()).then_some(p as usize)
+    }
+}
