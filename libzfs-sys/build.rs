@@ -1,6 +1,12 @@
 //! Finds libzfs_core with pkg-config, emits one cfg per OpenZFS feature level and
 //! generates the bindings with bindgen.
 //!
+//! Or, with the `pregenerated` feature or on docs.rs (`DOCS_RS` set), uses the bindings
+//! committed in `bindings/`, generated from OpenZFS 2.1.11's headers for Linux:
+//! no headers and no libclang needed, and on docs.rs nothing to link.
+//! `scripts/check-openzfs-2.1` checks that they are what bindgen makes of those headers
+//! (`--update-bindings` rewrites them).
+//!
 //! Overrides (for FreeBSD's base system or headers unpacked into a folder):
 //! - `LIBZFS_CORE_INCLUDE_DIRS`: colon-separated include directories; skips pkg-config.
 //! - `LIBZFS_CORE_LIB_DIR`: where libzfs_core.so and libnvpair.so live.
@@ -8,6 +14,9 @@
 //! - `PKG_CONFIG_PATH` / `PKG_CONFIG_SYSROOT_DIR` work as usual for pkg-config.
 use std::env;
 use std::path::PathBuf;
+
+/// The OpenZFS release `bindings/` was generated from.
+const PREGENERATED_VERSION: &str = "2.1.11";
 
 /// Feature levels the code may test with `#[cfg(openzfs_X_Y)]`: each is set when the
 /// headers are at least that version.
@@ -20,6 +29,7 @@ fn main() {
         "LIBZFS_CORE_VERSION",
         "PKG_CONFIG_PATH",
         "LIBZFS_CORE_FREEBSD_SRC",
+        "DOCS_RS",
     ] {
         println!("cargo:rerun-if-env-changed={var}");
     }
@@ -28,7 +38,13 @@ fn main() {
         println!("cargo:rustc-check-cfg=cfg(openzfs_{maj}_{min})");
     }
 
-    let (includes, version) = probe();
+    let pregenerated = env::var_os("CARGO_FEATURE_PREGENERATED").is_some();
+    let docs_rs = env::var_os("DOCS_RS").is_some();
+    let (includes, version) = if pregenerated || docs_rs {
+        (Vec::new(), PREGENERATED_VERSION.to_string())
+    } else {
+        probe()
+    };
     let (maj, min) = parse_version(&version);
     for &(lmaj, lmin) in LEVELS {
         if (maj, min) >= (lmaj, lmin) {
@@ -39,6 +55,11 @@ fn main() {
     println!("cargo:version={version}");
     println!("cargo:rustc-env=LIBZFS_SYS_OPENZFS_VERSION={version}");
 
+    let out = PathBuf::from(env::var_os("OUT_DIR").unwrap()).join("bindings.rs");
+    if pregenerated || docs_rs {
+        use_pregenerated(&out, docs_rs);
+        return;
+    }
     let mut builder = bindgen::Builder::default()
         .header("wrapper.h")
         .parse_callbacks(Box::new(bindgen::CargoCallbacks::new()))
@@ -71,8 +92,32 @@ fn main() {
              On Debian: apt-get install libclang-dev"
         )
     });
-    let out = PathBuf::from(env::var_os("OUT_DIR").unwrap()).join("bindings.rs");
     bindings.write_to_file(&out).expect("write bindings.rs");
+}
+
+/// Copies the committed bindings to `out` and, unless on docs.rs (which only
+/// documents), links the libraries without asking pkg-config for headers.
+fn use_pregenerated(out: &std::path::Path, docs_rs: bool) {
+    let file = format!("bindings/openzfs-{PREGENERATED_VERSION}.rs");
+    println!("cargo:rerun-if-changed={file}");
+    let os = env::var("CARGO_CFG_TARGET_OS").unwrap_or_default();
+    let arch = env::var("CARGO_CFG_TARGET_ARCH").unwrap_or_default();
+    if !docs_rs && (os != "linux" || arch != "x86_64") {
+        panic!(
+            "libzfs-sys: the pre-generated bindings ({file}) were made from Linux x86_64 \
+             headers; on {arch}-{os} build without the `pregenerated` feature (bindgen reads \
+             the installed headers)"
+        );
+    }
+    std::fs::copy(&file, out).unwrap_or_else(|e| panic!("libzfs-sys: copy {file}: {e}"));
+    if docs_rs {
+        return;
+    }
+    if let Ok(dir) = env::var("LIBZFS_CORE_LIB_DIR") {
+        println!("cargo:rustc-link-search=native={dir}");
+    }
+    println!("cargo:rustc-link-lib=zfs_core");
+    println!("cargo:rustc-link-lib=nvpair");
 }
 
 /// Returns the include directories and the OpenZFS version, and emits the link flags.

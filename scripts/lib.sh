@@ -74,3 +74,36 @@ report() {
     fi
     ((failed == 0))
 }
+
+# OpenZFS 2.1.11 as Debian 12 main ships it, unpacked under target/openzfs-2.1/ and
+# never installed (scripts/check-openzfs-2.1, test-openzfs-2.1, package).
+OPENZFS_21_DEBVER=2.1.11-1+deb12u1
+
+# fetch_openzfs_21 DIR PKG...: downloads the 2.1.11 packages PKG... not yet in DIR/debs
+# and unpacks each into DIR/root (once: a marker per package).
+fetch_openzfs_21() {
+    local dir=$1 p
+    shift
+    mkdir -p "$dir/debs" "$dir/root"
+    for p in "$@"; do
+        [[ -f $dir/root/.unpacked-$p ]] && continue
+        # apt-get download runs as the _apt user when it can; a root-only dir is fine too.
+        ls "$dir/debs/${p}_${OPENZFS_21_DEBVER}"_*.deb >/dev/null 2>&1 ||
+            (cd "$dir/debs" && apt-get download -q "$p=$OPENZFS_21_DEBVER" 2>/dev/null)
+        dpkg-deb -x "$dir/debs/${p}_${OPENZFS_21_DEBVER}"_*.deb "$dir/root"
+        touch "$dir/root/.unpacked-$p"
+    done
+}
+
+# link_openzfs_21 DIR: DIR/link holds libzfs_core.so, libnvpair.so and libzfs.so pointing
+# at the 2.1 libraries (libzfslinux-dev's own .so links point at the installed ones);
+# prints the libraries' directory.
+link_openzfs_21() {
+    local dir=$1 libs l
+    libs="$dir/root/lib/$(gcc -dumpmachine)"
+    mkdir -p "$dir/link"
+    for l in zfs_core.so.3 nvpair.so.3 zfs.so.4; do
+        ln -sfn "$libs/lib$l" "$dir/link/lib${l%.so.*}.so"
+    done
+    echo "$libs"
+}

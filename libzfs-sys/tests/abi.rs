@@ -44,3 +44,15 @@ fn library_links_and_symbols_resolve() {
     assert!(init as *const () != fini as *const ());
     assert!(!sys::OPENZFS_HEADERS_VERSION.is_empty());
 }
+
+#[test]
+fn newer_functions_are_found_at_run_time() {
+    // The host's library is at least as new as the headers: what they bind is found.
+    #[cfg(openzfs_2_3)]
+    assert!(sys::runtime::lzc_get_props().is_some());
+    // Looked up once, then the same answer.
+    assert_eq!(
+        sys::runtime::lzc_get_props().is_some(),
+        sys::runtime::lzc_get_props().is_some()
+    );
+}

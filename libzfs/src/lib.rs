@@ -37,8 +37,10 @@
 //!
 //! # Versions
 //! The crate builds against OpenZFS 2.1 and newer headers; calls the headers lack
-//! return [`ErrorKind::Unsupported`]. `cfg(openzfs_2_2)`, `cfg(openzfs_2_3)` are set
-//! by the build script from the version libzfs-sys found.
+//! return [`ErrorKind::Unsupported`], unless they are found at run time in the
+//! installed library ([`Zfs::pool_props`] built against 2.1 headers works on 2.3).
+//! `cfg(openzfs_2_2)`, `cfg(openzfs_2_3)` are set by the build script from the version
+//! libzfs-sys found.
 #![deny(missing_docs)]
 #![deny(unsafe_op_in_unsafe_fn)]
 

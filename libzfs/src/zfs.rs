@@ -741,26 +741,26 @@ impl Zfs {
 
     /// The properties of a **pool** (OpenZFS 2.3+, `lzc_get_props`; despite its name
     /// it reads pool properties, not a dataset's: use [`Zfs::list`] for those).
+    ///
+    /// Built against older headers, the call is looked up at run time: it works where
+    /// the installed libzfs_core is 2.3 or later, and is [`Error::Unsupported`] before.
     #[doc(alias = "lzc_get_props")]
     pub fn pool_props(&self, name: &str) -> Result<NvList> {
         #[cfg(openzfs_2_3)]
-        {
-            let c = c_name(name)?;
-            let mut out = ptr::null_mut();
-            // SAFETY: valid C string; out becomes ours.
-            let rc = unsafe { sys::lzc_get_props(c.as_ptr(), &mut out) };
-            let out = take_list(out);
-            check(rc, Op::GetProps, name)?;
-            Ok(out.unwrap_or_default())
-        }
+        let get_props: sys::runtime::lzc_get_props_t = sys::lzc_get_props;
         #[cfg(not(openzfs_2_3))]
-        {
-            let _ = name;
-            Err(Error::Unsupported {
-                op: Op::GetProps,
-                needs: "2.3",
-            })
-        }
+        let get_props = sys::runtime::lzc_get_props().ok_or(Error::Unsupported {
+            op: Op::GetProps,
+            needs: "2.3",
+        })?;
+        let c = c_name(name)?;
+        let mut out = ptr::null_mut();
+        // SAFETY: get_props is lzc_get_props (bound or found at run time, same
+        // prototype); valid C string; out becomes ours.
+        let rc = unsafe { get_props(c.as_ptr(), &mut out) };
+        let out = take_list(out);
+        check(rc, Op::GetProps, name)?;
+        Ok(out.unwrap_or_default())
     }
 
     /// Space that would be freed by destroying the snapshots from `first` to `last`

@@ -233,9 +233,13 @@ pub fn tree_digest(dir: &Path) -> Vec<(PathBuf, u64, u64)> {
     v
 }
 
-/// The zrep binary built by scripts/test (`target/<profile>/zrep`).
+/// The zrep binary built by scripts/test (`target/<profile>/zrep`), or `ZREP_BIN` when
+/// set (scripts/test-package: the packaged one).
 pub fn zrep_bin() -> PathBuf {
-    let p = PathBuf::from(env!("ZREP_PROFILE_DIR")).join("zrep");
+    let p = std::env::var_os("ZREP_BIN")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("ZREP_PROFILE_DIR")).join("zrep"));
     assert!(
         p.exists(),
         "{} is missing: build it with cargo build -p zrep",
