@@ -258,7 +258,8 @@ if ((big > 0)); then
     for j in $(seq 11 "$rounds"); do zfs snapshot -r "bsrc/wide@s$j"; done
     listing_rows "listing $d datasets x $rounds snapshots"
 fi
-zfs destroy -r bsrc/wide
+# bsrc/wide stays: destroying thousands of snapshots here would make the final
+# `zpool destroy` wait for their space to be freed.
 
 # Processes each tool starts for one incremental run (a small change first).
 spawned() {

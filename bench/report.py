@@ -75,14 +75,6 @@ zs, ps = secs(full, "zrep over ssh"), secs(full, "zfs send | ssh")
 if zs and ps:
     print(f"- zrep over SSH <= `zfs send | ssh zfs receive`: {zs / ps:.2f}x, {verdict(zs <= ps)}.")
 for w in rows:
-    if not w.startswith("scheduled"):
-        continue
-    z = secs(w, "zrep")
-    for peer in ("syncoid", "zfs-autobackup"):
-        p = secs(w, peer)
-        if z and p:
-            print(f"- {w}: {peer} / zrep = {p / z:.1f}x (target >= 10x), {verdict(p >= 10 * z)}.")
-for w in rows:
     ref = next((s for c, s, *_ in rows[w] if c.startswith("ref: ")), None)
     if w.startswith("incremental"):
         z = secs(w, "zrep local")
@@ -134,7 +126,7 @@ if txgs:
     print("| contender | source pool | target pool |")
     print("|---|---:|---:|")
     for c, s, d in txgs:
-        print(f"| {c} | {s} | {d} |")
+        print(f"| {c.replace('|', chr(92) + '|')} | {s} | {d} |")
     print()
 
 
