@@ -11,12 +11,14 @@ use std::time::Duration;
 
 use libzfs::Zfs;
 
+use crate::bwlimit::Limit;
+use crate::compress::Agreed;
 use crate::error::{err, Error, Kind, Result};
 use crate::link::{Link, Timed};
 use crate::local::{self, Target};
 use crate::policy::{Access, Policy};
 use crate::proto::{self, ProtoError, Request, Response};
-use crate::pump::{self, StreamEnd};
+use crate::pump::{self, Shaping, StreamEnd};
 use crate::side::LOG_PREFIX;
 use crate::transfer::{local_send, Stream};
 
@@ -64,6 +66,7 @@ pub fn serve(opts: &Options) -> i32 {
         output: Link::new(output, Link::interval(opts.timeout, opts.timeout)),
         log,
         locks: Vec::new(),
+        agreed: Agreed::default(),
     };
     match s.run() {
         Ok(()) => 0,
@@ -134,6 +137,8 @@ struct Session<'a> {
     output: Link,
     log: Log,
     locks: Vec<crate::lock::Lock>,
+    /// What the hello agreed on stream compression.
+    agreed: Agreed,
 }
 
 impl Session<'_> {
@@ -143,13 +148,21 @@ impl Session<'_> {
             Some(Request::Hello {
                 version,
                 timeout_secs,
+                compress,
+                compress_always,
                 ..
             }) => {
+                let codec = crate::compress::pick(&compress);
+                self.agreed = Agreed {
+                    codec,
+                    always: compress_always,
+                };
                 self.output.send(&Response::Hello {
                     version: proto::VERSION,
                     zrep: env!("CARGO_PKG_VERSION").into(),
                     openzfs: libzfs::OPENZFS_VERSION.into(),
                     timeout_secs: self.opts.timeout.as_secs().max(1),
+                    compress: codec.map(|c| c.name().to_string()),
                 })?;
                 if version != proto::VERSION {
                     return Ok(());
@@ -281,9 +294,11 @@ impl Session<'_> {
         };
         self.output.send(&Response::Streaming)?;
         let out = &self.output;
+        // The client limits a pull's rate by reading no faster: none here.
+        let shaping = stream.shaping(self.agreed, &Limit::default());
         let (sent, pumped) = std::thread::scope(|s| {
             let sender = s.spawn(move || local_send(zfs, stream, wr));
-            let pumped = pump::frames_out(&rd, out, &|_| {});
+            let pumped = pump::frames_out(&rd, out, &|_| {}, &shaping);
             drop(rd);
             let sent = sender
                 .join()
@@ -291,7 +306,7 @@ impl Session<'_> {
             (sent, pumped)
         });
         // A client that went away: nothing more to say.
-        let bytes = pumped?;
+        let bytes = pumped?.stream;
         match sent {
             Ok(()) => {
                 self.output.frame(b'E', b"")?;
@@ -317,8 +332,13 @@ impl Session<'_> {
         };
         self.output.send(&Response::Streaming)?;
         let input = &mut self.input;
+        let shaping = Shaping {
+            codec: self.agreed.codec,
+            limit: Limit::default(),
+        };
         let (received, ended) = std::thread::scope(|s| {
-            let reader = s.spawn(move || pump::frames_in(input, wr, &|_| {}));
+            let shaping = &shaping;
+            let reader = s.spawn(move || pump::frames_in(input, wr, &|_| {}, shaping));
             let received = local::receive(zfs, target, &rd);
             drop(rd);
             let ended = reader.join().unwrap_or_else(|_| {
@@ -326,7 +346,7 @@ impl Session<'_> {
             });
             (received, ended)
         });
-        match ended? {
+        match ended?.0 {
             StreamEnd::Aborted(e) => Ok(Err(err(
                 e.kind,
                 format!("the sender aborted the stream: {}", e.message),
