@@ -85,6 +85,16 @@ pub fn serve(opts: &Options) -> i32 {
     }
 }
 
+/// Whether this server takes `codec`: all it knows, unless `ZREP_SERVE_CODECS` names
+/// some (comma-separated; empty: none, as a server from before compression answers).
+/// For tests and measurements.
+fn codec_allowed(codec: crate::compress::Codec) -> bool {
+    match std::env::var("ZREP_SERVE_CODECS") {
+        Err(_) => true,
+        Ok(list) => list.split(',').any(|n| n.trim() == codec.name()),
+    }
+}
+
 /// The refusal of a request that did not decode: a name that is not one (its
 /// message from [`libzfs::NameError`]), or no request zrep knows.
 fn malformed(why: &str) -> Error {
@@ -152,7 +162,7 @@ impl Session<'_> {
                 compress_always,
                 ..
             }) => {
-                let codec = crate::compress::pick(&compress);
+                let codec = crate::compress::pick(&compress).filter(|c| codec_allowed(*c));
                 self.agreed = Agreed {
                     codec,
                     always: compress_always,

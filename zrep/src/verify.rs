@@ -239,7 +239,7 @@ mod tests {
         };
         assert_eq!(
             v.line(),
-            "ok tank/a -> nas:back/a: 3 snapshots shared, newest @zrep-1, read back 1.0 MiB in 0.5 s"
+            "ok tank/a -> nas:back/a: 3 snapshots shared, newest @zrep-1, read back 1.00M in 0.5 s"
         );
         v.ok = false;
         v.read_bytes = None;
