@@ -78,6 +78,15 @@ for w in rows:
         p = secs(w, peer)
         if z and p:
             print(f"- {w}: {peer} / zrep = {p / z:.1f}x (target >= 10x), {verdict(p >= 10 * z)}.")
+for w in rows:
+    if not w.startswith("link "):
+        continue
+    z, sy, pipe = secs(w, "zrep (zstd"), secs(w, "syncoid"), secs(w, "zfs send | ssh")
+    if z and sy:
+        print(f"- {w}: zrep with compression beats syncoid (issue 17): syncoid / zrep = "
+              f"{sy / z:.2f}x, {verdict(z < sy)}.")
+    if z and pipe:
+        print(f"- {w}: `zfs send | ssh zfs receive` / zrep = {pipe / z:.2f}x.")
 rss = [r for w in rows.values() for c, _, r, *_ in w if c.startswith("zrep")]
 if rss:
     print(f"- Peak RSS < 32 MiB: largest zrep RSS {max(rss) / 1024:.1f} MiB, {verdict(max(rss) < 32 * 1024)}.")

@@ -267,6 +267,7 @@ fn cmd_verify(a: VerifyArgs) -> Result<ExitCode> {
                 target_host: job.target_host.clone().unwrap_or_default(),
                 recursive: job.recursive,
                 read: a.read,
+                filter: Some(job.travel.filter.clone()),
             };
             let route = Route::new(job.source_host.as_deref(), job.target_host.as_deref())?;
             (opts, route, jobs::ssh(job)?)
@@ -285,6 +286,7 @@ fn cmd_verify(a: VerifyArgs) -> Result<ExitCode> {
                 target_host: route.target_host().unwrap_or("").to_string(),
                 recursive: a.recursive,
                 read: a.read,
+                filter: None,
             };
             (opts, route, a.remote.ssh(false)?)
         }

@@ -17,13 +17,14 @@
 //! requests as a replication's (listings, `Holds`, `ReadBack`): a restricted `zrep
 //! serve` answers them inside its roots, in every mode.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::time::Instant;
 
 use libzfs::DatasetName;
 use serde::Serialize;
 
 use crate::error::{err, Kind, Result};
+use crate::filter::Filter;
 use crate::names::PREFIX;
 use crate::proto::DatasetState;
 use crate::side::Side;
@@ -42,6 +43,9 @@ pub struct Options {
     pub recursive: bool,
     /// Read the target's newest snapshot back.
     pub read: bool,
+    /// A job's dataset filter (with `recursive`): datasets it leaves out are not
+    /// checked.
+    pub filter: Option<Filter>,
 }
 
 /// The verdict on one dataset.
@@ -106,11 +110,27 @@ pub fn verify(opts: &Options, src: &mut Side, dst: &mut Side) -> Result<Vec<Verd
             format!("source {}{} does not exist", src.prefix(), opts.source),
         ));
     }
+    let travels: Option<HashSet<String>> = match &opts.filter {
+        Some(f) if opts.recursive => Some(
+            crate::replicate::covered(&opts.source, f, src)?
+                .into_iter()
+                .filter(|d| d.travels)
+                .map(|d| d.name)
+                .collect(),
+        ),
+        _ => None,
+    };
     let targets = dst.state(&opts.target, opts.recursive)?;
     let targets: HashMap<&str, &DatasetState> =
         targets.iter().map(|t| (t.name.as_str(), t)).collect();
     let mut out = Vec::with_capacity(sources.len());
     for d in &sources {
+        if travels
+            .as_ref()
+            .is_some_and(|t| !t.contains(d.name.as_str()))
+        {
+            continue;
+        }
         let rel = crate::policy::relative(d.name.as_str(), opts.source.as_str()).unwrap_or("");
         let target = DatasetName::new(format!("{}{rel}", opts.target))?;
         let mut v = Verdict {
