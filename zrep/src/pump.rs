@@ -414,6 +414,29 @@ mod tests {
         assert!((1.3..2.0).contains(&secs), "{secs}");
     }
 
+    /// A pull's limit: the reader takes frames no faster than the rate (3 MiB in
+    /// 256 KiB frames at 2M/s: about 1.4 s, the 100 ms allowance aside).
+    #[test]
+    fn a_limited_reader_keeps_the_rate() {
+        let (mut wire_in, mut wire_out) = os_pipe::pipe().unwrap();
+        std::thread::spawn(move || {
+            for _ in 0..12 {
+                proto::write_frame(&mut wire_out, b'D', &pattern(256 << 10)).unwrap();
+            }
+            proto::write_frame(&mut wire_out, b'E', b"").unwrap();
+        });
+        let shaping = Shaping {
+            codec: None,
+            limit: Limit::rate(Some(2 << 20)),
+        };
+        let t0 = std::time::Instant::now();
+        let (end, got) = frames_in(&mut wire_in, io::sink(), &|_| {}, &shaping).unwrap();
+        assert!(matches!(end, StreamEnd::Complete));
+        assert_eq!(got.stream, 3 << 20);
+        let secs = t0.elapsed().as_secs_f64();
+        assert!((1.2..2.0).contains(&secs), "{secs}");
+    }
+
     trait ReadFd: Read + AsFd + Send {}
     impl<T: Read + AsFd + Send> ReadFd for T {}
     trait WriteFd: Write + AsFd + Send {}
