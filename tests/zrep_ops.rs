@@ -13,6 +13,13 @@ use zrep_tests::{
     mount, run as run_cmd, test_dir, tree_digest, write_random, zfs, zfs_get, TestPool,
 };
 
+/// A measured figure: printed, and kept in `target/guest/campaigns/zrep_ops.progress`
+/// (a passing test's output is not shown).
+fn figure(s: &str) {
+    eprintln!("{s}");
+    zrep_tests::campaign::Report::note("zrep_ops", s);
+}
+
 fn snap(ds: &str, name: &str) {
     zfs(&["snapshot", &format!("{ds}@{name}")]);
 }
@@ -131,7 +138,10 @@ fn compression_is_negotiated_and_used_push_and_pull() {
         let rel = dst.split_once('/').unwrap().1.to_string();
         same_data(&p, "src", &p, &rel);
     }
-    eprintln!("compression: {}", figures.join("; "));
+    figure(&format!(
+        "compression (stream -> wire bytes): {}",
+        figures.join("; ")
+    ));
 }
 
 /// A stream of blocks compressed already (`-c`) travels plain by default (little to
@@ -267,14 +277,15 @@ fn written(pid: u32) -> Option<u64> {
         .and_then(|v| v.trim().parse().ok())
 }
 
-/// `--bwlimit 5M` on loopback, pushing incompressible data for about 20 s: the
-/// bytes zrep writes to ssh, sampled every second, average within 10% of 5 MiB/s and
-/// no second above 150%.
+/// `--bwlimit 1M` on loopback, pushing incompressible data for about 20 s: the
+/// bytes zrep writes to ssh, sampled every second, average within 10% of 1 MiB/s and
+/// no second above 150%. (The 5M is more than the emulated guest's loopback
+/// ssh carries: a first run at 5M averaged 2.4 MiB/s, never over the limit.)
 #[test]
 fn bwlimit_keeps_the_rate_on_the_wire() {
     let p = TestPool::with_size(512 << 20);
     let src = p.create("src");
-    let rate = 5u64 << 20;
+    let rate = 1u64 << 20;
     write_random(&p.path("src/big"), (22 * rate) as usize, 5);
     snap(&src, "s1");
     let dst = p.ds("dst");
@@ -334,14 +345,14 @@ fn bwlimit_keeps_the_rate_on_the_wire() {
     let total: u64 = full.iter().sum();
     let avg = total as f64 / full.len() as f64 / rate as f64;
     let peak = full.iter().copied().max().unwrap() as f64 / rate as f64;
-    eprintln!(
-        "bwlimit 5M: {} s, average {:.3} of the limit, peak second {:.3}; per second (MiB): {:?}; wire {}",
+    figure(&format!(
+        "bwlimit 1M: {} s, average {:.3} of the limit, peak second {:.3}; per second (MiB): {:?}; wire {}",
         full.len(),
         avg,
         peak,
         full.iter().map(|b| format!("{:.2}", *b as f64 / (1 << 20) as f64)).collect::<Vec<_>>(),
         j["wire_bytes"]
-    );
+    ));
     assert!((0.9..=1.1).contains(&avg), "average {avg:.3} of the limit");
     assert!(peak <= 1.5, "a second at {peak:.3} of the limit");
     assert_eq!(guid(&format!("{src}@s1")), guid(&format!("{dst}@s1")));
@@ -520,7 +531,10 @@ fn verify_read_finds_corruption_in_the_target_pool() {
     assert_eq!(r.code, 1, "{}{}", r.stdout, r.stderr);
     assert!(r.stdout.starts_with("MISMATCH "), "{}", r.stdout);
     assert!(r.stdout.contains("read back failed"), "{}", r.stdout);
-    eprintln!("verify --read on a corrupted target: {}", r.stdout.trim());
+    figure(&format!(
+        "verify --read on a corrupted target: {}",
+        r.stdout.trim()
+    ));
     // Over SSH, the target behind a receive-only forced command rooted at it.
     let (forced, _) = forced_key(&format!("--root {dst} --receive-only"));
     let mut a = args(&["verify", "--read", &src, &format!("localhost:{dst}")]);
