@@ -13,6 +13,15 @@ use zrep_tests::{
     mount, run as run_cmd, test_dir, tree_digest, write_random, zfs, zfs_get, TestPool,
 };
 
+/// Taken shared by every test of this file, and alone by the one that measures a
+/// rate.
+static ALONE: std::sync::RwLock<()> = std::sync::RwLock::new(());
+
+/// The shared side of [`ALONE`].
+fn shared() -> std::sync::RwLockReadGuard<'static, ()> {
+    ALONE.read().unwrap_or_else(|e| e.into_inner())
+}
+
 /// A measured figure: printed, and kept in `target/guest/campaigns/zrep_ops.progress`
 /// (a passing test's output is not shown).
 fn figure(s: &str) {
@@ -98,6 +107,7 @@ fn old_server() -> String {
 /// asked, and far fewer bytes on the wire than in the stream; the data arrive whole.
 #[test]
 fn compression_is_negotiated_and_used_push_and_pull() {
+    let _shared = shared();
     let p = TestPool::with_size(512 << 20);
     let src = p.create("src");
     write_text(&p.path("src/log"), 24 << 20, 1);
@@ -148,6 +158,7 @@ fn compression_is_negotiated_and_used_push_and_pull() {
 /// gain), compressed when asked; `--compress none` sends plain frames.
 #[test]
 fn compressed_streams_are_not_compressed_again_unless_asked() {
+    let _shared = shared();
     let p = TestPool::with_size(512 << 20);
     let src = p.create("src");
     zfs(&["set", "compression=lz4", &src]);
@@ -178,6 +189,7 @@ fn compressed_streams_are_not_compressed_again_unless_asked() {
 /// the server answers none, and push and pull travel as plain frames.
 #[test]
 fn an_older_server_without_compression_still_replicates() {
+    let _shared = shared();
     let p = TestPool::new();
     let src = p.create("src");
     write_text(&p.path("src/log"), 4 << 20, 3);
@@ -217,6 +229,7 @@ fn resume_token(ds: &str) -> Option<String> {
 /// it, compressed too, to identical data.
 #[test]
 fn an_interrupted_compressed_transfer_resumes() {
+    let _shared = shared();
     let p = TestPool::with_size(512 << 20);
     let src = p.create("src");
     write_text(&p.path("src/log"), 64 << 20, 4);
@@ -277,15 +290,16 @@ fn written(pid: u32) -> Option<u64> {
         .and_then(|v| v.trim().parse().ok())
 }
 
-/// `--bwlimit 1M` on loopback, pushing incompressible data for about 20 s: the
-/// bytes zrep writes to ssh, sampled every second, average within 10% of 1 MiB/s and
-/// no second above 150%. (The 5M is more than the emulated guest's loopback
-/// ssh carries: a first run at 5M averaged 2.4 MiB/s, never over the limit.)
+/// `--bwlimit 5M` on loopback, pushing incompressible data for about 20 s: the
+/// bytes zrep writes to ssh, sampled every second, average within 10% of 5 MiB/s and
+/// no second above 150%. It runs alone (the other tests of this file wait): in the
+/// emulated guest, two tests at once leave ssh short of 5 MiB/s of CPU.
 #[test]
 fn bwlimit_keeps_the_rate_on_the_wire() {
+    let _alone = ALONE.write().unwrap_or_else(|e| e.into_inner());
     let p = TestPool::with_size(512 << 20);
     let src = p.create("src");
-    let rate = 1u64 << 20;
+    let rate = 5u64 << 20;
     write_random(&p.path("src/big"), (22 * rate) as usize, 5);
     snap(&src, "s1");
     let dst = p.ds("dst");
@@ -362,6 +376,7 @@ fn bwlimit_keeps_the_rate_on_the_wire() {
 /// snapshot back (at least the data written); JSON has one object per dataset.
 #[test]
 fn verify_finds_a_sound_copy_sound_locally_and_over_ssh() {
+    let _shared = shared();
     let p = TestPool::with_size(512 << 20);
     let src = p.create("src");
     p.create("src/child");
@@ -406,6 +421,7 @@ fn verify_finds_a_sound_copy_sound_locally_and_over_ssh() {
 /// bookmark and target hold are gone: each named, exit 1.
 #[test]
 fn verify_reports_guid_mismatches_and_a_missing_cursor() {
+    let _shared = shared();
     let p = TestPool::new();
     let src = p.create("src");
     write_random(&p.path("src/a"), 1 << 20, 9);
@@ -499,6 +515,7 @@ fn find_in(path: &Path, needle: &[u8]) -> Option<u64> {
 /// check over SSH through a receive-only server, which allows it inside its root.
 #[test]
 fn verify_read_finds_corruption_in_the_target_pool() {
+    let _shared = shared();
     let ps = TestPool::new();
     let pt = TestPool::with_size(64 << 20);
     let src = ps.create("src");

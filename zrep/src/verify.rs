@@ -220,7 +220,7 @@ fn check(
             )),
             Err(e) => v.problems.push(format!(
                 "cannot read the holds of the {which}'s @{snap}: {}",
-                e.message
+                why(&e)
             )),
         }
     }
@@ -236,9 +236,21 @@ fn check(
                 v.read_bytes = Some(n);
                 v.read_seconds = Some(t0.elapsed().as_secs_f64());
             }
-            Err(e) => v.problems.push(format!("read back failed: {}", e.message)),
+            Err(e) => v.problems.push(format!("read back failed: {}", why(&e))),
         }
     }
+}
+
+/// An error's message, shorter for a remote zrep that predates `verify` (serde's
+/// refusal lists every request it knows).
+fn why(e: &crate::error::Error) -> String {
+    if e.message
+        .contains("refused a malformed request: unknown variant")
+    {
+        let host = e.message.split(':').next().unwrap_or("the remote host");
+        return format!("the zrep on {host} is older than verify (it does not know the request)");
+    }
+    e.message.clone()
 }
 
 #[cfg(test)]
