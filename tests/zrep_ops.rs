@@ -360,7 +360,7 @@ fn bwlimit_keeps_the_rate_on_the_wire() {
     let avg = total as f64 / full.len() as f64 / rate as f64;
     let peak = full.iter().copied().max().unwrap() as f64 / rate as f64;
     figure(&format!(
-        "bwlimit 1M: {} s, average {:.3} of the limit, peak second {:.3}; per second (MiB): {:?}; wire {}",
+        "bwlimit 5M: {} s, average {:.3} of the limit, peak second {:.3}; per second (MiB): {:?}; wire {}",
         full.len(),
         avg,
         peak,
