@@ -76,6 +76,7 @@ impl RawPeer {
             timeout_secs: 600,
             compress: Vec::new(),
             compress_always: false,
+            rate: None,
         });
         assert!(matches!(hello, Response::Hello { .. }), "{hello:?}");
         p

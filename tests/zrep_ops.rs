@@ -290,86 +290,117 @@ fn written(pid: u32) -> Option<u64> {
         .and_then(|v| v.trim().parse().ok())
 }
 
-/// `--bwlimit 5M` on loopback, pushing incompressible data for about 20 s: the
-/// bytes zrep writes to ssh, sampled every second, average within 10% of 5 MiB/s and
-/// no second above 150%. It runs alone (the other tests of this file wait): in the
-/// emulated guest, two tests at once leave ssh short of 5 MiB/s of CPU.
+/// The newest `zrep serve` process (the test that looks runs alone).
+fn newest_server() -> Option<u32> {
+    std::fs::read_dir("/proc")
+        .ok()?
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            let cmd = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            let args: Vec<&[u8]> = cmd.split(|b| *b == 0).collect();
+            args.len() >= 2 && args[0].ends_with(b"zrep") && args[1] == b"serve"
+        })
+        .max()
+}
+
+/// `--bwlimit 5M` on loopback, a push then a pull of 110 MiB of incompressible data
+/// (about 22 s each): the bytes the sending zrep writes to ssh (a push: the client's
+/// main thread; a pull: `zrep serve`'s, which the client holds back by reading at
+/// the rate), sampled every second, average within 10% of 5 MiB/s and no second
+/// above 150%. It runs alone (the other tests of this file wait): in the emulated
+/// guest, two tests at once leave ssh short of 5 MiB/s of CPU.
 #[test]
 fn bwlimit_keeps_the_rate_on_the_wire() {
     let _alone = ALONE.write().unwrap_or_else(|e| e.into_inner());
-    let p = TestPool::with_size(512 << 20);
+    let p = TestPool::with_size(768 << 20);
     let src = p.create("src");
     let rate = 5u64 << 20;
     write_random(&p.path("src/big"), (22 * rate) as usize, 5);
     snap(&src, "s1");
-    let dst = p.ds("dst");
-    let a = with_ssh(args(&[
-        "replicate",
-        "--json",
-        "--no-snapshot",
-        "--compress",
-        "none",
-        "--bwlimit",
-        "5M",
-        &src,
-        &format!("localhost:{dst}"),
-    ]));
-    let v: Vec<&str> = a.iter().map(String::as_str).collect();
-    let mut child = zrep_spawn(&v);
-    let pid = child.id();
-    // Start counting once the stream flows (the listing and estimate come first).
-    let t0 = Instant::now();
-    let base = loop {
-        let w = written(pid).unwrap_or(0);
-        if w > 1 << 20 {
-            break w;
+    for dir in ["push", "pull"] {
+        let dst = p.ds(dir);
+        let (s, t) = match dir {
+            "push" => (src.clone(), format!("localhost:{dst}")),
+            _ => (format!("localhost:{src}"), dst.clone()),
+        };
+        let a = with_ssh(args(&[
+            "replicate",
+            "--json",
+            "--no-snapshot",
+            "--compress",
+            "none",
+            "--bwlimit",
+            "5M",
+            &s,
+            &t,
+        ]));
+        let v: Vec<&str> = a.iter().map(String::as_str).collect();
+        let mut child = zrep_spawn(&v);
+        // Start counting once the stream flows (the listing and estimate come first).
+        let t0 = Instant::now();
+        let (pid, base) = loop {
+            let pid = match dir {
+                "push" => Some(child.id()),
+                _ => newest_server(),
+            };
+            if let Some(w) = pid.and_then(written).filter(|w| *w > 1 << 20) {
+                break (pid.unwrap(), w);
+            }
+            assert!(
+                t0.elapsed() < patience(120),
+                "{dir}: the stream never started"
+            );
+            assert!(
+                child.try_wait().unwrap().is_none(),
+                "{dir}: zrep ended early"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        let mut seconds = Vec::new();
+        let mut last = base;
+        let mut tick = Instant::now();
+        loop {
+            tick += Duration::from_secs(1);
+            std::thread::sleep(tick.saturating_duration_since(Instant::now()));
+            let Some(w) = written(pid) else { break };
+            if child.try_wait().unwrap().is_some() {
+                break;
+            }
+            seconds.push(w - last);
+            last = w;
         }
-        assert!(t0.elapsed() < patience(120), "the stream never started");
-        assert!(child.try_wait().unwrap().is_none(), "zrep ended early");
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    let mut seconds = Vec::new();
-    let mut last = base;
-    let start = Instant::now();
-    let mut tick = start;
-    loop {
-        tick += Duration::from_secs(1);
-        std::thread::sleep(tick.saturating_duration_since(Instant::now()));
-        let Some(w) = written(pid) else { break };
-        if child.try_wait().unwrap().is_some() {
-            break;
-        }
-        seconds.push(w - last);
-        last = w;
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "{dir}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let j: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        // The whole seconds, not the last (the stream ends inside it).
+        let full = &seconds[..seconds.len().saturating_sub(1)];
+        assert!(
+            full.len() >= 15,
+            "{dir}: only {} seconds measured: {seconds:?}",
+            full.len()
+        );
+        let total: u64 = full.iter().sum();
+        let avg = total as f64 / full.len() as f64 / rate as f64;
+        let peak = full.iter().copied().max().unwrap() as f64 / rate as f64;
+        figure(&format!(
+            "bwlimit 5M, {dir}: {} s, average {:.3} of the limit, peak second {:.3}; per second (MiB): {:?}; wire {}",
+            full.len(),
+            avg,
+            peak,
+            full.iter().map(|b| format!("{:.2}", *b as f64 / (1 << 20) as f64)).collect::<Vec<_>>(),
+            j["wire_bytes"]
+        ));
+        assert!(
+            (0.9..=1.1).contains(&avg),
+            "{dir}: average {avg:.3} of the limit"
+        );
+        assert!(peak <= 1.5, "{dir}: a second at {peak:.3} of the limit");
+        assert_eq!(guid(&format!("{src}@s1")), guid(&format!("{dst}@s1")));
     }
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let j: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    // The last whole seconds, not the tail (the stream ends inside one).
-    let full = &seconds[..seconds.len().saturating_sub(1)];
-    assert!(
-        full.len() >= 15,
-        "only {} seconds measured: {seconds:?}",
-        full.len()
-    );
-    let total: u64 = full.iter().sum();
-    let avg = total as f64 / full.len() as f64 / rate as f64;
-    let peak = full.iter().copied().max().unwrap() as f64 / rate as f64;
-    figure(&format!(
-        "bwlimit 5M: {} s, average {:.3} of the limit, peak second {:.3}; per second (MiB): {:?}; wire {}",
-        full.len(),
-        avg,
-        peak,
-        full.iter().map(|b| format!("{:.2}", *b as f64 / (1 << 20) as f64)).collect::<Vec<_>>(),
-        j["wire_bytes"]
-    ));
-    assert!((0.9..=1.1).contains(&avg), "average {avg:.3} of the limit");
-    assert!(peak <= 1.5, "a second at {peak:.3} of the limit");
-    assert_eq!(guid(&format!("{src}@s1")), guid(&format!("{dst}@s1")));
 }
 
 /// `zrep verify` after a replication: every dataset `ok`; `--read` reads the newest

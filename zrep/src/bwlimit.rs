@@ -5,9 +5,11 @@
 //! A token bucket that holds at most [`BURST`] worth of the rate: a sender that was
 //! idle may send that much at once, then sends as the tokens come, in chunks of a
 //! sixteenth of a second's worth (see [`Bucket::chunk`]), so the rate is smooth at
-//! the scale of a second. Pushing, zrep's pump waits before each frame it writes;
-//! pulling, it waits after each frame it reads, and the sender's pipes fill and hold
-//! it back.
+//! the scale of a second. Pushing, zrep's pump waits before each frame it writes.
+//! Pulling, the client asks `zrep serve` in its hello to send at the rate (the rate
+//! at that moment: a schedule's later windows do not reach the server) and also
+//! waits after each frame it reads, so an older server that ignores the request is
+//! held back too, once the pipes between them are full.
 //!
 //! A schedule gives other rates at times of day (local time): the first window that
 //! contains the moment wins, outside them the plain `bwlimit` applies (none: no

@@ -453,6 +453,11 @@ pub enum Request {
         /// Compress streams whose blocks are compressed already (`-c`, raw) too.
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]
         compress_always: bool,
+        /// The most bytes per second the server may send stream data at in this
+        /// session (a pull's `--bwlimit`, at the time of the hello); the client also
+        /// reads no faster.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        rate: Option<u64>,
     },
     /// List a dataset (and descendants), with snapshots and bookmarks unless
     /// `datasets_only`.
@@ -865,6 +870,7 @@ mod tests {
             timeout_secs: 600,
             compress: Vec::new(),
             compress_always: false,
+            rate: None,
         }
     }
 

@@ -67,6 +67,7 @@ pub fn serve(opts: &Options) -> i32 {
         log,
         locks: Vec::new(),
         agreed: Agreed::default(),
+        rate: None,
     };
     match s.run() {
         Ok(()) => 0,
@@ -149,6 +150,8 @@ struct Session<'a> {
     locks: Vec<crate::lock::Lock>,
     /// What the hello agreed on stream compression.
     agreed: Agreed,
+    /// The client's limit on the streams this server sends (bytes per second).
+    rate: Option<u64>,
 }
 
 impl Session<'_> {
@@ -160,8 +163,11 @@ impl Session<'_> {
                 timeout_secs,
                 compress,
                 compress_always,
+                rate,
                 ..
             }) => {
+                // A client may only slow its own streams down (and not to a crawl).
+                self.rate = rate.filter(|r| *r >= 1024);
                 let codec = crate::compress::pick(&compress).filter(|c| codec_allowed(*c));
                 self.agreed = Agreed {
                     codec,
@@ -304,8 +310,8 @@ impl Session<'_> {
         };
         self.output.send(&Response::Streaming)?;
         let out = &self.output;
-        // The client limits a pull's rate by reading no faster: none here.
-        let shaping = stream.shaping(self.agreed, &Limit::default());
+        // A pull's limit, as the client asked (it also reads no faster).
+        let shaping = stream.shaping(self.agreed, &Limit::rate(self.rate));
         let (sent, pumped) = std::thread::scope(|s| {
             let sender = s.spawn(move || local_send(zfs, stream, wr));
             let pumped = pump::frames_out(&rd, out, &|_| {}, &shaping);

@@ -301,6 +301,7 @@ impl Remote {
             timeout_secs: self.timeout.as_secs().max(1),
             compress: offer.clone(),
             compress_always: compress.always(),
+            rate: self.bwlimit.now(),
         };
         match self.call(&hello) {
             Ok(Response::Hello {

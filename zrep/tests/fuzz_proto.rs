@@ -108,6 +108,7 @@ fn corpus() -> Vec<Vec<u8>> {
             timeout_secs: 600,
             compress: vec!["zstd".into(), "lz4".into()],
             compress_always: false,
+            rate: None,
         },
         Request::State {
             dataset: ds("tank/a"),
