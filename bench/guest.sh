@@ -99,74 +99,181 @@ fi
 fresh crecvonly cpipe csshpipe czrep czrepssh csyncoid czab
 zfs destroy -r bsrc/comp
 
-# Workload 2: an incremental of a few MB.
-zfs create bsrc/inc
-head -c 64M /dev/urandom >/tmp/bsrc/inc/base
-zfs snapshot bsrc/inc@a
-zfs send bsrc/inc@a | zfs receive -u bdst/inc-pipe
-zfs send bsrc/inc@a | zfs receive -u bdst/inc-zrep
-zfs send bsrc/inc@a | zfs receive -u bdst/inc-zrepssh
-if [[ $BENCH_PEERS == 1 ]]; then
-    # The peers' own first runs (full), so that the measured runs are incremental.
-    syncoid --quiet bsrc/inc bdst/inc-syncoid >/dev/null 2>&1
-    zfs set autobackup:inc=true bsrc/inc
-    zfs create bdst/inc-zab
-    zfs-autobackup --no-progress inc bdst/inc-zab >/dev/null 2>&1
+# Workload 2: one incremental of 4 MB, each contender taking its own snapshot, on its
+# own source dataset (same base, same change) so that none sends another's snapshots.
+inc_tools=(pipe zrep zrepssh)
+[[ $BENCH_PEERS == 1 ]] && inc_tools+=(syncoid zab)
+for t in "${inc_tools[@]}"; do
+    zfs create "bsrc/inc-$t"
+    head -c 64M /dev/urandom >"/tmp/bsrc/inc-$t/base"
+    case $t in
+        pipe) zfs snapshot "bsrc/inc-$t@a"; zfs send "bsrc/inc-$t@a" | zfs receive -u "bdst/inc-$t" ;;
+        zrep) "$zrep" replicate -q "bsrc/inc-$t" "bdst/inc-$t" ;;
+        zrepssh) "$zrep" replicate -q --ssh "$ssh" --remote-zrep "$zrep" "bsrc/inc-$t" "localhost:bdst/inc-$t" ;;
+        syncoid) syncoid --quiet "bsrc/inc-$t" "bdst/inc-$t" >/dev/null 2>&1 ;;
+        zab) zfs set autobackup:inc=true "bsrc/inc-$t"; zfs create bdst/inc-zab-root
+             zfs-autobackup --no-progress inc bdst/inc-zab-root >/dev/null 2>&1 ;;
+    esac
+    head -c 4M /dev/urandom >"/tmp/bsrc/inc-$t/delta"
+done
+w="incremental, 4 MB, with its snapshot"
+# txg POOL: the pool's newest transaction group. counted CONTENDER CMD...: runs CMD
+# and records how many each pool committed meanwhile (an idle pool also commits one
+# every zfs_txg_timeout, 5 s).
+txg() { awk 'END { print $1 }' "/proc/spl/kstat/zfs/$1/txgs"; }
+counted() {
+    local c=$1 s0 d0; shift
+    s0=$(txg bsrc) d0=$(txg bdst)
+    "$@"
+    printf 'txgs\t%s\t%s\t0\t%s\n' "$c" "$(($(txg bsrc) - s0))" "$(($(txg bdst) - d0))" >>"$res"
+}
+counted "zfs snapshot && zfs send -i | zfs receive" row "$w" "ref: zfs snapshot && zfs send -i | zfs receive" "" -- sh -c \
+    'zfs snapshot bsrc/inc-pipe@b && zfs send -i @a bsrc/inc-pipe@b | zfs receive -u bdst/inc-pipe'
+counted "zrep local" row "$w" "zrep local" "" -- "$zrep" replicate -q bsrc/inc-zrep bdst/inc-zrep
+if [[ -n ${BENCH_BASELINE:-} ]]; then
+    # The same run by an earlier zrep (scripts/bench --baseline REV), on its own dataset.
+    zfs create bsrc/inc-base
+    head -c 64M /dev/urandom >/tmp/bsrc/inc-base/base
+    "$BENCH_BASELINE" replicate -q bsrc/inc-base bdst/inc-base
+    head -c 4M /dev/urandom >/tmp/bsrc/inc-base/delta
+    counted "zrep local, $BENCH_BASELINE_NAME" row "$w" "zrep local, $BENCH_BASELINE_NAME" "" -- \
+        "$BENCH_BASELINE" replicate -q bsrc/inc-base bdst/inc-base
 fi
-head -c 4M /dev/urandom >/tmp/bsrc/inc/delta
-zfs snapshot bsrc/inc@b
-row incremental "zfs send -i | zfs receive" "" -- sh -c 'zfs send -i @a bsrc/inc@b | zfs receive -u bdst/inc-pipe'
-row incremental "zrep local" "" -- "$zrep" replicate -q --no-snapshot bsrc/inc bdst/inc-zrep
-row incremental "zrep over ssh" "" -- "$zrep" replicate -q --no-snapshot --ssh "$ssh" --remote-zrep "$zrep" bsrc/inc localhost:bdst/inc-zrepssh
+row "$w" "zrep over ssh" "" -- "$zrep" replicate -q --ssh "$ssh" --remote-zrep "$zrep" bsrc/inc-zrepssh localhost:bdst/inc-zrepssh
 if [[ $BENCH_PEERS == 1 ]]; then
-    row incremental "syncoid" "" -- syncoid --quiet bsrc/inc bdst/inc-syncoid
-    row incremental "zfs-autobackup" "" -- zfs-autobackup --no-progress inc bdst/inc-zab
+    row "$w" "syncoid" "" -- syncoid --quiet bsrc/inc-syncoid bdst/inc-syncoid
+    row "$w" "zfs-autobackup" "" -- zfs-autobackup --no-progress inc bdst/inc-zab-root
 fi
+# The transaction groups of one incremental run: zrep's sync tasks, by ioctl, with
+# the wall-clock time of each (strace -T), for BENCHMARKS.md.
+head -c 4M /dev/urandom >/tmp/bsrc/inc-zrep/delta2
+strace -f -T -e trace=ioctl -o /tmp/inc.strace "$zrep" replicate -q bsrc/inc-zrep bdst/inc-zrep >/dev/null 2>&1
+python3 "$repo/bench/ioctls.py" /tmp/inc.strace /usr/include/libzfs/sys/fs/zfs.h >"$BENCH_OUT/ioctls-incremental.txt"
 
-# Workload 3: a scheduled run over N small datasets, nothing changed / all changed.
-n=${BENCH_DATASETS:-50}
-zfs create bsrc/many
-for i in $(seq 1 "$n"); do zfs create "bsrc/many/d$i"; echo "$i" >"/tmp/bsrc/many/d$i/f"; done
-"$zrep" replicate -q -r bsrc/many bdst/many-zrep
-row "scheduled, $n datasets, no change" "zrep -r" "" -- "$zrep" replicate -q -r bsrc/many bdst/many-zrep
+# make_tree ROOT N: ROOT with N child filesystems, unmounted (a backup host's shape,
+# and quick to make), and one recursive snapshot @seed.
+make_tree() {
+    local root=$1 n=$2 i
+    zfs create -o canmount=off "$root"
+    for i in $(seq 1 "$n"); do zfs create -o canmount=off "$root/d$i"; done
+    zfs snapshot -r "$root@seed"
+}
+# copy_tree FROM TO: TO, a copy of FROM on the source pool (one replication stream).
+copy_tree() { zfs send -R "$1@seed" | zfs receive -u "$2"; }
+
+# Workload 3: a scheduled run over N datasets where nothing changed, each tool on its
+# own copy of the tree, against `zfs list -t all -r` of both trees.
+n=${BENCH_DATASETS:-300}
+make_tree bsrc/many-zrep "$n"
+"$zrep" replicate -q -r bsrc/many-zrep bdst/many-zrep
+w="scheduled, $n datasets, no change"
+row "$w" "ref: zfs list -t all -r of both trees" "" -- sh -c 'zfs list -t all -r bsrc/many-zrep bdst/many-zrep >/dev/null'
+row "$w" "zrep -r" "" -- "$zrep" replicate -q -r bsrc/many-zrep bdst/many-zrep
 if [[ $BENCH_PEERS == 1 ]]; then
-    syncoid --quiet -r bsrc/many bdst/many-syncoid >/dev/null 2>&1
-    row "scheduled, $n datasets, no change" "syncoid -r" "" -- syncoid --quiet -r bsrc/many bdst/many-syncoid
-    zfs set autobackup:many=true bsrc/many
+    copy_tree bsrc/many-zrep bsrc/many-syncoid
+    syncoid --quiet -r bsrc/many-syncoid bdst/many-syncoid >/dev/null 2>&1
+    row "$w" "syncoid -r" "" -- syncoid --quiet -r bsrc/many-syncoid bdst/many-syncoid
+    copy_tree bsrc/many-zrep bsrc/many-zab
+    zfs set autobackup:many=true bsrc/many-zab
     zfs create bdst/many-zab
     zfs-autobackup --no-progress many bdst/many-zab >/dev/null 2>&1
-    row "scheduled, $n datasets, no change" "zfs-autobackup" "" -- zfs-autobackup --no-progress many bdst/many-zab
+    row "$w" "zfs-autobackup" "" -- zfs-autobackup --no-progress many bdst/many-zab
 fi
-# Where a scheduled run's time goes: one more run of each kind under strace, untimed.
-traced() { # NAME: a run of zrep -r under strace, summed per ZFS ioctl
-    strace -f -T -e trace=ioctl -o "/tmp/$1.strace" "$zrep" replicate -q -r bsrc/many bdst/many-zrep >/dev/null 2>&1
-    python3 "$repo/bench/ioctls.py" "/tmp/$1.strace" /usr/include/libzfs/sys/fs/zfs.h >"$BENCH_OUT/ioctls-$1.txt"
-    cp "/tmp/$1.strace" "$BENCH_OUT/"
+traced() { # NAME ARGS...: a zrep run under strace, summed per ZFS ioctl
+    local name=$1; shift
+    strace -f -T -e trace=ioctl -o "/tmp/$name.strace" "$zrep" "$@" >/dev/null 2>&1
+    python3 "$repo/bench/ioctls.py" "/tmp/$name.strace" /usr/include/libzfs/sys/fs/zfs.h >"$BENCH_OUT/ioctls-$name.txt"
 }
-traced noop
-for i in $(seq 1 "$n"); do echo "changed $i" >>"/tmp/bsrc/many/d$i/f"; done
-row "scheduled, $n datasets, all changed" "zrep -r" "" -- "$zrep" replicate -q -r bsrc/many bdst/many-zrep
-for i in $(seq 1 "$n"); do echo "again $i" >>"/tmp/bsrc/many/d$i/f"; done
-traced changed
+traced noop replicate -q -r bsrc/many-zrep bdst/many-zrep
+zfs destroy -r bsrc/many-syncoid 2>/dev/null; zfs destroy -r bsrc/many-zab 2>/dev/null
+fresh many-zrep many-syncoid many-zab
+zfs destroy -r bsrc/many-zrep
+
+# Workload 4: 50 datasets where another tool (sanoid, say) took two snapshots of each,
+# each after a small write, since this tool's last run: every dataset has something to
+# send. Mounted trees (the writes need them), each tool on its own.
+m=${BENCH_CHANGED:-50}
+fs_tools=(zrep)
+[[ $BENCH_PEERS == 1 ]] && fs_tools+=(syncoid zab)
+for t in "${fs_tools[@]}"; do
+    zfs create "bsrc/busy-$t"
+    for i in $(seq 1 "$m"); do zfs create "bsrc/busy-$t/d$i"; echo "$i" >"/tmp/bsrc/busy-$t/d$i/f"; done
+    case $t in
+        zrep) "$zrep" replicate -q -r bsrc/busy-zrep bdst/busy-zrep ;;
+        syncoid) syncoid --quiet -r bsrc/busy-syncoid bdst/busy-syncoid >/dev/null 2>&1 ;;
+        zab) zfs set autobackup:busy=true bsrc/busy-zab; zfs create bdst/busy-zab
+             zfs-autobackup --no-progress busy bdst/busy-zab >/dev/null 2>&1 ;;
+    esac
+    for k in 1 2; do
+        for i in $(seq 1 "$m"); do echo "foreign $k" >>"/tmp/bsrc/busy-$t/d$i/f"; done
+        zfs snapshot -r "bsrc/busy-$t@autosnap_$k"
+    done
+done
+w="scheduled, $m datasets, two foreign snapshots each"
+row "$w" "zrep -r" "" -- "$zrep" replicate -q -r bsrc/busy-zrep bdst/busy-zrep
 if [[ $BENCH_PEERS == 1 ]]; then
-    row "scheduled, $n datasets, all changed" "syncoid -r" "" -- syncoid --quiet -r bsrc/many bdst/many-syncoid
-    row "scheduled, $n datasets, all changed" "zfs-autobackup" "" -- zfs-autobackup --no-progress many bdst/many-zab
+    row "$w" "syncoid -r" "" -- syncoid --quiet -r bsrc/busy-syncoid bdst/busy-syncoid
+    row "$w" "zfs-autobackup" "" -- zfs-autobackup --no-progress busy bdst/busy-zab
 fi
+for i in $(seq 1 "$m"); do echo "again $i" >>"/tmp/bsrc/busy-zrep/d$i/f"; done
+traced changed replicate -q -r bsrc/busy-zrep bdst/busy-zrep
+for t in "${fs_tools[@]}"; do zfs destroy -r "bsrc/busy-$t"; done
+fresh busy-zrep busy-syncoid busy-zab
+
+# Workload 5: a dataset with K snapshots, replicated, nothing changed since, against
+# `zfs list -t snapshot` of both sides. The target gets them in one replication stream.
+k=${BENCH_SNAPSHOTS:-1000}
+zfs create bsrc/hist
+for i in $(seq 1 "$k"); do zfs snapshot "bsrc/hist@h$i"; done
+zfs send -R "bsrc/hist@h$k" | zfs receive -u bdst/hist
+"$zrep" replicate -q bsrc/hist bdst/hist  # adopts the target, places the cursor
+w="no change, one dataset with $k snapshots"
+row "$w" "ref: zfs list -t snapshot -o name,guid,createtxg,userrefs of both" "" -- sh -c \
+    'zfs list -t snapshot -o name,guid,createtxg,userrefs bsrc/hist bdst/hist >/dev/null'
+row "$w" "zrep replicate" "" -- "$zrep" replicate -q bsrc/hist bdst/hist
+row "$w" "zrep replicate over ssh" "" -- "$zrep" replicate -q --ssh "$ssh" --remote-zrep "$zrep" bsrc/hist localhost:bdst/hist
+zfs destroy -r bsrc/hist; fresh hist
+
+# Workload 6: listing a tree of D datasets with 10 snapshots each.
+# listing_rows WORKLOAD: zfs list, zrep list and zrep list over SSH of bsrc/wide's
+# snapshots; how many each listed goes to listings.txt.
+listing_rows() {
+    row "$1" "ref: zfs list -H -r -t snapshot -o name,guid,createtxg" "" -- sh -c \
+        'zfs list -H -r -t snapshot -o name,guid,createtxg bsrc/wide | wc -l >/tmp/list.ref'
+    row "$1" "zrep list -r -t snapshot" "" -- sh -c "$zrep list -r -t snapshot bsrc/wide | wc -l >/tmp/list.local"
+    row "$1" "zrep list -r -t snapshot over ssh" "" -- sh -c \
+        "$zrep list -r -t snapshot --ssh '$ssh' --remote-zrep $zrep localhost:bsrc/wide | wc -l >/tmp/list.ssh"
+    echo "$1: zfs list $(cat /tmp/list.ref) snapshots, zrep list $(($(cat /tmp/list.local) - 1)), over ssh $(($(cat /tmp/list.ssh) - 1))" >>"$BENCH_OUT/listings.txt"
+}
+d=${BENCH_LIST_DATASETS:-1000}
+make_tree bsrc/wide "$d"
+for j in $(seq 1 9); do zfs snapshot -r "bsrc/wide@s$j"; done
+listing_rows "listing $d datasets x 10 snapshots"
+
+# Workload 7 (BENCH_BIG_SNAPSHOTS=N, off by default): the same tree grown to about N
+# snapshots in all, past what one channel program can list, listed locally and over SSH.
+big=${BENCH_BIG_SNAPSHOTS:-0}
+if ((big > 0)); then
+    rounds=$(((big + d) / (d + 1)))
+    for j in $(seq 11 "$rounds"); do zfs snapshot -r "bsrc/wide@s$j"; done
+    listing_rows "listing $d datasets x $rounds snapshots"
+fi
+zfs destroy -r bsrc/wide
 
 # Processes each tool starts for one incremental run (a small change first).
 spawned() {
-    local c=$1; shift
-    echo "x" >>/tmp/bsrc/inc/delta
+    local c=$1 t=$2; shift 2
+    echo "x" >>"/tmp/bsrc/inc-$t/delta"
     strace -f -qq -e trace=execve -e signal=none -o /tmp/strace.out "$@" >/dev/null 2>&1 || true
     [[ -s /tmp/strace.out ]] || return 0
     printf 'spawned\t%s\t%s\t0\t%s\n' "$c" "$(($(grep -c 'execve(' /tmp/strace.out) - 1))" \
         "$(grep -cE 'execve\("[^"]*/(zfs|zpool)"' /tmp/strace.out)" >>"$res"
 }
-spawned "zrep local" "$zrep" replicate -q bsrc/inc bdst/inc-zrep
-spawned "zrep over ssh" "$zrep" replicate -q --ssh "$ssh" --remote-zrep "$zrep" bsrc/inc localhost:bdst/inc-zrepssh
+spawned "zrep local" zrep "$zrep" replicate -q bsrc/inc-zrep bdst/inc-zrep
+spawned "zrep over ssh" zrepssh "$zrep" replicate -q --ssh "$ssh" --remote-zrep "$zrep" bsrc/inc-zrepssh localhost:bdst/inc-zrepssh
 if [[ $BENCH_PEERS == 1 ]]; then
-    spawned "syncoid" syncoid --quiet bsrc/inc bdst/inc-syncoid
-    spawned "zfs-autobackup" zfs-autobackup --no-progress inc bdst/inc-zab
+    spawned "syncoid" syncoid syncoid --quiet bsrc/inc-syncoid bdst/inc-syncoid
+    spawned "zfs-autobackup" zab zfs-autobackup --no-progress inc bdst/inc-zab-root
 fi
 # Where the time of a local full stream goes: every CPU sampled (the kernel's ZFS
 # threads do most of the work), for zrep and for the receive-alone bound.

@@ -8,11 +8,15 @@ import sys
 out = sys.argv[1]
 rows = collections.OrderedDict()
 spawned = []
+txgs = []
 with open(os.path.join(out, "results.tsv")) as f:
     for line in f:
         w, c, secs, rss, note, cpu = (line.rstrip("\n").split("\t") + [""] * 6)[:6]
         if w == "spawned":
             spawned.append((c, secs, note))
+            continue
+        if w == "txgs":
+            txgs.append((c, secs, note))
             continue
         rows.setdefault(w, []).append((c, float(secs), int(rss or 0), note, float(cpu or 0)))
 
@@ -32,7 +36,7 @@ print("Reproduce: `scripts/setup && scripts/bench --peers`.\n")
 for w, rs in rows.items():
     base = None
     for c, s, *_ in rs:
-        if c.startswith("bound: zfs receive"):
+        if c.startswith("bound: zfs receive") or c.startswith("ref: "):
             base = (c, s)
     zrep = next((s for c, s, *_ in rs if c.startswith("zrep")), None)
     ref = base or (("zrep", zrep) if zrep else None)
@@ -57,7 +61,7 @@ def verdict(ok):
     return "met" if ok else "missed"
 
 
-print("## Targets (issue 8), as measured above\n")
+print("## Targets (issues 8 and 20), as measured above\n")
 full = "full"
 zl, bound = secs(full, "zrep local"), secs(full, "bound: zfs receive")
 if zl and bound:
@@ -87,6 +91,37 @@ for w in rows:
               f"{sy / z:.2f}x, {verdict(z < sy)}.")
     if z and pipe:
         print(f"- {w}: `zfs send | ssh zfs receive` / zrep = {pipe / z:.2f}x.")
+    ref = next((s for c, s, *_ in rows[w] if c.startswith("ref: ")), None)
+    if w.startswith("incremental"):
+        z = secs(w, "zrep local")
+        if z and ref:
+            print(f"- {w}: zrep local / `zfs snapshot && zfs send -i | zfs receive` = "
+                  f"{z / ref:.2f}x (target <= 1.3x), {verdict(z <= 1.3 * ref)}.")
+    elif w.startswith("scheduled") and "no change" in w:
+        z = secs(w, "zrep")
+        if z and ref:
+            print(f"- {w}: zrep / `zfs list -t all -r` of both = {z / ref:.2f}x (target <= 3x), "
+                  f"{verdict(z <= 3 * ref)}.")
+        p = secs(w, "syncoid")
+        if z and p:
+            print(f"- {w}: syncoid / zrep = {p / z:.1f}x (target >= 30x), {verdict(p >= 30 * z)}.")
+    elif w.startswith("scheduled") and "foreign" in w:
+        z, p = secs(w, "zrep"), secs(w, "syncoid")
+        if z and p:
+            print(f"- {w}: syncoid / zrep = {p / z:.1f}x (target >= 20x), {verdict(p >= 20 * z)}.")
+    elif w.startswith("no change, one dataset"):
+        z = secs(w, "zrep replicate")
+        if z and ref:
+            print(f"- {w}: zrep / `zfs list -t snapshot` of both = {z / ref:.2f}x (target <= 3x), "
+                  f"{verdict(z <= 3 * ref)}.")
+    elif w.startswith("listing") and w.endswith("x 10 snapshots"):
+        z = secs(w, "zrep list")
+        if z and ref:
+            print(f"- {w}: zrep list / `zfs list` = {z / ref:.2f}x (target <= 2x), {verdict(z <= 2 * ref)}.")
+listings = read("listings.txt")
+if listings != "?":
+    for line in listings.splitlines():
+        print(f"- Snapshots listed, {line}.")
 rss = [r for w in rows.values() for c, _, r, *_ in w if c.startswith("zrep")]
 if rss:
     print(f"- Peak RSS < 32 MiB: largest zrep RSS {max(rss) / 1024:.1f} MiB, {verdict(max(rss) < 32 * 1024)}.")
@@ -97,6 +132,17 @@ if spawned:
     print("|---|---:|---:|")
     for c, n, z in spawned:
         print(f"| {c} | {n} | {z} |")
+    print()
+
+
+if txgs:
+    print("## Transaction groups committed during one incremental run\n")
+    print("Read from `/proc/spl/kstat/zfs/POOL/txgs` before and after (an idle pool also "
+          "commits one every 5 s, so a longer run may count one more).\n")
+    print("| contender | source pool | target pool |")
+    print("|---|---:|---:|")
+    for c, s, d in txgs:
+        print(f"| {c} | {s} | {d} |")
     print()
 
 
@@ -121,7 +167,9 @@ section("Where a scheduled run's time goes: ZFS ioctls of one `zrep replicate -r
         "again, which costs most on a target, whose datasets are not mounted and so "
         "not kept in memory, and grows with the number of snapshots; zrep reads only "
         "the properties replication needs.",
-        [("ioctls-noop.txt", "nothing changed"), ("ioctls-changed.txt", "every dataset changed")],
+        [("ioctls-incremental.txt", "one incremental of one dataset"),
+         ("ioctls-noop.txt", "nothing changed"),
+         ("ioctls-changed.txt", "every dataset changed, after two foreign snapshots")],
         fenced=False)
 section("Where the time goes over SSH: a 200 MB full stream, CPU by command",
         "`perf record -a -e cpu-clock`, then `perf report --sort comm`: the share of all "

@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use zrep::proto::{self, Flags, Hold, NewBookmark, Receive, Request, Response};
+use zrep::proto::{self, CursorMove, Flags, Hold, NewBookmark, Receive, Request, Response};
 use zrep_tests::campaign::Report;
 use zrep_tests::cli::{forced_key, patience, ssh_args, zrep, zrep_cmd, zrep_spawn, Run};
 use zrep_tests::{
@@ -261,40 +261,45 @@ fn receive_only_target_survives_a_compromised_source() {
         ),
         (
             "release the admin's hold",
-            Request::Release {
-                holds: holds(&[(snap, "admin")]),
-            },
+            Request::Cursor(CursorMove {
+                release: holds(&[(snap, "admin")]),
+                ..CursorMove::default()
+            }),
             "hold tag \"admin\" is not zrep's",
         ),
         (
             "release outside the root",
-            Request::Release {
-                holds: holds(&[(&format!("{other}@precious"), "zrep-1")]),
-            },
+            Request::Cursor(CursorMove {
+                release: holds(&[(&format!("{other}@precious"), "zrep-1")]),
+                ..CursorMove::default()
+            }),
             "is outside its root",
         ),
         (
             "hold outside the root",
-            Request::Hold {
-                holds: holds(&[(&format!("{other}@precious"), "zrep-1")]),
-            },
+            Request::Cursor(CursorMove {
+                hold: holds(&[(&format!("{other}@precious"), "zrep-1")]),
+                ..CursorMove::default()
+            }),
             "is outside its root",
         ),
         (
             "destroy bookmarks",
-            Request::DestroyBookmarks {
-                bookmarks: vec![bn(&format!("{target}#zrep-1"))],
-            },
+            Request::Cursor(CursorMove {
+                destroy_bookmarks: vec![bn(&format!("{target}#zrep-1"))],
+                ..CursorMove::default()
+            }),
             "destroying bookmarks is not allowed",
         ),
         (
             "bookmark not ours",
-            Request::Bookmark {
-                bookmarks: vec![NewBookmark {
+            Request::Cursor(CursorMove {
+                bookmark: vec![NewBookmark {
                     bookmark: bn(&format!("{target}#mine")),
                     snapshot: sn(snap),
                 }],
-            },
+                ..CursorMove::default()
+            }),
             "is not zrep's",
         ),
         (
@@ -482,9 +487,10 @@ fn send_only_source_survives_a_compromised_backup_host() {
         ),
         (
             "destroy a bookmark not zrep's",
-            Request::DestroyBookmarks {
-                bookmarks: vec![bn(&format!("{data}#theirs"))],
-            },
+            Request::Cursor(CursorMove {
+                destroy_bookmarks: vec![bn(&format!("{data}#theirs"))],
+                ..CursorMove::default()
+            }),
             "is not zrep's",
         ),
         (
@@ -517,9 +523,10 @@ fn send_only_source_survives_a_compromised_backup_host() {
         ),
         (
             "release a foreign hold",
-            Request::Release {
-                holds: holds(&[(&format!("{data}@manual"), "admin")]),
-            },
+            Request::Cursor(CursorMove {
+                release: holds(&[(&format!("{data}@manual"), "admin")]),
+                ..CursorMove::default()
+            }),
             "is not zrep's",
         ),
         (

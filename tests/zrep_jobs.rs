@@ -750,3 +750,137 @@ fn a_job_without_a_source_prunes_the_backup_hosts_tree() {
     );
     zfs(&["release", "keepme", &held_snap]);
 }
+
+/// A job's hooks: `pre_snapshot` runs before the snapshot (what it writes is in it),
+/// `post_snapshot` after (the snapshot is there), `post_run` after every run and
+/// `on_failure` after a failed one, each with the run in `ZREP_*` variables. A failing
+/// or overstaying `pre_snapshot` means no snapshot and a failed run; a failing
+/// `post_run` is only logged.
+#[test]
+fn hooks_run_around_the_snapshot_and_after_the_run() {
+    let p = TestPool::with_size(256 << 20);
+    let src = p.create("src");
+    let dst = p.ds("dst");
+    let dir = test_dir().join(format!("hooks-{}", p.name()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let data = p.path("src");
+    let log = |name: &str| dir.join(name).display().to_string();
+    // Each hook records its environment, and what the source's snapshot directory
+    // holds at that moment; pre_snapshot also writes a "flushed" file into the
+    // dataset, which post_snapshot removes (a database's freeze and thaw).
+    let hook = |name: &str, extra: &str| {
+        format!(
+            "[\"sh\", \"-c\", \"env | grep ^ZREP_ | sort > {0}.env; ls {1}/.zfs/snapshot > {0}.snaps; {extra}\"]",
+            log(name),
+            data.display()
+        )
+    };
+    let job = |pre: &str, post_run: &str, timeout: &str| {
+        format!(
+            "[[job]]\nname = \"hooked\"\nsource = \"{src}\"\ntarget = \"{dst}\"\n\
+             hook_timeout = \"{timeout}\"\n\
+             pre_snapshot = {pre}\npost_snapshot = {}\npost_run = {post_run}\n\
+             on_failure = {}\n",
+            hook("post_snapshot", &format!("rm {}/flushed", data.display())),
+            hook("on_failure", "true"),
+        )
+    };
+    let pre_ok = hook(
+        "pre_snapshot",
+        &format!("echo state > {}/flushed", data.display()),
+    );
+    let conf = Conf::new(&p, &job(&pre_ok, &hook("post_run", "true"), "30s"));
+    let read = |name: &str| std::fs::read_to_string(dir.join(name)).unwrap_or_default();
+    let t0 = start();
+    write_random(&p.path("src/f"), 64 << 10, 1);
+    conf.at(t0, "run", &[]).ok();
+    let snap = format!("zrep-{}", utc_stamp(t0));
+    assert!(
+        !read("pre_snapshot.snaps").contains(&snap),
+        "pre ran after the snapshot"
+    );
+    assert!(
+        read("post_snapshot.snaps").contains(&snap),
+        "post ran before the snapshot"
+    );
+    let pre_env = read("pre_snapshot.env");
+    for want in [
+        "ZREP_HOOK=pre_snapshot".to_string(),
+        "ZREP_JOB=hooked".into(),
+        format!("ZREP_SNAPSHOT={snap}"),
+        format!("ZREP_SOURCE={src}"),
+        format!("ZREP_TARGET={dst}"),
+        format!("ZREP_DATASETS={src}"),
+    ] {
+        assert!(
+            pre_env.lines().any(|l| l == want),
+            "{want} not in\n{pre_env}"
+        );
+    }
+    let run_env = read("post_run.env");
+    assert!(run_env.contains("ZREP_OUTCOME=ok"), "{run_env}");
+    assert!(
+        run_env.contains(&format!("ZREP_SNAPSHOT={snap}")),
+        "{run_env}"
+    );
+    let bytes: u64 = run_env
+        .lines()
+        .find_map(|l| l.strip_prefix("ZREP_BYTES="))
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(bytes > 64 << 10, "{run_env}");
+    assert_eq!(
+        read("on_failure.env"),
+        "",
+        "on_failure ran after a good run"
+    );
+    // What pre_snapshot wrote is in the snapshot that reached the target; the source
+    // lost it again in post_snapshot.
+    assert!(!data.join("flushed").exists());
+    assert_eq!(zrep_times(&dst), [t0]);
+    mount(&dst);
+    assert_eq!(
+        std::fs::read_to_string(p.path("dst/flushed")).unwrap(),
+        "state\n"
+    );
+
+    // A failing pre_snapshot: no snapshot, a failed run, on_failure told why.
+    write_random(&p.path("src/g"), 16 << 10, 2);
+    let failing = hook("pre_snapshot", "exit 3");
+    conf.write(&job(&failing, &hook("post_run", "true"), "30s"));
+    conf.at(t0 + 3600, "run", &[])
+        .fails_with("job hooked: pre_snapshot hook \"sh\" exited with status 3");
+    assert_eq!(
+        zrep_times(&src),
+        [t0],
+        "a snapshot was taken after pre_snapshot failed"
+    );
+    let fail_env = read("on_failure.env");
+    assert!(fail_env.contains("ZREP_OUTCOME=failed"), "{fail_env}");
+    assert!(
+        fail_env.contains("ZREP_ERROR=job hooked: pre_snapshot hook"),
+        "{fail_env}"
+    );
+    assert!(read("post_run.env").contains("ZREP_OUTCOME=failed"));
+
+    // One that overstays its time limit is killed, with what it started.
+    let slow = hook("pre_snapshot", "sleep 60 & sleep 60");
+    conf.write(&job(&slow, &hook("post_run", "true"), "1s"));
+    let t = Instant::now();
+    conf.at(t0 + 7200, "run", &[])
+        .fails_with("did not finish within 1 s and was killed");
+    assert!(t.elapsed() < Duration::from_secs(30), "{:?}", t.elapsed());
+    assert_eq!(zrep_times(&src), [t0]);
+
+    // A failing post_run is logged; the run stays good and its snapshot is sent.
+    conf.write(&job(&pre_ok, &hook("post_run", "exit 1"), "30s"));
+    let r = conf.at(t0 + 10_800, "run", &[]).ok();
+    assert!(
+        r.stderr
+            .contains("post_run hook \"sh\" exited with status 1"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(zrep_times(&dst), [t0, t0 + 10_800]);
+}

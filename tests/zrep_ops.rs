@@ -303,18 +303,24 @@ fn newest_server() -> Option<u32> {
         .max()
 }
 
-/// `--bwlimit 5M` on loopback, a push then a pull of 110 MiB of incompressible data
-/// (about 22 s each): the bytes the sending zrep writes to ssh (a push: the client's
-/// main thread; a pull: `zrep serve`'s, which the client holds back by reading at
-/// the rate), sampled every second, average within 10% of 5 MiB/s and no second
-/// above 150%. It runs alone (the other tests of this file wait): in the emulated
-/// guest, two tests at once leave ssh short of 5 MiB/s of CPU.
+/// `--bwlimit` on loopback (2M, or `ZREP_CAMPAIGN_BWLIMIT` MiB/s), a push then a pull
+/// of 22 s worth of incompressible data: the bytes the sending zrep writes to ssh (a
+/// push: the client's main thread; a pull: `zrep serve`'s, which sends at the rate
+/// the client asked), sampled every second, average within 10% of the limit and no
+/// second above 150%. It runs alone (the other tests of this file wait). The issue's
+/// 5M held (5.00 MiB every second) in a quiet guest, but an emulated guest on a busy
+/// host carries less than that over ssh: the suite measures 2M.
 #[test]
 fn bwlimit_keeps_the_rate_on_the_wire() {
     let _alone = ALONE.write().unwrap_or_else(|e| e.into_inner());
     let p = TestPool::with_size(768 << 20);
     let src = p.create("src");
-    let rate = 5u64 << 20;
+    let mib: u64 = std::env::var("ZREP_CAMPAIGN_BWLIMIT")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(2);
+    let rate = mib << 20;
+    let limit = format!("{mib}M");
     write_random(&p.path("src/big"), (22 * rate) as usize, 5);
     snap(&src, "s1");
     for dir in ["push", "pull"] {
@@ -330,7 +336,7 @@ fn bwlimit_keeps_the_rate_on_the_wire() {
             "--compress",
             "none",
             "--bwlimit",
-            "5M",
+            &limit,
             &s,
             &t,
         ]));
@@ -387,7 +393,7 @@ fn bwlimit_keeps_the_rate_on_the_wire() {
         let avg = total as f64 / full.len() as f64 / rate as f64;
         let peak = full.iter().copied().max().unwrap() as f64 / rate as f64;
         figure(&format!(
-            "bwlimit 5M, {dir}: {} s, average {:.3} of the limit, peak second {:.3}; per second (MiB): {:?}; wire {}",
+            "bwlimit {limit}, {dir}: {} s, average {:.3} of the limit, peak second {:.3}; per second (MiB): {:?}; wire {}",
             full.len(),
             avg,
             peak,

@@ -170,6 +170,14 @@ impl Fields {
         user: "",
     };
 
+    /// What a listing of names shows beside them, as `zfs list -o name,type,guid,createtxg`
+    /// of snapshots: a dataset's kind, a snapshot's `guid` and `createtxg`.
+    pub const LISTING: Fields = Fields {
+        dataset: "type",
+        snapshot: "guid,createtxg",
+        user: "",
+    };
+
     /// No property: the names of datasets (and snapshots) only.
     pub(crate) const NAMES: Fields = Fields {
         dataset: "",

@@ -38,6 +38,7 @@ use toml::Spanned;
 
 use crate::bwlimit::{Limit, Window};
 use crate::compress::Compress;
+use crate::hooks::{self, Hooks};
 use crate::plan::Selection;
 use crate::proto::Flags;
 use crate::retention::Rules;
@@ -124,6 +125,9 @@ pub struct Job {
     pub compress: Compress,
     /// The bandwidth limit (`bwlimit = "10M"`, with `bwlimit_schedule` windows).
     pub bwlimit: Limit,
+    /// Commands around the snapshot and after the run (`pre_snapshot`,
+    /// `post_snapshot`, `post_run`, `on_failure`, `hook_timeout`).
+    pub hooks: Hooks,
 }
 
 impl Job {
@@ -222,6 +226,7 @@ impl Job {
                 self.bwlimit.describe()
             ));
         }
+        lines.extend(self.hooks.describe().into_iter().map(|l| format!("  {l}")));
         lines
     }
 
@@ -373,6 +378,11 @@ struct RawJob {
     compress: Option<Spanned<String>>,
     bwlimit: Option<Spanned<String>>,
     bwlimit_schedule: Option<Spanned<Vec<RawWindow>>>,
+    pre_snapshot: Option<Spanned<HookCommand>>,
+    post_snapshot: Option<Spanned<HookCommand>>,
+    post_run: Option<Spanned<HookCommand>>,
+    on_failure: Option<Spanned<HookCommand>>,
+    hook_timeout: Option<Spanned<String>>,
 }
 
 /// One window of `bwlimit_schedule`: `{ hours = "08:00-18:00", rate = "1M" }`.
@@ -381,6 +391,15 @@ struct RawJob {
 struct RawWindow {
     hours: String,
     rate: String,
+}
+
+/// A hook as written: an argv array, or a string, which is refused with the array
+/// it could have been (no shell splits it).
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum HookCommand {
+    Argv(Vec<String>),
+    Line(String),
 }
 
 impl RawJob {
@@ -415,6 +434,8 @@ impl RawJob {
             at("compress", &self.compress),
             at("bwlimit", &self.bwlimit),
             at("bwlimit_schedule", &self.bwlimit_schedule),
+            at("pre_snapshot", &self.pre_snapshot),
+            at("post_snapshot", &self.post_snapshot),
         ]
         .into_iter()
         .flatten()
@@ -572,6 +593,7 @@ fn job(src: &Source, defaults: &Defaults, j: RawJob) -> Result<Job, ConfigError>
     }
     let travel = travel(src, name, &j)?;
     let bwlimit = bwlimit(src, name, &j)?;
+    let hooks = hooks(src, name, &j)?;
     let send = j.send.map(Spanned::into_inner).unwrap_or_default();
     let prune_foreign = match &j.prune_foreign {
         None => None,
@@ -618,6 +640,41 @@ fn job(src: &Source, defaults: &Defaults, j: RawJob) -> Result<Job, ConfigError>
                 .map_err(|m| src.at(c.span(), format!("job {name}: {m}")))?,
         },
         bwlimit,
+        hooks,
+    })
+}
+
+/// The job's hooks, each command checked; a `pre_snapshot` or `post_snapshot` in a
+/// job that takes no snapshot is an error (it would never run).
+fn hooks(src: &Source, name: &str, j: &RawJob) -> Result<Hooks, ConfigError> {
+    let takes_snapshot = j.snapshot.as_ref().map_or(true, |s| *s.get_ref());
+    let command = |key: &str, v: &Option<Spanned<HookCommand>>| {
+        let Some(c) = v else { return Ok(None) };
+        let fail = |m: String| src.at(c.span(), format!("job {name}: {key}: {m}"));
+        if !takes_snapshot && key.ends_with("_snapshot") {
+            return Err(fail(
+                "never runs: the job takes no snapshot (snapshot = false)".into(),
+            ));
+        }
+        match c.get_ref() {
+            HookCommand::Line(line) => Err(fail(format!(
+                "write the program and its arguments as an array, e.g. {:?} \
+                 (no shell runs it; [\"sh\", \"-c\", \"...\"] if you want one)",
+                line.split_whitespace().collect::<Vec<_>>()
+            ))),
+            HookCommand::Argv(argv) => hooks::check_command(argv)
+                .map(|()| Some(argv.clone()))
+                .map_err(fail),
+        }
+    };
+    Ok(Hooks {
+        job: name.to_string(),
+        pre_snapshot: command("pre_snapshot", &j.pre_snapshot)?,
+        post_snapshot: command("post_snapshot", &j.post_snapshot)?,
+        post_run: command("post_run", &j.post_run)?,
+        on_failure: command("on_failure", &j.on_failure)?,
+        timeout: duration(src, name, "hook_timeout", &j.hook_timeout)?
+            .unwrap_or(hooks::DEFAULT_TIMEOUT),
     })
 }
 
@@ -865,7 +922,7 @@ mod tests {
             "datasets: exclude **/tmp",
             "snapshots: zrep-*",
             "first run: the newest snapshot only",
-            "set compression=",
+            "set compression=zstd-9, quota=1073741824",
             "inherit atime",
             "other tools' snapshots syncoid_* pruned",
         ] {
@@ -877,6 +934,57 @@ mod tests {
         assert!(e.contains("line 6") && e.contains("/abs"), "{e}");
         let e = job("prune_foreign = [\"a/b\"]\n").unwrap_err();
         assert!(e.contains("prune_foreign"), "{e}");
+    }
+
+    #[test]
+    fn hooks_are_checked_and_described() {
+        let job = |extra: &str| {
+            parse(&format!(
+                "[[job]]\nname = \"h\"\nsource = \"p/s\"\ntarget = \"q/t\"\n{extra}"
+            ))
+        };
+        let c = job(
+            "pre_snapshot = [\"/usr/local/bin/freeze\", \"db\"]\non_failure = [\"mail\"]\n\
+             hook_timeout = \"5m\"\n",
+        )
+        .unwrap();
+        let h = &c.jobs[0].hooks;
+        assert_eq!(h.job, "h");
+        assert_eq!(h.timeout, Duration::from_secs(300));
+        assert_eq!(h.on_failure.as_deref(), Some(&["mail".to_string()][..]));
+        let text = c.jobs[0].describe().join("\n");
+        assert!(
+            text.contains("pre_snapshot: [\"/usr/local/bin/freeze\", \"db\"] (killed after 300 s)"),
+            "{text}"
+        );
+        let e = job("post_run = []\n").unwrap_err();
+        assert!(
+            e.contains("line 5: job h: post_run: an empty command"),
+            "{e}"
+        );
+        let e = job("snapshot = false\npost_snapshot = [\"thaw\"]\n").unwrap_err();
+        assert!(
+            e.contains("line 6: job h: post_snapshot: never runs"),
+            "{e}"
+        );
+        let e = job("post_run = \"mail -s x\"\n").unwrap_err();
+        assert!(
+            e.contains("line 5: job h: post_run: write the program and its arguments as an array, e.g. [\"mail\", \"-s\", \"x\"]"),
+            "{e}"
+        );
+        // Jobs without a source prune; they run post_run and on_failure too.
+        let c = parse(
+            "[[job]]\nname = \"p\"\ntarget = \"q/t\"\nkeep_target = { last = 1 }\n\
+             post_run = [\"true\"]\n",
+        )
+        .unwrap();
+        assert!(c.jobs[0].hooks.post_run.is_some());
+        let e = parse(
+            "[[job]]\nname = \"p\"\ntarget = \"q/t\"\nkeep_target = { last = 1 }\n\
+             pre_snapshot = [\"true\"]\n",
+        )
+        .unwrap_err();
+        assert!(e.contains("pre_snapshot"), "{e}");
     }
 
     #[test]

@@ -12,6 +12,7 @@ use serde::Serialize;
 use crate::clock;
 use crate::config::{Config, Job, Overlap};
 use crate::error::{err, Error, Kind, Result};
+use crate::hooks::Hook;
 use crate::proto::{DatasetState, SnapEntry};
 use crate::replicate;
 use crate::report::Outcome;
@@ -128,6 +129,7 @@ pub fn run(cfg: &Config, job: &Job, ui: &Ui) -> JobReport {
         report.status = "failed";
     }
     report.seconds = t0.elapsed().as_secs_f64();
+    after_run(job, &report, ui);
     if let Err(e) = record(cfg, job, &report, started) {
         ui.error(&format!("[{}] {}", job.name, e.message));
     }
@@ -142,7 +144,7 @@ fn run_locked(job: &Job, source: &str, ui: &Ui, report: &mut JobReport) -> Resul
         // The schedule's snapshot is still taken: it is history on the source, and
         // the next run that reaches the target sends it (retention keeps it until).
         Err(e) if job.snapshot => {
-            let name = snapshot_only(job, source, &mut src)?;
+            let name = snapshot_only(job, source, &mut src, ui)?;
             return Err(err(
                 e.kind,
                 format!(
@@ -168,6 +170,7 @@ fn run_locked(job: &Job, source: &str, ui: &Ui, report: &mut JobReport) -> Resul
         allow_empty: job.allow_empty,
         jobs: job.parallel,
         travel: job.travel.clone(),
+        hooks: job.hooks.clone(),
     };
     // The summary lines below replace replicate's own.
     let quiet_ui = Ui::new(ui.verbose, true, ui.quiet);
@@ -196,17 +199,80 @@ fn run_locked(job: &Job, source: &str, ui: &Ui, report: &mut JobReport) -> Resul
     Ok(())
 }
 
+/// The job's `post_run` hook, then on failure its `on_failure` hook, with the run's
+/// outcome in the environment: `ZREP_OUTCOME` (`ok` or `failed`), `ZREP_SOURCE`,
+/// `ZREP_TARGET`, `ZREP_SNAPSHOT` (the newest sent, if any), `ZREP_BYTES` (sent in
+/// all), `ZREP_DATASETS` and `ZREP_FAILED` (source datasets, one per line),
+/// `ZREP_ERROR` (the first error) and `ZREP_SECONDS`. A failing hook is logged.
+fn after_run(job: &Job, report: &JobReport, ui: &Ui) {
+    let outcomes = || report.datasets.iter().map(|d| &d.outcome);
+    let lines = |v: Vec<&str>| v.join("\n");
+    let first_error = report
+        .error
+        .as_deref()
+        .or_else(|| outcomes().find_map(|o| o.error.as_deref()));
+    let env = [
+        ("ZREP_OUTCOME", report.status.to_string()),
+        ("ZREP_SOURCE", job.source_spec()),
+        ("ZREP_TARGET", job.target_spec()),
+        (
+            "ZREP_SNAPSHOT",
+            outcomes()
+                .find_map(|o| o.snapshots.last())
+                .cloned()
+                .unwrap_or_default(),
+        ),
+        (
+            "ZREP_BYTES",
+            outcomes().map(|o| o.bytes_sent).sum::<u64>().to_string(),
+        ),
+        (
+            "ZREP_DATASETS",
+            lines(outcomes().map(|o| o.source.as_str()).collect()),
+        ),
+        (
+            "ZREP_FAILED",
+            lines(
+                outcomes()
+                    .filter(|o| o.error.is_some())
+                    .map(|o| o.source.as_str())
+                    .collect(),
+            ),
+        ),
+        ("ZREP_ERROR", first_error.unwrap_or_default().to_string()),
+        ("ZREP_SECONDS", format!("{:.1}", report.seconds)),
+    ];
+    let run = |hook| {
+        if let Err(e) = job.hooks.run(hook, &env) {
+            ui.error(&format!("[{}] {}", job.name, e.message));
+        }
+    };
+    run(Hook::PostRun);
+    if report.status == "failed" {
+        run(Hook::OnFailure);
+    }
+}
+
 /// Takes the run's snapshot of the job's datasets (one atomic call) and names it.
-fn snapshot_only(job: &Job, source: &str, src: &mut Side) -> Result<String> {
+fn snapshot_only(job: &Job, source: &str, src: &mut Side, ui: &Ui) -> Result<String> {
     let snap = crate::names::new_snapshot();
     let source = name(source)?;
     if !job.allow_empty {
         src.sync(&source)?;
     }
     let states = src.state(&source, job.recursive)?;
-    replicate::snapshot_tree(src, &source, job.recursive, &states, &snap, &|d| {
-        replicate::needs_snapshot(d, job.allow_empty)
-    })?;
+    let fresh = |d: &DatasetState| replicate::needs_snapshot(d, job.allow_empty);
+    let env = crate::hooks::snapshot_env(
+        job.source_spec(),
+        job.target_spec(),
+        &snap,
+        states.iter().filter(|d| fresh(d)).map(|d| d.name.as_str()),
+    );
+    job.hooks.around_snapshot(
+        &env,
+        |m| ui.error(m),
+        || replicate::snapshot_tree(src, &source, job.recursive, &states, &snap, &fresh),
+    )?;
     Ok(snap)
 }
 

@@ -19,6 +19,7 @@ pub mod compress;
 pub mod config;
 pub mod error;
 pub mod filter;
+pub mod hooks;
 pub mod jobs;
 pub mod link;
 pub mod local;

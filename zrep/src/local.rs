@@ -8,8 +8,8 @@ use libzfs::{DatasetName, ReceiveOptions, SendFlags, SendSource, SnapshotName, Z
 
 use crate::error::{err, Kind, Result};
 use crate::proto::{
-    DatasetState, Flags, Hold, NewBookmark, PropValue, Property, Reading, Request, Response,
-    SnapEntry,
+    CursorMove, DatasetState, Flags, Hold, NewBookmark, PropValue, Property, Reading, Request,
+    Response, SnapEntry,
 };
 
 /// Carries out a request that has no stream (streams: [`send`], [`receive`]) and
@@ -40,11 +40,8 @@ pub fn execute(zfs: &Zfs, req: &Request) -> Result<Response> {
             estimate_resume(zfs, token).map(|bytes| Response::Estimate { bytes })
         }
         Request::Snapshot { snapshots } => ok(Ok(zfs.snapshot(snapshots, None)?)),
-        Request::Hold { holds } => ok(hold(zfs, holds)),
-        Request::Release { holds } => ok(release(zfs, holds)),
-        Request::Bookmark { bookmarks } => ok(bookmark(zfs, bookmarks)),
+        Request::Cursor(m) => ok(move_cursor(zfs, m)),
         Request::DestroySnapshots { snapshots } => ok(Ok(zfs.destroy_snapshots(snapshots, false)?)),
-        Request::DestroyBookmarks { bookmarks } => ok(Ok(zfs.destroy_bookmarks(bookmarks)?)),
         Request::RollbackTo { snapshot, tag } => ok(rollback_to(zfs, snapshot, tag)),
         Request::Sync { dataset } => ok(Ok(zfs.sync(dataset.pool(), false)?)),
         Request::Properties { dataset } => {
@@ -116,6 +113,7 @@ pub fn listing(
         Reading::Full => libzfs::Fields::REPLICATION,
         Reading::Source => libzfs::Fields::SOURCE.with_user(crate::names::OPT_OUT),
         Reading::Target => libzfs::Fields::TARGET,
+        Reading::List => libzfs::Fields::LISTING,
     };
     let Some(listed) = zfs.list_fields(dataset, recursive, snapshots, fields)? else {
         return Ok(Vec::new());
@@ -313,8 +311,35 @@ fn to_libzfs(h: &Hold) -> libzfs::Hold {
     }
 }
 
+/// Moves zrep's cursor: places the holds and bookmarks, then releases and destroys the
+/// old ones. Each pair is issued at once, from two threads: ZFS syncs tasks that arrive
+/// together in one transaction group, where one after the other costs two.
+pub fn move_cursor(zfs: &Zfs, m: &CursorMove) -> Result<()> {
+    together(|| hold(zfs, &m.hold), || bookmark(zfs, &m.bookmark))?;
+    together(
+        || release(zfs, &m.release),
+        || Ok(zfs.destroy_bookmarks(&m.destroy_bookmarks)?),
+    )
+}
+
+/// Runs `a` and `b` at the same time (`b` on a thread of its own); the first error,
+/// `a`'s first.
+pub fn together(
+    a: impl FnOnce() -> Result<()>,
+    b: impl FnOnce() -> Result<()> + Send,
+) -> Result<()> {
+    std::thread::scope(|s| {
+        let t = s.spawn(b);
+        let first = a();
+        let second = t
+            .join()
+            .unwrap_or_else(|_| Err(err(Kind::Other, "a thread of a paired operation panicked")));
+        first.and(second)
+    })
+}
+
 /// Places holds (one pool per call); holds that exist already are fine.
-pub fn hold(zfs: &Zfs, holds: &[Hold]) -> Result<()> {
+fn hold(zfs: &Zfs, holds: &[Hold]) -> Result<()> {
     let mut todo = Vec::new();
     for one in holds {
         if !zfs.holds(&one.snapshot)?.iter().any(|(t, _)| *t == one.tag) {
@@ -332,7 +357,7 @@ pub fn hold(zfs: &Zfs, holds: &[Hold]) -> Result<()> {
 }
 
 /// Releases holds; holds or snapshots that are gone are ignored.
-pub fn release(zfs: &Zfs, holds: &[Hold]) -> Result<()> {
+fn release(zfs: &Zfs, holds: &[Hold]) -> Result<()> {
     let mut todo = Vec::new();
     for one in holds {
         if !zfs.exists(one.snapshot.as_str()) {
@@ -347,7 +372,7 @@ pub fn release(zfs: &Zfs, holds: &[Hold]) -> Result<()> {
 }
 
 /// Creates bookmarks from snapshots.
-pub fn bookmark(zfs: &Zfs, bookmarks: &[NewBookmark]) -> Result<()> {
+fn bookmark(zfs: &Zfs, bookmarks: &[NewBookmark]) -> Result<()> {
     let pairs: Vec<_> = bookmarks
         .iter()
         .map(|b| (b.bookmark.clone(), SendSource::from(b.snapshot.clone())))

@@ -10,7 +10,7 @@ use libzfs::{DatasetName, SendSource, SnapshotName};
 use zrep::config::{self, Config};
 use zrep::error::{err, Error, Kind, Result};
 use zrep::local;
-use zrep::proto::Flags;
+use zrep::proto::{Flags, Reading};
 use zrep::side::{split_host, Route, Side};
 use zrep::ui::{self, Ui};
 use zrep::{jobs, replicate, serve, verify};
@@ -230,6 +230,7 @@ fn cmd_replicate(a: Box<ReplicateArgs>) -> Result<ExitCode> {
         allow_empty: a.allow_empty,
         jobs: usize::from(a.jobs),
         travel: zrep::travel::Travel::new(&a.travel.words())?,
+        hooks: Default::default(),
     };
     let mut ssh = a.remote.ssh(a.verbose)?;
     a.wire.apply(&mut ssh);
@@ -450,7 +451,12 @@ fn cmd_list(
     let (host, ds) = split_host(spec);
     let ds = DatasetName::new(ds)?;
     let mut side = Side::open(host, &remote.ssh(false)?)?;
-    let states = side.state(&ds, recursive)?;
+    // The table shows names, GUIDs and txgs: each property more would cost the kernel
+    // a lookup of every snapshot. JSON carries everything.
+    let states = match json {
+        true => side.state(&ds, recursive)?,
+        false => side.state_for(&ds, recursive, Reading::List)?,
+    };
     if states.is_empty() {
         return Err(err(Kind::NotFound, format!("{spec} does not exist")));
     }

@@ -238,18 +238,15 @@ impl Policy {
                 self.allowed(!receive_only, "taking snapshots")?;
                 self.names(snapshots.iter().map(|s| s.as_str()))?;
             }
-            Request::Hold { holds } | Request::Release { holds } => tags(holds)?,
-            Request::Bookmark { bookmarks } => {
-                self.names(bookmarks.iter().map(|b| b.bookmark.as_str()))?;
-                self.ours(
-                    "bookmark",
-                    bookmarks.iter().map(|b| b.bookmark.short_name()),
-                )?;
-            }
-            Request::DestroyBookmarks { bookmarks } => {
-                self.allowed(!receive_only, "destroying bookmarks")?;
-                self.names(bookmarks.iter().map(|b| b.as_str()))?;
-                self.ours("bookmark", bookmarks.iter().map(|b| b.short_name()))?;
+            Request::Cursor(m) => {
+                tags(&m.hold)?;
+                tags(&m.release)?;
+                let made = m.bookmark.iter().map(|b| &b.bookmark);
+                let bookmarks = made.chain(&m.destroy_bookmarks);
+                self.names(bookmarks.clone().map(|b| b.as_str()))?;
+                self.ours("bookmark", bookmarks.map(|b| b.short_name()))?;
+                let destroys = !m.destroy_bookmarks.is_empty();
+                self.allowed(!(receive_only && destroys), "destroying bookmarks")?;
             }
             Request::DestroySnapshots { snapshots } => {
                 let may = match self.mode {
@@ -312,7 +309,7 @@ pub fn parse_token(token: &str) -> Result<ResumeToken> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::proto::{Flags, NewBookmark};
+    use crate::proto::{CursorMove, Flags, NewBookmark};
     use libzfs::{BookmarkName, SnapshotName};
 
     fn ds(s: &str) -> DatasetName {
@@ -370,18 +367,15 @@ mod tests {
         let p = policy(Mode::ReceiveOnly);
         let ok = [
             Request::Receive(Receive::new(ds("back/a/new"), false)),
-            Request::Hold {
-                holds: vec![hold("back/a@s", "zrep-12345678")],
-            },
-            Request::Release {
-                holds: vec![hold("back/a@s", "zrep-12345678")],
-            },
-            Request::Bookmark {
-                bookmarks: vec![NewBookmark {
+            Request::Cursor(CursorMove {
+                hold: vec![hold("back/a@s", "zrep-12345678")],
+                release: vec![hold("back/a@r", "zrep-12345678")],
+                bookmark: vec![NewBookmark {
                     bookmark: BookmarkName::new("back/a#zrep-1-s").unwrap(),
                     snapshot: snap("back/a@s"),
                 }],
-            },
+                ..CursorMove::default()
+            }),
             Request::AbortResume {
                 dataset: ds("back/a"),
             },
@@ -409,9 +403,10 @@ mod tests {
                 "destroying snapshots is not allowed (zrep serve --receive-only)",
             ),
             (
-                Request::DestroyBookmarks {
-                    bookmarks: vec![BookmarkName::new("back/a#zrep-1").unwrap()],
-                },
+                Request::Cursor(CursorMove {
+                    destroy_bookmarks: vec![BookmarkName::new("back/a#zrep-1").unwrap()],
+                    ..CursorMove::default()
+                }),
                 "destroying bookmarks",
             ),
             (
@@ -422,9 +417,10 @@ mod tests {
                 "rollback",
             ),
             (
-                Request::Release {
-                    holds: vec![hold("back/a@s", "admin")],
-                },
+                Request::Cursor(CursorMove {
+                    release: vec![hold("back/a@s", "admin")],
+                    ..CursorMove::default()
+                }),
                 "hold tag \"admin\" is not zrep's",
             ),
             (

@@ -148,7 +148,7 @@ impl Choice {
             let set: Vec<String> = self
                 .set
                 .iter()
-                .map(|p| format!("{}={}", p.name, shown(&p.value)))
+                .map(|p| format!("{}={}", p.name, shown(&p.name, &p.value)))
                 .collect();
             parts.push(format!("set {}", set.join(", ")));
         }
@@ -166,9 +166,12 @@ impl Choice {
 /// `canmount=noauto`'s index.
 const CANMOUNT_NOAUTO: u64 = 2;
 
-fn shown(v: &PropValue) -> String {
+/// A value as `zfs get` shows it: an index property's number by its name.
+fn shown(name: &str, v: &PropValue) -> String {
     match v {
-        PropValue::Number(n) => n.to_string(),
+        PropValue::Number(n) => libzfs::props::property(name)
+            .and_then(|p| p.index_name(*n))
+            .map_or_else(|| n.to_string(), str::to_string),
         PropValue::String(s) => s.clone(),
     }
 }

@@ -28,7 +28,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::Error;
 
 /// The protocol version; both ends must speak the same.
-pub const VERSION: u32 = 2;
+pub const VERSION: u32 = 3;
 /// Bytes of a frame header (kind and length).
 pub const HEAD_LEN: usize = 5;
 /// Largest control message accepted (and sent: both ends enforce it).
@@ -289,6 +289,9 @@ pub enum Reading {
     Source,
     /// What a replication target is planned from: no kind, size or encryption.
     Target,
+    /// What `zrep list` shows: a dataset's kind, a snapshot's or bookmark's GUID and
+    /// creation txg.
+    List,
 }
 
 impl Reading {
@@ -432,6 +435,61 @@ pub struct NewBookmark {
     pub snapshot: SnapshotName,
 }
 
+/// zrep's cursor on one side, in one request: the new holds and bookmarks first, then
+/// the old ones removed. A side places the first two together and removes the last two
+/// together, so that each pair lands in one transaction group where ZFS allows.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct CursorMove {
+    /// Holds to place (those in place already are fine).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hold: Vec<Hold>,
+    /// Bookmarks to create.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub bookmark: Vec<NewBookmark>,
+    /// Holds to release once the new ones are in place (missing ones are ignored).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub release: Vec<Hold>,
+    /// Bookmarks to destroy once the new ones are in place.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub destroy_bookmarks: Vec<BookmarkName>,
+}
+
+impl CursorMove {
+    /// Nothing to do.
+    pub fn is_empty(&self) -> bool {
+        self.hold.is_empty()
+            && self.bookmark.is_empty()
+            && self.release.is_empty()
+            && self.destroy_bookmarks.is_empty()
+    }
+
+    /// Its first half: the holds and bookmarks it places.
+    pub fn placing(&self) -> CursorMove {
+        CursorMove {
+            hold: self.hold.clone(),
+            bookmark: self.bookmark.clone(),
+            ..CursorMove::default()
+        }
+    }
+
+    /// Its second half: the holds and bookmarks it removes.
+    pub fn removing(&self) -> CursorMove {
+        CursorMove {
+            release: self.release.clone(),
+            destroy_bookmarks: self.destroy_bookmarks.clone(),
+            ..CursorMove::default()
+        }
+    }
+
+    /// Adds `other`'s operations to this one's.
+    pub fn append(&mut self, other: CursorMove) {
+        self.hold.extend(other.hold);
+        self.bookmark.extend(other.bookmark);
+        self.release.extend(other.release);
+        self.destroy_bookmarks.extend(other.destroy_bookmarks);
+    }
+}
+
 /// A request from the client to `zrep serve`.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(rename_all = "snake_case")]
@@ -515,30 +573,12 @@ pub enum Request {
         /// Full snapshot names.
         snapshots: Vec<SnapshotName>,
     },
-    /// Place holds.
-    Hold {
-        /// The holds.
-        holds: Vec<Hold>,
-    },
-    /// Release holds (missing ones are ignored).
-    Release {
-        /// The holds.
-        holds: Vec<Hold>,
-    },
-    /// Create bookmarks.
-    Bookmark {
-        /// The bookmarks.
-        bookmarks: Vec<NewBookmark>,
-    },
+    /// Move zrep's cursor: holds and bookmarks placed, then old ones removed.
+    Cursor(CursorMove),
     /// Destroy snapshots.
     DestroySnapshots {
         /// Full names.
         snapshots: Vec<SnapshotName>,
-    },
-    /// Destroy bookmarks.
-    DestroyBookmarks {
-        /// Full names.
-        bookmarks: Vec<BookmarkName>,
     },
     /// Roll back to a snapshot (destroying newer snapshots first, `force` semantics).
     RollbackTo {
@@ -598,12 +638,10 @@ pub enum Op {
     Receive,
     /// Snapshot.
     Snapshot,
-    /// Hold, Release, Bookmark: zrep's cursor.
+    /// Cursor: zrep's holds and bookmarks.
     Cursor,
     /// DestroySnapshots.
     DestroySnapshots,
-    /// DestroyBookmarks.
-    DestroyBookmarks,
     /// RollbackTo.
     Rollback,
     /// AbortResume.
@@ -627,9 +665,8 @@ impl Request {
             | Request::SendResume { .. } => Op::Send,
             Request::Receive(_) => Op::Receive,
             Request::Snapshot { .. } => Op::Snapshot,
-            Request::Hold { .. } | Request::Release { .. } | Request::Bookmark { .. } => Op::Cursor,
+            Request::Cursor(_) => Op::Cursor,
             Request::DestroySnapshots { .. } => Op::DestroySnapshots,
-            Request::DestroyBookmarks { .. } => Op::DestroyBookmarks,
             Request::RollbackTo { .. } => Op::Rollback,
             Request::AbortResume { .. } => Op::AbortResume,
         }
@@ -677,27 +714,30 @@ impl Request {
             }
             Request::Properties { dataset } => format!("properties of {dataset}"),
             Request::Snapshot { snapshots } => first("snapshot", snapshots),
-            Request::Hold { holds } => first("hold", &snapshots_of(holds)),
-            Request::Release { holds } => first("release", &snapshots_of(holds)),
-            Request::Bookmark { bookmarks } => first(
-                "bookmark",
-                &bookmarks
-                    .iter()
-                    .map(|b| b.bookmark.as_str())
-                    .collect::<Vec<_>>(),
-            ),
+            Request::Cursor(m) => {
+                let names = (m.hold.iter().chain(&m.release))
+                    .map(|h| h.snapshot.as_str())
+                    .chain(m.bookmark.iter().map(|b| b.bookmark.as_str()))
+                    .chain(m.destroy_bookmarks.iter().map(|b| b.as_str()))
+                    .collect::<Vec<_>>();
+                first(
+                    &format!(
+                        "cursor (hold {}, bookmark {}, release {}, destroy {})",
+                        m.hold.len(),
+                        m.bookmark.len(),
+                        m.release.len(),
+                        m.destroy_bookmarks.len()
+                    ),
+                    &names,
+                )
+            }
             Request::DestroySnapshots { snapshots } => first("destroy", snapshots),
-            Request::DestroyBookmarks { bookmarks } => first("destroy", bookmarks),
             Request::RollbackTo { snapshot, .. } => format!("roll back to {snapshot}"),
             Request::AbortResume { dataset } => {
                 format!("discard the interrupted receive into {dataset}")
             }
         }
     }
-}
-
-fn snapshots_of(holds: &[Hold]) -> Vec<&str> {
-    holds.iter().map(|h| h.snapshot.as_str()).collect()
 }
 
 /// A response from `zrep serve`.
@@ -1061,9 +1101,11 @@ mod tests {
                 Op::Receive,
             ),
             (
-                Request::Release {
-                    holds: vec![hold.clone(), hold],
-                },
+                Request::Cursor(CursorMove {
+                    hold: vec![hold.clone()],
+                    release: vec![hold],
+                    ..CursorMove::default()
+                }),
                 Op::Cursor,
             ),
             (

@@ -18,11 +18,12 @@ use libzfs::{DatasetName, SendSource, SnapshotName};
 
 use crate::error::{err, Error, Kind, Result};
 use crate::filter::{Candidate, Decision, Filter};
-use crate::local::Target;
+use crate::hooks::{self, Hooks};
+use crate::local::{self, Target};
 use crate::plan::{
     self, Base, Bookmark, Plan, Request as PlanRequest, ResumeInfo, Snap, SourceState, TargetState,
 };
-use crate::proto::{DatasetState, Flags, Hold, NewBookmark, Reading, SnapEntry};
+use crate::proto::{CursorMove, DatasetState, Flags, Hold, NewBookmark, Reading, SnapEntry};
 use crate::report::Outcome;
 use crate::side::Side;
 use crate::transfer::{self, Counter, Stream};
@@ -62,9 +63,19 @@ pub struct Options {
     pub jobs: usize,
     /// What travels and how it lands.
     pub travel: Travel,
+    /// A job's commands around the snapshot (none for `zrep replicate`).
+    pub hooks: Hooks,
 }
 
 impl Options {
+    /// `host:target` or `target`.
+    fn target_spec(&self) -> String {
+        match self.target_host.as_str() {
+            "" => self.target.to_string(),
+            host => format!("{host}:{}", self.target),
+        }
+    }
+
     /// Whether the run takes a snapshot of its own.
     fn takes_snapshot(&self) -> bool {
         self.up_to.is_none() && !self.no_snapshot
@@ -226,9 +237,7 @@ fn prepare(opts: &Options, src: &mut Side, dst: &mut Side, ui: &Ui) -> Result<Pr
             ui.info(&format!("would snapshot {}@{name}", opts.source));
             plan_as_if_taken(&mut states, name, &fresh);
         } else {
-            states = snapshot_tree(src, &opts.source, opts.recursive, &states, name, &|d| {
-                fresh.contains(&d.name)
-            })?;
+            states = snapshot_with_hooks(opts, src, &states, name, &fresh, ui)?;
             keep_selected(&mut states, travels.as_ref());
             listed_since_locking = true;
             ui.verbose(&format!("snapshot {}@{name}", opts.source));
@@ -265,6 +274,34 @@ fn prepare(opts: &Options, src: &mut Side, dst: &mut Side, ui: &Ui) -> Result<Pr
         id,
         busy,
     })
+}
+
+/// Takes the run's snapshot of the `fresh` datasets between the job's `pre_snapshot`
+/// and `post_snapshot` hooks ([`crate::hooks`]).
+fn snapshot_with_hooks(
+    opts: &Options,
+    src: &mut Side,
+    states: &[DatasetState],
+    name: &str,
+    fresh: &HashSet<DatasetName>,
+    ui: &Ui,
+) -> Result<Vec<DatasetState>> {
+    let taken = states.iter().filter(|d| fresh.contains(&d.name));
+    let env = hooks::snapshot_env(
+        format!("{}{}", src.prefix(), opts.source),
+        opts.target_spec(),
+        name,
+        taken.map(|d| d.name.as_str()),
+    );
+    opts.hooks.around_snapshot(
+        &env,
+        |m| ui.error(m),
+        || {
+            snapshot_tree(src, &opts.source, opts.recursive, states, name, &|d| {
+                fresh.contains(&d.name)
+            })
+        },
+    )
 }
 
 /// Applies the dataset filter (`--include`, `--exclude`, the opt-out property) to a
@@ -886,12 +923,16 @@ fn hold_common(p: &Planned<'_>, src: &mut Side, dst: &mut Side) {
             tag: p.tag.clone(),
         })
     };
+    let only = |h: Option<Hold>| CursorMove {
+        hold: h.into_iter().collect(),
+        ..CursorMove::default()
+    };
     if !held(p.d, c) {
-        let _ = src.hold(&hold(&p.d.name, c).into_iter().collect::<Vec<_>>());
+        let _ = src.move_cursor(&only(hold(&p.d.name, c)));
     }
     let tc = p.plan.rollback_to.as_ref().unwrap_or(c);
     if !p.t.is_some_and(|t| held(t, tc)) {
-        let _ = dst.hold(&hold(&p.target, tc).into_iter().collect::<Vec<_>>());
+        let _ = dst.move_cursor(&only(hold(&p.target, tc)));
     }
 }
 
@@ -906,15 +947,11 @@ fn base_name(ds: &DatasetName, b: Option<&Base>) -> Result<Option<SendSource>> {
 /// Where a dataset's cursor moves after a successful transfer: `newest` held on both
 /// sides and bookmarked on the source; this target's older holds released and older
 /// bookmarks destroyed. A run collects every dataset's move and applies them together
-/// (one call per kind and side, so one transaction group instead of one per dataset).
+/// (one request per side and half, so one transaction group instead of one per dataset).
 #[derive(Debug, Default, Clone)]
 struct Cursor {
-    src_hold: Vec<Hold>,
-    dst_hold: Vec<Hold>,
-    bookmark: Vec<NewBookmark>,
-    src_release: Vec<Hold>,
-    dst_release: Vec<Hold>,
-    destroy_bookmarks: Vec<libzfs::BookmarkName>,
+    src: CursorMove,
+    dst: CursorMove,
 }
 
 impl Cursor {
@@ -931,17 +968,26 @@ impl Cursor {
         };
         let bm = format!("zrep-{id}-{newest}");
         let prefix = format!("zrep-{id}-");
-        let mut c = Cursor {
-            src_hold: vec![hold(&d.name, newest)?],
-            dst_hold: vec![hold(target, newest)?],
-            src_release: d
+        let mut src = CursorMove {
+            hold: vec![hold(&d.name, newest)?],
+            release: d
                 .snapshots
                 .iter()
                 .filter_map(|s| held(&d.name, s))
                 .collect::<Result<_>>()?,
+            destroy_bookmarks: d
+                .bookmarks
+                .iter()
+                .filter(|b| b.name.starts_with(&prefix) && b.name != bm)
+                .map(|b| d.name.bookmark(&b.name))
+                .collect::<Result<_, _>>()?,
+            ..CursorMove::default()
+        };
+        let mut dst = CursorMove {
+            hold: vec![hold(target, newest)?],
             // Snapshots held before the transfer; a rollback may have destroyed some,
             // which release skips.
-            dst_release: p
+            release: p
                 .t
                 .map(|t| {
                     t.snapshots
@@ -952,18 +998,12 @@ impl Cursor {
                 })
                 .transpose()?
                 .unwrap_or_default(),
-            destroy_bookmarks: d
-                .bookmarks
-                .iter()
-                .filter(|b| b.name.starts_with(&prefix) && b.name != bm)
-                .map(|b| d.name.bookmark(&b.name))
-                .collect::<Result<_, _>>()?,
-            ..Cursor::default()
+            ..CursorMove::default()
         };
         // The hold this run placed on the common snapshot while sending (the listing
         // above predates it); release skips it when it is not there.
         if let Some(common) = p.plan.common.as_ref().filter(|c| *c != newest) {
-            for (ds, list) in [(&d.name, &mut c.src_release), (target, &mut c.dst_release)] {
+            for (ds, list) in [(&d.name, &mut src.release), (target, &mut dst.release)] {
                 let h = hold(ds, common)?;
                 if !list.contains(&h) {
                     list.push(h);
@@ -973,65 +1013,31 @@ impl Cursor {
         if !d.bookmarks.iter().any(|b| b.name == bm) {
             // A name too long for a bookmark: the hold alone keeps the cursor.
             if let Ok(bookmark) = d.name.bookmark(&bm) {
-                c.bookmark.push(NewBookmark {
+                src.bookmark.push(NewBookmark {
                     bookmark,
                     snapshot: d.name.snapshot(newest)?,
                 });
             }
         }
-        Ok(c)
+        Ok(Cursor { src, dst })
     }
 
     fn append(&mut self, o: Cursor) {
-        self.src_hold.extend(o.src_hold);
-        self.dst_hold.extend(o.dst_hold);
-        self.bookmark.extend(o.bookmark);
-        self.src_release.extend(o.src_release);
-        self.dst_release.extend(o.dst_release);
-        self.destroy_bookmarks.extend(o.destroy_bookmarks);
+        self.src.append(o.src);
+        self.dst.append(o.dst);
     }
 
     /// New holds and the bookmark first, so that a failure part way leaves the
     /// newest snapshot protected; then, once both sides have them, the old ones go.
-    /// Each step runs on both sides at once: every call waits for its pool's
+    /// Each half runs on both sides at once: every request waits for its pool's
     /// transaction group, and the two sides' pools sync independently.
     fn apply(&self, src: &mut Side, dst: &mut Side) -> Result<()> {
-        both(
-            src,
-            dst,
-            |s| {
-                s.hold(&self.src_hold)?;
-                s.bookmark(&self.bookmark)
-            },
-            |d| d.hold(&self.dst_hold),
-        )?;
-        both(
-            src,
-            dst,
-            |s| {
-                s.release(&self.src_release)?;
-                s.destroy_bookmarks(&self.destroy_bookmarks)
-            },
-            |d| d.release(&self.dst_release),
-        )
+        for half in [CursorMove::placing, CursorMove::removing] {
+            let (s, d) = (half(&self.src), half(&self.dst));
+            local::together(|| src.move_cursor(&s), || dst.move_cursor(&d))?;
+        }
+        Ok(())
     }
-}
-
-/// Runs `on_src` and `on_dst` at the same time; the first error, the source's first.
-fn both(
-    src: &mut Side,
-    dst: &mut Side,
-    on_src: impl FnOnce(&mut Side) -> Result<()> + Send,
-    on_dst: impl FnOnce(&mut Side) -> Result<()> + Send,
-) -> Result<()> {
-    std::thread::scope(|s| {
-        let t = s.spawn(|| on_dst(dst));
-        let a = on_src(src);
-        let b = t
-            .join()
-            .unwrap_or_else(|_| Err(err(Kind::Other, "the cursor thread panicked")));
-        a.and(b)
-    })
 }
 
 /// Phase 4: every dataset's cursor in one batch; when the batch fails, dataset by
@@ -1175,6 +1181,7 @@ mod tests {
             allow_empty: false,
             jobs: 1,
             travel: Travel::default(),
+            hooks: Hooks::default(),
         }
     }
 

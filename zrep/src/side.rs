@@ -8,14 +8,14 @@ use std::process::{Child, ChildStdout, Command, Stdio};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use libzfs::{BookmarkName, DatasetName, SendSource, SnapshotName, Zfs};
+use libzfs::{DatasetName, SendSource, SnapshotName, Zfs};
 
 use crate::bwlimit::Limit;
 use crate::compress::{self, Agreed, Compress};
 use crate::error::{err, Error, Kind, Result};
 use crate::link::{Link, Timed, ANSWER_TIMEOUTS, DEFAULT_TIMEOUT};
 use crate::proto::{
-    self, DatasetState, Flags, Hold, Listing, NewBookmark, Property, ProtoError, Reading, Request,
+    self, CursorMove, DatasetState, Flags, Listing, Property, ProtoError, Reading, Request,
     Response,
 };
 
@@ -736,34 +736,12 @@ impl Side {
         })
     }
 
-    /// Places holds (those that exist already are fine).
-    pub fn hold(&mut self, holds: &[Hold]) -> Result<()> {
-        if holds.is_empty() {
+    /// Moves zrep's cursor (see [`CursorMove`]).
+    pub fn move_cursor(&mut self, m: &CursorMove) -> Result<()> {
+        if m.is_empty() {
             return Ok(());
         }
-        self.call_ok(&Request::Hold {
-            holds: holds.to_vec(),
-        })
-    }
-
-    /// Releases holds (those that are gone are ignored).
-    pub fn release(&mut self, holds: &[Hold]) -> Result<()> {
-        if holds.is_empty() {
-            return Ok(());
-        }
-        self.call_ok(&Request::Release {
-            holds: holds.to_vec(),
-        })
-    }
-
-    /// Creates bookmarks.
-    pub fn bookmark(&mut self, bookmarks: &[NewBookmark]) -> Result<()> {
-        if bookmarks.is_empty() {
-            return Ok(());
-        }
-        self.call_ok(&Request::Bookmark {
-            bookmarks: bookmarks.to_vec(),
-        })
+        self.call_ok(&Request::Cursor(m.clone()))
     }
 
     /// Destroys snapshots.
@@ -773,16 +751,6 @@ impl Side {
         }
         self.call_ok(&Request::DestroySnapshots {
             snapshots: snapshots.to_vec(),
-        })
-    }
-
-    /// Destroys bookmarks.
-    pub fn destroy_bookmarks(&mut self, bookmarks: &[BookmarkName]) -> Result<()> {
-        if bookmarks.is_empty() {
-            return Ok(());
-        }
-        self.call_ok(&Request::DestroyBookmarks {
-            bookmarks: bookmarks.to_vec(),
         })
     }
 

@@ -36,8 +36,9 @@ def drain():
 
 
 case = sys.argv[1]
-read_frame()  # the client's hello
-hello = {"hello": {"version": 2, "zrep": "0.1.0", "openzfs": "2.3.2", "timeout_secs": 600}}
+# The client's hello: the fake speaks its version, but in the "version" case.
+version = json.loads(read_frame()[1])["hello"]["version"]
+hello = {"hello": {"version": version, "zrep": "0.1.0", "openzfs": "2.3.2", "timeout_secs": 600}}
 
 
 def listing(*names):
@@ -59,7 +60,7 @@ elif case == "mid-frame":
     out.write(b'J\x00\x00\x01\x00{"hello":')
     sys.exit(0)
 elif case == "version":
-    msg({"hello": {"version": 3, "zrep": "9.9.9", "openzfs": "3.0", "timeout_secs": 1}})
+    msg({"hello": {"version": version + 1, "zrep": "9.9.9", "openzfs": "3.0", "timeout_secs": 1}})
 elif case == "codec":
     # Picks a codec the client did not offer.
     msg({"hello": dict(hello["hello"], compress="brotli")})

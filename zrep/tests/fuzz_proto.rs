@@ -16,8 +16,8 @@ use libzfs::{BookmarkName, DatasetName, SendSource, SnapshotName};
 use zrep::compress::Codec;
 use zrep::error::{err, Kind};
 use zrep::proto::{
-    self, DatasetState, Flags, Hold, NewBookmark, PropValue, Property, Receive, Request, Response,
-    SnapEntry,
+    self, CursorMove, DatasetState, Flags, Hold, NewBookmark, PropValue, Property, Receive,
+    Request, Response, SnapEntry,
 };
 
 /// Counts live heap bytes and their peak.
@@ -153,21 +153,18 @@ fn corpus() -> Vec<Vec<u8>> {
         Request::Snapshot {
             snapshots: vec![snap_name("tank/a@s")],
         },
-        Request::Hold {
-            holds: holds.clone(),
-        },
-        Request::Release { holds },
-        Request::Bookmark {
-            bookmarks: vec![NewBookmark {
+        Request::Cursor(CursorMove {
+            hold: holds.clone(),
+            bookmark: vec![NewBookmark {
                 bookmark: BookmarkName::new("tank/a#b").unwrap(),
                 snapshot: snap_name("tank/a@s"),
             }],
-        },
+            release: holds,
+            destroy_bookmarks: vec![BookmarkName::new("tank/a#b").unwrap()],
+        }),
+        Request::Cursor(CursorMove::default()),
         Request::DestroySnapshots {
             snapshots: vec![snap_name("tank/a@s")],
-        },
-        Request::DestroyBookmarks {
-            bookmarks: vec![BookmarkName::new("tank/a#b").unwrap()],
         },
         Request::RollbackTo {
             snapshot: snap_name("tank/a@s"),
