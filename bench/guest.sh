@@ -329,20 +329,26 @@ if ip netns add zshape 2>/dev/null; then
     tar -cf - /usr/lib /usr/share 2>/dev/null | head -c "${link_mb}M" >/tmp/bsrc/link/data
     zfs snapshot bsrc/link@s1
     log "$w: $(zstd -1 -c /tmp/bsrc/link/data | wc -c) bytes with zstd -1, $(lzop -c /tmp/bsrc/link/data | wc -c) with lzop"
+    # Each copy is destroyed once timed (the pools' files live on the guest's tmpfs).
     zfar=("$zrep" replicate -q --no-snapshot --ssh "$ssh" --remote-zrep "$zrep")
     row "$w" "zrep (zstd, its default)" "" -- "${zfar[@]}" bsrc/link "$far:bdst/l-zrep"
+    fresh l-zrep
     row "$w" "zrep --compress lz4" "" -- "${zfar[@]}" --compress lz4 bsrc/link "$far:bdst/l-zrep-lz4"
+    fresh l-zrep-lz4
     row "$w" "zrep --compress none" "" -- "${zfar[@]}" --compress none bsrc/link "$far:bdst/l-zrep-none"
+    fresh l-zrep-none
     row "$w" "zfs send | ssh zfs receive" "" -- sh -c "zfs send bsrc/link@s1 | $ssh $far zfs receive -u bdst/l-pipe"
+    fresh l-pipe
     if command -v syncoid >/dev/null; then
         row "$w" "syncoid (lzo, its default)" "" -- syncoid --quiet --no-sync-snap \
             --sshkey=/tmp/zrep-ssh/id --sshport=2222 -o StrictHostKeyChecking=no \
             -o UserKnownHostsFile=/dev/null bsrc/link "root@$far:bdst/l-syncoid"
+        fresh l-syncoid
     fi
     kill "$(cat /tmp/zrep-ssh/sshd-shaped.pid)" 2>/dev/null
     ip netns del zshape
     ip link del zveth0 2>/dev/null
-    fresh l-zrep l-zrep-lz4 l-zrep-none l-pipe l-syncoid
+    zfs destroy -r bsrc/link
 else
     log "$w: cannot create a network namespace: skipped"
 fi
