@@ -75,6 +75,15 @@ zs, ps = secs(full, "zrep over ssh"), secs(full, "zfs send | ssh")
 if zs and ps:
     print(f"- zrep over SSH <= `zfs send | ssh zfs receive`: {zs / ps:.2f}x, {verdict(zs <= ps)}.")
 for w in rows:
+for w in rows:
+    if not w.startswith("link "):
+        continue
+    z, sy, pipe = secs(w, "zrep (zstd"), secs(w, "syncoid"), secs(w, "zfs send | ssh")
+    if z and sy:
+        print(f"- {w}: zrep with compression beats syncoid (issue 17): syncoid / zrep = "
+              f"{sy / z:.2f}x, {verdict(z < sy)}.")
+    if z and pipe:
+        print(f"- {w}: `zfs send | ssh zfs receive` / zrep = {pipe / z:.2f}x.")
     ref = next((s for c, s, *_ in rows[w] if c.startswith("ref: ")), None)
     if w.startswith("incremental"):
         z = secs(w, "zrep local")

@@ -74,6 +74,9 @@ impl RawPeer {
             version: proto::VERSION,
             zrep: "evil".into(),
             timeout_secs: 600,
+            compress: Vec::new(),
+            compress_always: false,
+            rate: None,
         });
         assert!(matches!(hello, Response::Hello { .. }), "{hello:?}");
         p

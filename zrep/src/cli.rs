@@ -3,6 +3,8 @@
 use clap::{Args, Parser, Subcommand};
 
 use libzfs::DatasetName;
+use zrep::bwlimit::Limit;
+use zrep::compress::Compress;
 use zrep::config::{self, Config};
 use zrep::error::{err, Kind, Result};
 use zrep::policy::{Mode, Policy};
@@ -27,13 +29,21 @@ pub enum Cmd {
     /// may start with `[user@]host:` for a remote end reached by SSH. The newest
     /// snapshot both sides share (by GUID) is the incremental base; a target that was
     /// modified or has snapshots the source lacks is refused unless --force.
-    Replicate(ReplicateArgs),
+    Replicate(Box<ReplicateArgs>),
     /// Hand over from SOURCE to TARGET: replicate, set readonly=on on SOURCE, replicate
     /// the last writes (a snapshot taken even if nothing changed), set readonly=off on
     /// TARGET. The way back is `zrep failover TARGET SOURCE`: an incremental from the
     /// failover snapshot, no --force, no full resend. Same options as replicate
     /// (--dry-run, --no-snapshot and SOURCE@snap excepted); -r covers each dataset.
-    Failover(ReplicateArgs),
+    Failover(Box<ReplicateArgs>),
+    /// Check that TARGET is a sound copy of SOURCE; with --read, read it back.
+    ///
+    /// Per dataset: snapshots both sides have by name have the same GUID, the
+    /// target's newest snapshot is on the source, and zrep's cursor (bookmark
+    /// `#zrep-<id>-<snapshot>` on the source, hold `zrep-<id>` on both sides) is in
+    /// place. One line per dataset (`ok` or `MISMATCH`); exit 1 on any mismatch.
+    /// Either side may be `[user@]host:dataset`. Changes nothing.
+    Verify(VerifyArgs),
     /// Take a snapshot (`@zrep-<UTC time>` unless a name is given).
     Snapshot {
         /// Include descendants (one atomic snapshot).
@@ -270,6 +280,38 @@ impl RemoteArgs {
     }
 }
 
+/// How stream bytes travel to or from a remote side.
+#[derive(Args, Debug, Clone, Default)]
+pub struct WireArgs {
+    /// Compress stream data on the wire: zstd, lz4 or none. Default: zstd when the
+    /// other end supports it, for streams not compressed already (-c, raw).
+    #[arg(long, value_name = "CODEC", value_parser = parse_compress)]
+    pub compress: Option<Compress>,
+    /// Limit the bytes on the wire to RATE per second (10M, 500K; K = 1024).
+    #[arg(long, value_name = "RATE", value_parser = parse_bwlimit)]
+    pub bwlimit: Option<Limit>,
+}
+
+fn parse_compress(s: &str) -> std::result::Result<Compress, String> {
+    Compress::parse(s)
+}
+
+fn parse_bwlimit(s: &str) -> std::result::Result<Limit, String> {
+    zrep::bwlimit::parse_rate(s).map(Limit::rate)
+}
+
+impl WireArgs {
+    /// Puts the options into `ssh`.
+    pub fn apply(&self, ssh: &mut Ssh) {
+        if let Some(c) = self.compress {
+            ssh.compress = c;
+        }
+        if let Some(l) = &self.bwlimit {
+            ssh.bwlimit = l.clone();
+        }
+    }
+}
+
 #[derive(Args, Debug)]
 pub struct ServeArgs {
     /// Confine every request to DATASET and below (repeatable). Other datasets are
@@ -328,6 +370,33 @@ impl ConfigArg {
 }
 
 #[derive(Args, Debug)]
+pub struct VerifyArgs {
+    /// Include descendants.
+    #[arg(short, long)]
+    pub recursive: bool,
+    /// Also read the target's newest snapshot back in full (ZFS reads and checks
+    /// every block; blocks cached in memory are read from there).
+    #[arg(long)]
+    pub read: bool,
+    /// One JSON array on stdout, an object per dataset.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub remote: RemoteArgs,
+    /// Verify a job's source and target instead (from the config file).
+    #[arg(long, value_name = "NAME", conflicts_with_all = ["source", "target"])]
+    pub job: Option<String>,
+    #[command(flatten)]
+    pub config: ConfigArg,
+    /// `[[user@]host:]pool/fs`
+    #[arg(required_unless_present = "job")]
+    pub source: Option<String>,
+    /// `[[user@]host:]pool/fs`
+    #[arg(required_unless_present = "job")]
+    pub target: Option<String>,
+}
+
+#[derive(Args, Debug)]
 pub struct ReplicateArgs {
     /// Include descendants, parents first; a failing child does not stop the others.
     #[arg(short, long)]
@@ -363,6 +432,8 @@ pub struct ReplicateArgs {
     pub lock_wait: u64,
     #[command(flatten)]
     pub remote: RemoteArgs,
+    #[command(flatten)]
+    pub wire: WireArgs,
     /// Plan, estimates and one line per snapshot.
     #[arg(short, long)]
     pub verbose: bool,

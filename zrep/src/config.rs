@@ -36,6 +36,8 @@ use std::time::Duration;
 use serde::Deserialize;
 use toml::Spanned;
 
+use crate::bwlimit::{Limit, Window};
+use crate::compress::Compress;
 use crate::hooks::{self, Hooks};
 use crate::plan::Selection;
 use crate::proto::Flags;
@@ -119,6 +121,10 @@ pub struct Job {
     pub travel: Travel,
     /// Other tools' snapshots the target's pruning removes (`prune_foreign`).
     pub prune_foreign: Option<Selection>,
+    /// Stream compression on the wire (`compress = "zstd"`, `"lz4"`, `"none"`).
+    pub compress: Compress,
+    /// The bandwidth limit (`bwlimit = "10M"`, with `bwlimit_schedule` windows).
+    pub bwlimit: Limit,
     /// Commands around the snapshot and after the run (`pre_snapshot`,
     /// `post_snapshot`, `post_run`, `on_failure`, `hook_timeout`).
     pub hooks: Hooks,
@@ -213,8 +219,11 @@ impl Job {
         }
         if self.source_host.is_some() || self.target_host.is_some() {
             lines.push(format!(
-                "  ssh: {} (remote zrep: {})",
-                self.ssh, self.remote_zrep
+                "  ssh: {} (remote zrep: {}); compress {}; bwlimit {}",
+                self.ssh,
+                self.remote_zrep,
+                self.compress.describe(),
+                self.bwlimit.describe()
             ));
         }
         lines.extend(self.hooks.describe().into_iter().map(|l| format!("  {l}")));
@@ -366,11 +375,22 @@ struct RawJob {
     set: Option<Spanned<BTreeMap<String, toml::Value>>>,
     inherit: Option<Spanned<Vec<String>>>,
     prune_foreign: Option<Spanned<Vec<String>>>,
+    compress: Option<Spanned<String>>,
+    bwlimit: Option<Spanned<String>>,
+    bwlimit_schedule: Option<Spanned<Vec<RawWindow>>>,
     pre_snapshot: Option<Spanned<HookCommand>>,
     post_snapshot: Option<Spanned<HookCommand>>,
     post_run: Option<Spanned<HookCommand>>,
     on_failure: Option<Spanned<HookCommand>>,
     hook_timeout: Option<Spanned<String>>,
+}
+
+/// One window of `bwlimit_schedule`: `{ hours = "08:00-18:00", rate = "1M" }`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawWindow {
+    hours: String,
+    rate: String,
 }
 
 /// A hook as written: an argv array, or a string, which is refused with the array
@@ -411,6 +431,9 @@ impl RawJob {
             at("set", &self.set),
             at("inherit", &self.inherit),
             at("prune_foreign", &self.prune_foreign),
+            at("compress", &self.compress),
+            at("bwlimit", &self.bwlimit),
+            at("bwlimit_schedule", &self.bwlimit_schedule),
             at("pre_snapshot", &self.pre_snapshot),
             at("post_snapshot", &self.post_snapshot),
         ]
@@ -569,6 +592,7 @@ fn job(src: &Source, defaults: &Defaults, j: RawJob) -> Result<Job, ConfigError>
         }
     }
     let travel = travel(src, name, &j)?;
+    let bwlimit = bwlimit(src, name, &j)?;
     let hooks = hooks(src, name, &j)?;
     let send = j.send.map(Spanned::into_inner).unwrap_or_default();
     let prune_foreign = match &j.prune_foreign {
@@ -610,6 +634,12 @@ fn job(src: &Source, defaults: &Defaults, j: RawJob) -> Result<Job, ConfigError>
             .unwrap_or(crate::link::DEFAULT_TIMEOUT),
         travel,
         prune_foreign,
+        compress: match &j.compress {
+            None => Compress::Auto,
+            Some(c) => Compress::parse(c.get_ref())
+                .map_err(|m| src.at(c.span(), format!("job {name}: {m}")))?,
+        },
+        bwlimit,
         hooks,
     })
 }
@@ -646,6 +676,24 @@ fn hooks(src: &Source, name: &str, j: &RawJob) -> Result<Hooks, ConfigError> {
         timeout: duration(src, name, "hook_timeout", &j.hook_timeout)?
             .unwrap_or(hooks::DEFAULT_TIMEOUT),
     })
+}
+
+/// `bwlimit` and `bwlimit_schedule`, checked.
+fn bwlimit(src: &Source, name: &str, j: &RawJob) -> Result<Limit, ConfigError> {
+    let rate = match &j.bwlimit {
+        None => None,
+        Some(r) => crate::bwlimit::parse_rate(r.get_ref())
+            .map_err(|m| src.at(r.span(), format!("job {name}: bwlimit: {m}")))?,
+    };
+    let mut schedule = Vec::new();
+    if let Some(windows) = &j.bwlimit_schedule {
+        for w in windows.get_ref() {
+            schedule.push(Window::parse(&w.hours, &w.rate).map_err(|m| {
+                src.at(windows.span(), format!("job {name}: bwlimit_schedule: {m}"))
+            })?);
+        }
+    }
+    Ok(Limit { rate, schedule })
 }
 
 /// The keys of what travels, checked; an error names the line of the first of them.
@@ -1005,6 +1053,22 @@ ssh = "ssh -i /root/key"
             ),
             ("colour = 1\n", "line 5: unknown field `colour`"),
             (
+                "compress = \"gzip\"\n",
+                "line 5: job a: compress \"gzip\": use zstd, lz4 or none",
+            ),
+            (
+                "bwlimit = \"fast\"\n",
+                "line 5: job a: bwlimit: rate \"fast\"",
+            ),
+            (
+                "bwlimit_schedule = [{ hours = \"8-18\", rate = \"1M\" }]\n",
+                "line 5: job a: bwlimit_schedule: window \"8-18\": write it as HH:MM-HH:MM",
+            ),
+            (
+                "bwlimit_schedule = [{ hours = \"08:00-18:00\" }]\n",
+                "line 5: missing field `rate`",
+            ),
+            (
                 "recursive = \"yes\"\n",
                 "line 5: invalid type: string \"yes\", expected a boolean",
             ),
@@ -1159,7 +1223,8 @@ ssh = "ssh -i /root/key"
         let c = parse(
             "ssh = \"ssh -p 2\"\n[[job]]\nname = \"a\"\nsource = \"t/a\"\ntarget = \"nas:b/a\"\n\
              recursive = true\nsend = { compressed = true, raw = true }\n\
-             keep_source = { last = 2 }\nlag_limit = \"3h\"\n",
+             keep_source = { last = 2 }\nlag_limit = \"3h\"\ncompress = \"lz4\"\nbwlimit = \"10M\"\n\
+             bwlimit_schedule = [{ hours = \"08:00-18:30\", rate = \"500K\" }]\n",
         )
         .unwrap();
         assert_eq!(
@@ -1172,7 +1237,7 @@ ssh = "ssh -i /root/key"
                 "  target keeps every snapshot",
                 "  targets readonly=on; a run that finds the previous one going skips; status \
                  fails when lag > 3h00m",
-                "  ssh: ssh -p 2 (remote zrep: zrep)",
+                "  ssh: ssh -p 2 (remote zrep: zrep); compress lz4; bwlimit 10M/s, 500K/s 08:00-18:30",
             ]
         );
     }

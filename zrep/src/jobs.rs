@@ -58,8 +58,11 @@ pub struct JobReport {
 }
 
 /// How the job reaches a remote side.
-pub(crate) fn ssh(job: &Job) -> Result<Ssh> {
-    Ssh::new(&job.ssh, &job.remote_zrep, job.timeout)
+pub fn ssh(job: &Job) -> Result<Ssh> {
+    let mut ssh = Ssh::new(&job.ssh, &job.remote_zrep, job.timeout)?;
+    ssh.compress = job.compress;
+    ssh.bwlimit = job.bwlimit.clone();
+    Ok(ssh)
 }
 
 fn open(job: &Job) -> Result<(Side, Side)> {
@@ -1138,6 +1141,8 @@ mod tests {
             mode: crate::report::Mode::Incremental,
             snapshots: snapshots.iter().map(|s| s.to_string()).collect(),
             bytes_sent: 10,
+            wire_bytes: 0,
+            compress: None,
             estimated_bytes: 10,
             seconds: 1.0,
             resumed: false,

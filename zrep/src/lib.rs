@@ -9,9 +9,13 @@
 //! - [`local`]: operations on this machine's pools through libzfs;
 //! - [`policy`]: what a restricted `zrep serve` lets its client do;
 //! - [`link`]: the session's pipes, with a stall timeout and keepalives;
+//! - [`compress`], [`bwlimit`]: wire compression and the bandwidth limit;
+//! - [`verify`]: `zrep verify`, both sides compared (and the target read back);
 //! - [`error`]: the one error type, typed, with a stable wire form.
 
+pub mod bwlimit;
 pub mod clock;
+pub mod compress;
 pub mod config;
 pub mod error;
 pub mod failover;
@@ -36,3 +40,4 @@ pub mod state;
 pub mod transfer;
 pub mod travel;
 pub mod ui;
+pub mod verify;

@@ -13,10 +13,10 @@ use zrep::local;
 use zrep::proto::{Flags, Reading};
 use zrep::side::{split_host, Route, Side};
 use zrep::ui::{self, Ui};
-use zrep::{jobs, replicate, serve};
+use zrep::{jobs, replicate, serve, verify};
 
 mod cli;
-use cli::{Cli, Cmd, ListKind, RemoteArgs, ReplicateArgs};
+use cli::{Cli, Cmd, ListKind, RemoteArgs, ReplicateArgs, VerifyArgs};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -71,6 +71,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Cmd::CheckConfig { config, datasets } => cmd_check_config(&config.load()?, datasets),
         Cmd::Replicate(a) => cmd_replicate(a, false),
         Cmd::Failover(a) => cmd_replicate(a, true),
+        Cmd::Verify(a) => cmd_verify(a),
         Cmd::Snapshot { recursive, dataset } => cmd_snapshot(recursive, &dataset),
         Cmd::Send {
             incremental,
@@ -201,7 +202,7 @@ fn cmd_check_config(cfg: &Config, datasets: bool) -> Result<ExitCode> {
 }
 
 /// `zrep replicate`, or with `failover` `zrep failover` (the same arguments).
-fn cmd_replicate(a: ReplicateArgs, failover: bool) -> Result<ExitCode> {
+fn cmd_replicate(a: Box<ReplicateArgs>, failover: bool) -> Result<ExitCode> {
     if failover && (a.dry_run || a.no_snapshot || a.source.contains('@')) {
         return Err(err(
             Kind::Usage,
@@ -240,7 +241,8 @@ fn cmd_replicate(a: ReplicateArgs, failover: bool) -> Result<ExitCode> {
         travel: zrep::travel::Travel::new(&a.travel.words())?,
         hooks: Default::default(),
     };
-    let ssh = a.remote.ssh(a.verbose)?;
+    let mut ssh = a.remote.ssh(a.verbose)?;
+    a.wire.apply(&mut ssh);
     let (mut src, mut dst) = route.open(&ssh)?;
     let more = || route.open(&ssh);
     let outcomes = match failover {
@@ -259,6 +261,59 @@ fn cmd_replicate(a: ReplicateArgs, failover: bool) -> Result<ExitCode> {
         eprintln!("zrep: {failed} of {} datasets failed", outcomes.len());
     }
     Ok(ExitCode::from(u8::from(failed > 0)))
+}
+
+fn cmd_verify(a: VerifyArgs) -> Result<ExitCode> {
+    let (opts, route, ssh) = match &a.job {
+        Some(name) => {
+            let cfg = a.config.load()?;
+            let job = select(&cfg, std::slice::from_ref(name))?[0];
+            let source = job.source.as_deref().ok_or_else(|| {
+                err(
+                    Kind::Usage,
+                    format!("job {name} has no source: nothing to verify its target against"),
+                )
+            })?;
+            let opts = verify::Options {
+                source: DatasetName::new(source)?,
+                target: DatasetName::new(job.target.as_str())?,
+                target_host: job.target_host.clone().unwrap_or_default(),
+                recursive: job.recursive,
+                read: a.read,
+                filter: Some(job.travel.filter.clone()),
+            };
+            let route = Route::new(job.source_host.as_deref(), job.target_host.as_deref())?;
+            (opts, route, jobs::ssh(job)?)
+        }
+        None => {
+            let (source, target) = (
+                a.source.as_deref().unwrap_or_default(),
+                a.target.as_deref().unwrap_or_default(),
+            );
+            let (shost, sspec) = split_host(source);
+            let (thost, tspec) = split_host(target);
+            let route = Route::new(shost, thost)?;
+            let opts = verify::Options {
+                source: DatasetName::new(sspec)?,
+                target: DatasetName::new(tspec)?,
+                target_host: route.target_host().unwrap_or("").to_string(),
+                recursive: a.recursive,
+                read: a.read,
+                filter: None,
+            };
+            (opts, route, a.remote.ssh(false)?)
+        }
+    };
+    let (mut src, mut dst) = route.open(&ssh)?;
+    let verdicts = verify::verify(&opts, &mut src, &mut dst)?;
+    if a.json {
+        json_out(&verdicts)?;
+    } else {
+        for v in &verdicts {
+            out(v.line())?;
+        }
+    }
+    Ok(ExitCode::from(u8::from(verdicts.iter().any(|v| !v.ok))))
 }
 
 fn cmd_snapshot(recursive: bool, spec: &str) -> Result<ExitCode> {

@@ -205,6 +205,11 @@ impl Policy {
                 self.names([dataset.as_str()])?;
             }
             Request::Lock { dataset, .. } => self.names([dataset.as_str()])?,
+            // Reads of what lies inside the roots, in every mode: a backup host may
+            // have its copies checked and read back (nothing leaves the host).
+            Request::Holds { snapshot } | Request::ReadBack { snapshot, .. } => {
+                self.names([snapshot.as_str()])?
+            }
             Request::Estimate { snapshot, from, .. } | Request::Send { snapshot, from, .. } => {
                 self.allowed(!receive_only, "sending")?;
                 self.names([snapshot.as_str()])?;

@@ -3,6 +3,7 @@
 //! Every frame is `[kind: u8][len: u32 big-endian][payload]`:
 //! - `J`: a control message, JSON ([`Request`] or [`Response`]), at most 1 MiB;
 //! - `D`: a chunk of a ZFS send stream, at most 4 MiB;
+//! - `Z`: a compressed chunk, when the hello agreed on a codec ([`crate::compress`]);
 //! - `E`: end of the stream (empty payload);
 //! - `A`: the sender aborted the stream; the payload is a JSON [`Error`];
 //! - `K`: keepalive (empty), skipped wherever it arrives between frames.
@@ -28,6 +29,8 @@ use crate::error::Error;
 
 /// The protocol version; both ends must speak the same.
 pub const VERSION: u32 = 3;
+/// Bytes of a frame header (kind and length).
+pub const HEAD_LEN: usize = 5;
 /// Largest control message accepted (and sent: both ends enforce it).
 pub const MAX_MESSAGE: usize = 1 << 20;
 /// Largest stream chunk accepted.
@@ -45,6 +48,8 @@ pub enum Frame {
     Message(Vec<u8>),
     /// Stream data.
     Data(Vec<u8>),
+    /// Compressed stream data (a `Z` frame's payload).
+    Compressed(Vec<u8>),
     /// End of stream.
     End,
     /// Stream aborted by its sender.
@@ -112,11 +117,11 @@ pub(crate) fn read_exact_or_eof(r: &mut dyn Read, buf: &mut [u8]) -> Result<bool
     Ok(true)
 }
 
-/// A frame header: its kind byte (one of `J`, `D`, `E`, `A`) and payload length,
+/// A frame header: its kind byte (one of `J`, `D`, `Z`, `E`, `A`) and payload length,
 /// checked against the kind's limit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Head {
-    /// `J`, `D`, `E` or `A`.
+    /// `J`, `D`, `Z`, `E` or `A`.
     pub kind: u8,
     /// Payload bytes that follow.
     pub len: usize,
@@ -134,6 +139,7 @@ pub fn read_head(r: &mut dyn Read) -> Result<Option<Head>, ProtoError> {
         let max = match head[0] {
             b'J' | b'A' => MAX_MESSAGE,
             b'D' => MAX_CHUNK,
+            b'Z' => crate::compress::MAX_Z_FRAME,
             b'E' | b'K' => 0,
             other => return Err(ProtoError::UnknownKind(other)),
         };
@@ -159,6 +165,7 @@ pub fn read_body(r: &mut dyn Read, head: Head) -> Result<Frame, ProtoError> {
     Ok(match head.kind {
         b'J' => Frame::Message(payload),
         b'D' => Frame::Data(payload),
+        b'Z' => Frame::Compressed(payload),
         b'E' => Frame::End,
         _ => Frame::Abort(
             serde_json::from_slice(&payload).map_err(|e| ProtoError::BadMessage(e.to_string()))?,
@@ -233,7 +240,7 @@ pub fn recv_msg_or_eof<T: for<'de> Deserialize<'de>>(
 fn frame_name(f: &Frame) -> &'static str {
     match f {
         Frame::Message(_) => "a message",
-        Frame::Data(_) => "stream data",
+        Frame::Data(_) | Frame::Compressed(_) => "stream data",
         Frame::End => "end of stream",
         Frame::Abort(_) => "a stream abort",
     }
@@ -497,6 +504,18 @@ pub enum Request {
         /// The client's stall timeout, in seconds (0: unknown, the server's own).
         #[serde(default)]
         timeout_secs: u64,
+        /// Codecs the client would have stream data compressed with, preferred first
+        /// (none: no compression; an older client says nothing).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        compress: Vec<String>,
+        /// Compress streams whose blocks are compressed already (`-c`, raw) too.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        compress_always: bool,
+        /// The most bytes per second the server may send stream data at in this
+        /// session (a pull's `--bwlimit`, at the time of the hello); the client also
+        /// reads no faster.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        rate: Option<u64>,
     },
     /// List a dataset (and descendants), with snapshots and bookmarks unless
     /// `datasets_only`.
@@ -588,6 +607,20 @@ pub enum Request {
         /// The target dataset.
         dataset: DatasetName,
     },
+    /// The tags of a snapshot's holds (answered by `Holds`): `zrep verify`.
+    Holds {
+        /// The snapshot.
+        snapshot: SnapshotName,
+    },
+    /// Read a snapshot back in full, into nothing (answered by `Sent`): ZFS reads and
+    /// checksums every block, so a damaged one is an error (`zrep verify --read`).
+    ReadBack {
+        /// The snapshot.
+        snapshot: SnapshotName,
+        /// Send raw (an encrypted dataset, whose key may not be loaded).
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        raw: bool,
+    },
     /// Lock the target dataset for this session (one replication per target).
     Lock {
         /// The dataset.
@@ -605,7 +638,8 @@ pub enum Request {
 pub enum Op {
     /// Hello, Bye.
     Session,
-    /// State, Sync, Lock: reads (a lock changes nothing on the pools).
+    /// State, Properties, Sync, Lock, Holds, ReadBack: reads (a lock changes nothing
+    /// on the pools; a read back sends nothing to the client).
     Read,
     /// Estimate, Send and their resume forms: data leaves the host.
     Send,
@@ -633,7 +667,9 @@ impl Request {
             Request::State { .. }
             | Request::Properties { .. }
             | Request::Sync { .. }
-            | Request::Lock { .. } => Op::Read,
+            | Request::Lock { .. }
+            | Request::Holds { .. }
+            | Request::ReadBack { .. } => Op::Read,
             Request::Estimate { .. }
             | Request::EstimateResume { .. }
             | Request::Send { .. }
@@ -672,6 +708,8 @@ impl Request {
             }
             Request::Sync { dataset } => format!("sync the pool of {dataset}"),
             Request::Lock { dataset, .. } => format!("lock {dataset}"),
+            Request::Holds { snapshot } => format!("holds of {snapshot}"),
+            Request::ReadBack { snapshot, .. } => format!("read back {snapshot}"),
             Request::Estimate { snapshot, .. } => format!("estimate {snapshot}"),
             Request::Send { snapshot, from, .. } => match from {
                 Some(f) => format!("send {f} -> {snapshot}"),
@@ -737,6 +775,10 @@ pub enum Response {
         openzfs: String,
         /// The server's stall timeout, in seconds.
         timeout_secs: u64,
+        /// The codec the server took from the client's offer (none: plain frames; an
+        /// older server says nothing).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        compress: Option<String>,
     },
     /// Datasets (none when the dataset does not exist), parents before children; a
     /// part of the answer when `more` (the next part may continue its last dataset's
@@ -770,6 +812,11 @@ pub enum Response {
         snapshot: SnapshotName,
         /// Stream bytes.
         bytes: u64,
+    },
+    /// The tags of a snapshot's holds.
+    Holds {
+        /// The tags.
+        tags: Vec<String>,
     },
     /// Done.
     Ok,
@@ -882,6 +929,9 @@ mod tests {
             version: VERSION,
             zrep: "x".into(),
             timeout_secs: 600,
+            compress: Vec::new(),
+            compress_always: false,
+            rate: None,
         }
     }
 

@@ -12,6 +12,8 @@ use std::os::fd::AsFd;
 #[cfg(target_os = "linux")]
 use std::os::fd::AsRawFd;
 
+use crate::bwlimit::{Bucket, Limit};
+use crate::compress::{Codec, Decoder, Encoder};
 use crate::error::Error;
 use crate::link::Link;
 use crate::proto::{self, Frame, ProtoError};
@@ -108,22 +110,66 @@ pub fn copy(from: &impl AsFd, to: &impl AsFd, tick: &dyn Fn(u64)) -> io::Result<
     }
 }
 
-/// Reads `from` until end of input and writes it as `D` frames to `to`, one frame
-/// at a time (keepalives may go between them while `from` is slow). Does not write
-/// the closing `E`/`A` frame: the caller knows whether the stream succeeded.
-pub fn frames_out(mut from: impl Read, to: &Link, tick: &dyn Fn(u64)) -> io::Result<u64> {
+/// What happens to a stream's bytes on the wire: compressed with `codec` (a reader:
+/// `Z` frames of that codec accepted), sent or read at most at `limit`'s rate.
+#[derive(Debug, Clone, Default)]
+pub struct Shaping {
+    /// The codec (none: plain `D` frames only).
+    pub codec: Option<Codec>,
+    /// The bandwidth limit.
+    pub limit: Limit,
+}
+
+impl Shaping {
+    fn bucket(&self) -> Option<Bucket> {
+        (!self.limit.is_none()).then(|| Bucket::new(self.limit.clone()))
+    }
+}
+
+/// Bytes a framed stream moved: the stream's own, and on the wire (frames, after
+/// compression).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Pumped {
+    /// Stream bytes.
+    pub stream: u64,
+    /// Frame bytes, headers included.
+    pub wire: u64,
+}
+
+/// Reads `from` until end of input and writes it as `D` (or `Z`) frames to `to`, one
+/// frame at a time (keepalives may go between them while `from` is slow). Does not
+/// write the closing `E`/`A` frame: the caller knows whether the stream succeeded.
+pub fn frames_out(
+    mut from: impl Read,
+    to: &Link,
+    tick: &dyn Fn(u64),
+    shaping: &Shaping,
+) -> io::Result<Pumped> {
     let mut buf = vec![0u8; CHUNK];
-    let mut total = 0u64;
+    let mut total = Pumped::default();
+    let mut encoder = shaping.codec.map(Encoder::new).transpose()?;
+    let mut bucket = shaping.bucket();
     loop {
-        // Take what the pipe holds (up to a chunk): fewer, larger frames.
-        let n = match from.read(&mut buf) {
+        // Take what the pipe holds (up to a chunk, less under a rate limit, so that
+        // frames go out evenly): fewer, larger frames.
+        let want = bucket.as_ref().map_or(CHUNK, |b| b.chunk(CHUNK));
+        let n = match from.read(&mut buf[..want]) {
             Ok(0) => return Ok(total),
             Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e) => return Err(e),
         };
-        to.frame(b'D', &buf[..n])?;
-        total += n as u64;
+        let (kind, payload) = match encoder.as_mut().and_then(|e| e.encode(&buf[..n])) {
+            Some(z) => (b'Z', z),
+            None => (b'D', &buf[..n]),
+        };
+        let wire = (proto::HEAD_LEN + payload.len()) as u64;
+        if let Some(b) = bucket.as_mut() {
+            b.take(wire);
+        }
+        to.frame(kind, payload)?;
+        total.stream += n as u64;
+        total.wire += wire;
         tick(n as u64);
     }
 }
@@ -137,26 +183,31 @@ pub enum StreamEnd {
     Aborted(Error),
 }
 
-/// Reads `D` frames from `from` and writes their payload to `to` until `E` or `A`,
-/// through one buffer reused from frame to frame. When `to` stops accepting (the local
-/// receive failed), the rest of the stream is read and dropped so the session stays
-/// in step.
+/// Reads `D` (and `Z`) frames from `from` and writes their payload to `to` until `E`
+/// or `A`, through one buffer reused from frame to frame. When `to` stops accepting
+/// (the local receive failed), the rest of the stream is read and dropped so the
+/// session stays in step. A `Z` frame of a codec `shaping` does not name, or whose
+/// data does not decompress to what it announced, ends the stream with an error.
 pub fn frames_in(
     from: &mut dyn Read,
     to: impl Write,
     tick: &dyn Fn(u64),
-) -> Result<StreamEnd, ProtoError> {
+    shaping: &Shaping,
+) -> Result<(StreamEnd, Pumped), ProtoError> {
     let mut to = Some(to);
     let mut buf = Vec::new();
+    let mut decoder = Decoder::new(shaping.codec);
+    let mut bucket = shaping.bucket();
+    let mut total = Pumped::default();
     loop {
         let head = match proto::read_head(from)? {
             None => return Err(ProtoError::Closed(" in the middle of a stream")),
             Some(head) => head,
         };
-        if head.kind != b'D' {
+        if head.kind != b'D' && head.kind != b'Z' {
             return match proto::read_body(from, head)? {
-                Frame::End => Ok(StreamEnd::Complete),
-                Frame::Abort(e) => Ok(StreamEnd::Aborted(e)),
+                Frame::End => Ok((StreamEnd::Complete, total)),
+                Frame::Abort(e) => Ok((StreamEnd::Aborted(e), total)),
                 _ => Err(ProtoError::Unexpected("a message inside a stream".into())),
             };
         }
@@ -164,9 +215,19 @@ pub fn frames_in(
         if !proto::read_exact_or_eof(from, &mut buf)? && head.len > 0 {
             return Err(ProtoError::Closed(" in the middle of a frame"));
         }
-        tick(head.len as u64);
+        let wire = (proto::HEAD_LEN + head.len) as u64;
+        if let Some(b) = bucket.as_mut() {
+            b.take(wire);
+        }
+        let data = match head.kind {
+            b'Z' => decoder.decode(&buf)?,
+            _ => &buf[..],
+        };
+        total.stream += data.len() as u64;
+        total.wire += wire;
+        tick(data.len() as u64);
         if let Some(w) = to.as_mut() {
-            if w.write_all(&buf).is_err() {
+            if w.write_all(data).is_err() {
                 to = None;
             }
         }
@@ -183,11 +244,20 @@ mod tests {
     }
 
     /// A stream written into a pipe comes out of `frames_out` and back through
-    /// `frames_in` unchanged, over a pipe and over a socket.
+    /// `frames_in` unchanged, over a pipe and over a socket, plain and compressed with
+    /// each codec (the pattern compresses: fewer bytes on the wire).
     #[test]
     fn frames_round_trip_over_pipes_and_sockets() {
         let data = pattern(3 * CHUNK + 12345);
-        for over_socket in [false, true] {
+        let codecs = [None, Some(Codec::Zstd), Some(Codec::Lz4)];
+        for (over_socket, codec) in [false, true]
+            .into_iter()
+            .flat_map(|s| codecs.map(|c| (s, c)))
+        {
+            let shaping = Shaping {
+                codec,
+                limit: Limit::default(),
+            };
             let (src_r, mut src_w) = pipe().unwrap();
             let (dst_r, dst_w) = pipe().unwrap();
             let (mut wire_in, wire_out): (Box<dyn ReadFd>, Box<dyn WriteFd>) = if over_socket {
@@ -202,9 +272,10 @@ mod tests {
                     src_w.write_all(&data).unwrap();
                     drop(src_w);
                 });
+                let shaping = &shaping;
                 let sender = s.spawn(move || {
                     let link = Link::new(wire_out, std::time::Duration::from_millis(10));
-                    let n = frames_out(&src_r, &link, &|_| {}).unwrap();
+                    let n = frames_out(&src_r, &link, &|_| {}, shaping).unwrap();
                     link.frame(b'E', b"").unwrap();
                     n
                 });
@@ -215,12 +286,24 @@ mod tests {
                     got
                 });
                 let counted = std::sync::atomic::AtomicU64::new(0);
-                let end = frames_in(&mut wire_in, dst_w, &|n| {
-                    counted.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
-                })
+                let (end, got) = frames_in(
+                    &mut wire_in,
+                    dst_w,
+                    &|n| {
+                        counted.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+                    },
+                    shaping,
+                )
                 .unwrap();
                 assert!(matches!(end, StreamEnd::Complete));
-                assert_eq!(sender.join().unwrap(), data.len() as u64);
+                let sent = sender.join().unwrap();
+                assert_eq!(sent, got);
+                assert_eq!(sent.stream, data.len() as u64);
+                if codec.is_some() {
+                    assert!(sent.wire < sent.stream / 2, "{codec:?}: {sent:?}");
+                } else {
+                    assert!(sent.wire > sent.stream, "{sent:?}");
+                }
                 assert_eq!(counted.into_inner(), data.len() as u64);
                 assert!(reader.join().unwrap() == data, "socket: {over_socket}");
             });
@@ -241,7 +324,7 @@ mod tests {
             proto::write_frame(&mut wire_out, b'E', b"").unwrap();
             proto::write_frame(&mut wire_out, b'J', b"{}").unwrap();
         });
-        let end = frames_in(&mut wire_in, dst_w, &|_| {}).unwrap();
+        let (end, _) = frames_in(&mut wire_in, dst_w, &|_| {}, &Shaping::default()).unwrap();
         assert!(matches!(end, StreamEnd::Complete));
         assert_eq!(
             proto::read_frame(&mut wire_in).unwrap(),
@@ -257,8 +340,101 @@ mod tests {
         proto::write_head(&mut wire_out, b'D', 1000).unwrap();
         wire_out.write_all(&[1; 10]).unwrap();
         drop(wire_out);
-        let e = frames_in(&mut wire_in, dst_w, &|_| {}).unwrap_err();
+        let e = frames_in(&mut wire_in, dst_w, &|_| {}, &Shaping::default()).unwrap_err();
         assert!(e.to_string().contains("middle of a frame"), "{e}");
+    }
+
+    /// A `Z` frame the session did not agree on, or that does not decompress, ends
+    /// the stream with an error naming it.
+    #[test]
+    fn compressed_frames_not_agreed_or_broken_are_errors() {
+        let z = Encoder::new(Codec::Zstd)
+            .unwrap()
+            .encode(&pattern(CHUNK))
+            .unwrap()
+            .to_vec();
+        for (agreed, payload, why) in [
+            (None, z.clone(), "not agreed"),
+            (Some(Codec::Lz4), z.clone(), "not agreed"),
+            (
+                Some(Codec::Zstd),
+                z[..z.len() / 2].to_vec(),
+                "does not decompress",
+            ),
+        ] {
+            let (mut wire_in, mut wire_out) = os_pipe::pipe().unwrap();
+            let (_dst_r, dst_w) = pipe().unwrap();
+            std::thread::spawn(move || {
+                let _ = proto::write_frame(&mut wire_out, b'Z', &payload);
+                let _ = proto::write_frame(&mut wire_out, b'E', b"");
+            });
+            let shaping = Shaping {
+                codec: agreed,
+                limit: Limit::default(),
+            };
+            let e = frames_in(&mut wire_in, dst_w, &|_| {}, &shaping).unwrap_err();
+            assert!(e.to_string().contains(why), "{agreed:?}: {e}");
+        }
+    }
+
+    /// Under a limit, frames go out at the rate: 3 MiB at 2M/s take about 1.5 s
+    /// (the first 100 ms of burst aside), and each frame is a sixteenth of a
+    /// second's worth.
+    #[test]
+    fn a_limited_pump_keeps_the_rate() {
+        let data = pattern(3 << 20);
+        let (src_r, mut src_w) = pipe().unwrap();
+        let (mut wire_in, wire_out) = os_pipe::pipe().unwrap();
+        let shaping = Shaping {
+            codec: None,
+            limit: Limit::rate(Some(2 << 20)),
+        };
+        let t0 = std::time::Instant::now();
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                src_w.write_all(&data).unwrap();
+                drop(src_w);
+            });
+            let shaping = &shaping;
+            s.spawn(move || {
+                let link = Link::new(wire_out, std::time::Duration::from_secs(10));
+                frames_out(&src_r, &link, &|_| {}, shaping).unwrap();
+                link.frame(b'E', b"").unwrap();
+            });
+            let mut biggest = 0;
+            while let Some(f) = proto::read_frame(&mut wire_in).unwrap() {
+                match f {
+                    Frame::Data(d) => biggest = biggest.max(d.len()),
+                    _ => break,
+                }
+            }
+            assert_eq!(biggest, (2 << 20) / 16);
+        });
+        let secs = t0.elapsed().as_secs_f64();
+        assert!((1.3..2.0).contains(&secs), "{secs}");
+    }
+
+    /// A pull's limit: the reader takes frames no faster than the rate (3 MiB in
+    /// 256 KiB frames at 2M/s: about 1.4 s, the 100 ms allowance aside).
+    #[test]
+    fn a_limited_reader_keeps_the_rate() {
+        let (mut wire_in, mut wire_out) = os_pipe::pipe().unwrap();
+        std::thread::spawn(move || {
+            for _ in 0..12 {
+                proto::write_frame(&mut wire_out, b'D', &pattern(256 << 10)).unwrap();
+            }
+            proto::write_frame(&mut wire_out, b'E', b"").unwrap();
+        });
+        let shaping = Shaping {
+            codec: None,
+            limit: Limit::rate(Some(2 << 20)),
+        };
+        let t0 = std::time::Instant::now();
+        let (end, got) = frames_in(&mut wire_in, io::sink(), &|_| {}, &shaping).unwrap();
+        assert!(matches!(end, StreamEnd::Complete));
+        assert_eq!(got.stream, 3 << 20);
+        let secs = t0.elapsed().as_secs_f64();
+        assert!((1.2..2.0).contains(&secs), "{secs}");
     }
 
     trait ReadFd: Read + AsFd + Send {}

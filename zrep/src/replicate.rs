@@ -460,7 +460,14 @@ fn plan_as_if_taken(states: &mut [DatasetState], name: &str, fresh: &HashSet<Dat
 
 /// The target id (see [`target_id`]) from the target pool's identity.
 fn cursor_id(opts: &Options, dst: &mut Side) -> Result<String> {
-    let pool = DatasetName::new(opts.target.pool())?;
+    target_cursor_id(&opts.target, &opts.target_host, dst)
+}
+
+/// The id in the hold tag and bookmarks of a run into `target` (the run's own
+/// target, for every dataset of a recursive run), reached through `target_host`
+/// ("" when local): named by its pool's identity ([`names::target_id`]).
+pub fn target_cursor_id(target: &DatasetName, target_host: &str, dst: &mut Side) -> Result<String> {
+    let pool = DatasetName::new(target.pool())?;
     let root = dst.dataset(&pool)?.ok_or_else(|| {
         err(
             Kind::NotFound,
@@ -468,10 +475,10 @@ fn cursor_id(opts: &Options, dst: &mut Side) -> Result<String> {
         )
     })?;
     let place = match root.guid {
-        0 => opts.target_host.clone(),
+        0 => target_host.to_string(),
         guid => format!("{guid:016x}"),
     };
-    Ok(names::target_id(&place, opts.target.as_str()))
+    Ok(names::target_id(&place, target.as_str()))
 }
 
 /// Takes `@name` of the datasets `which` selects in one atomic call and lists the
@@ -773,6 +780,10 @@ impl Work<'_> {
             let t = transfer::transfer(src, dst, stream, &spec, &tick, ui.shows_progress())?;
             ui.verbose(&format!("received {}", t.snapshot));
             sent += t.bytes;
+            o.wire_bytes += t.wire;
+            if let Some(c) = t.codec {
+                o.compress = Some(c.name().to_string());
+            }
             received = Some(t.snapshot.short_name().to_string());
             Ok::<_, Error>(())
         });

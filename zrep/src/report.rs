@@ -60,6 +60,11 @@ pub struct Outcome {
     pub snapshots: Vec<String>,
     /// Stream bytes sent.
     pub bytes_sent: u64,
+    /// Bytes on the wire to or from the remote side (after compression; 0 local to
+    /// local).
+    pub wire_bytes: u64,
+    /// The codec stream data travelled with (`zstd`, `lz4`), if any.
+    pub compress: Option<String>,
     /// The estimate made before sending.
     pub estimated_bytes: u64,
     /// Wall time.
@@ -81,6 +86,8 @@ impl Outcome {
             mode: Mode::Error,
             snapshots: Vec::new(),
             bytes_sent: 0,
+            wire_bytes: 0,
+            compress: None,
             estimated_bytes: 0,
             seconds: 0.0,
             resumed: false,

@@ -11,12 +11,14 @@ use std::time::Duration;
 
 use libzfs::Zfs;
 
+use crate::bwlimit::Limit;
+use crate::compress::Agreed;
 use crate::error::{err, Error, Kind, Result};
 use crate::link::{Link, Timed};
 use crate::local::{self, Target};
 use crate::policy::{Access, Policy};
 use crate::proto::{self, ProtoError, Request, Response};
-use crate::pump::{self, StreamEnd};
+use crate::pump::{self, Shaping, StreamEnd};
 use crate::side::LOG_PREFIX;
 use crate::transfer::{local_send, Stream};
 
@@ -64,6 +66,8 @@ pub fn serve(opts: &Options) -> i32 {
         output: Link::new(output, Link::interval(opts.timeout, opts.timeout)),
         log,
         locks: Vec::new(),
+        agreed: Agreed::default(),
+        rate: None,
     };
     match s.run() {
         Ok(()) => 0,
@@ -79,6 +83,16 @@ pub fn serve(opts: &Options) -> i32 {
             eprintln!("zrep serve: {what}");
             1
         }
+    }
+}
+
+/// Whether this server takes `codec`: all it knows, unless `ZREP_SERVE_CODECS` names
+/// some (comma-separated; empty: none, as a server from before compression answers).
+/// For tests and measurements.
+fn codec_allowed(codec: crate::compress::Codec) -> bool {
+    match std::env::var("ZREP_SERVE_CODECS") {
+        Err(_) => true,
+        Ok(list) => list.split(',').any(|n| n.trim() == codec.name()),
     }
 }
 
@@ -136,6 +150,10 @@ struct Session<'a> {
     /// Target locks this session holds, by dataset (a second request for one is
     /// answered from here: a failover runs two replications in one session).
     locks: Vec<(libzfs::DatasetName, crate::lock::Lock)>,
+    /// What the hello agreed on stream compression.
+    agreed: Agreed,
+    /// The client's limit on the streams this server sends (bytes per second).
+    rate: Option<u64>,
 }
 
 impl Session<'_> {
@@ -145,13 +163,24 @@ impl Session<'_> {
             Some(Request::Hello {
                 version,
                 timeout_secs,
+                compress,
+                compress_always,
+                rate,
                 ..
             }) => {
+                // A client may only slow its own streams down (and not to a crawl).
+                self.rate = rate.filter(|r| *r >= 1024);
+                let codec = crate::compress::pick(&compress).filter(|c| codec_allowed(*c));
+                self.agreed = Agreed {
+                    codec,
+                    always: compress_always,
+                };
                 self.output.send(&Response::Hello {
                     version: proto::VERSION,
                     zrep: env!("CARGO_PKG_VERSION").into(),
                     openzfs: libzfs::OPENZFS_VERSION.into(),
                     timeout_secs: self.opts.timeout.as_secs().max(1),
+                    compress: codec.map(|c| c.name().to_string()),
                 })?;
                 if version != proto::VERSION {
                     return Ok(());
@@ -286,9 +315,11 @@ impl Session<'_> {
         };
         self.output.send(&Response::Streaming)?;
         let out = &self.output;
+        // A pull's limit, as the client asked (it also reads no faster).
+        let shaping = stream.shaping(self.agreed, &Limit::rate(self.rate));
         let (sent, pumped) = std::thread::scope(|s| {
             let sender = s.spawn(move || local_send(zfs, stream, wr));
-            let pumped = pump::frames_out(&rd, out, &|_| {});
+            let pumped = pump::frames_out(&rd, out, &|_| {}, &shaping);
             drop(rd);
             let sent = sender
                 .join()
@@ -296,7 +327,7 @@ impl Session<'_> {
             (sent, pumped)
         });
         // A client that went away: nothing more to say.
-        let bytes = pumped?;
+        let bytes = pumped?.stream;
         match sent {
             Ok(()) => {
                 self.output.frame(b'E', b"")?;
@@ -322,8 +353,13 @@ impl Session<'_> {
         };
         self.output.send(&Response::Streaming)?;
         let input = &mut self.input;
+        let shaping = Shaping {
+            codec: self.agreed.codec,
+            limit: Limit::default(),
+        };
         let (received, ended) = std::thread::scope(|s| {
-            let reader = s.spawn(move || pump::frames_in(input, wr, &|_| {}));
+            let shaping = &shaping;
+            let reader = s.spawn(move || pump::frames_in(input, wr, &|_| {}, shaping));
             let received = local::receive(zfs, target, &rd);
             drop(rd);
             let ended = reader.join().unwrap_or_else(|_| {
@@ -331,7 +367,7 @@ impl Session<'_> {
             });
             (received, ended)
         });
-        match ended? {
+        match ended?.0 {
             StreamEnd::Aborted(e) => Ok(Err(err(
                 e.kind,
                 format!("the sender aborted the stream: {}", e.message),

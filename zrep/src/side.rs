@@ -10,6 +10,8 @@ use std::time::{Duration, Instant};
 
 use libzfs::{DatasetName, SendSource, SnapshotName, Zfs};
 
+use crate::bwlimit::Limit;
+use crate::compress::{self, Agreed, Compress};
 use crate::error::{err, Error, Kind, Result};
 use crate::link::{Link, Timed, ANSWER_TIMEOUTS, DEFAULT_TIMEOUT};
 use crate::proto::{
@@ -28,6 +30,10 @@ pub struct Ssh {
     pub timeout: Duration,
     /// Show the server's log lines (`-v`).
     pub verbose: bool,
+    /// Stream compression on the wire (`--compress`).
+    pub compress: Compress,
+    /// The bandwidth limit of streams (`--bwlimit`, a schedule in a job).
+    pub bwlimit: Limit,
 }
 
 impl Ssh {
@@ -44,6 +50,8 @@ impl Ssh {
             remote_zrep: remote_zrep.to_string(),
             timeout,
             verbose: false,
+            compress: Compress::Auto,
+            bwlimit: Limit::default(),
         })
     }
 }
@@ -55,6 +63,8 @@ impl Default for Ssh {
             remote_zrep: "zrep".into(),
             timeout: DEFAULT_TIMEOUT,
             verbose: false,
+            compress: Compress::Auto,
+            bwlimit: Limit::default(),
         }
     }
 }
@@ -75,6 +85,10 @@ pub struct Remote {
     broken: bool,
     /// How long the request being answered may wait beyond the usual (a lock).
     extra_wait: Duration,
+    /// What the hello agreed on stream compression.
+    pub agreed: Agreed,
+    /// The bandwidth limit of streams.
+    pub bwlimit: Limit,
 }
 
 /// Where a dataset lives.
@@ -271,27 +285,51 @@ impl Remote {
             timeout: ssh.timeout,
             broken: false,
             extra_wait: Duration::ZERO,
+            agreed: Agreed::default(),
+            bwlimit: ssh.bwlimit.clone(),
         };
-        r.hello(remote_zrep)?;
+        r.hello(remote_zrep, ssh.compress)?;
         Ok(r)
     }
 
-    fn hello(&mut self, remote_zrep: &str) -> Result<()> {
+    fn hello(&mut self, remote_zrep: &str, compress: Compress) -> Result<()> {
         let host = self.host.clone();
+        let offer = compress.offer();
         let hello = Request::Hello {
             version: proto::VERSION,
             zrep: env!("CARGO_PKG_VERSION").into(),
             timeout_secs: self.timeout.as_secs().max(1),
+            compress: offer.clone(),
+            compress_always: compress.always(),
+            rate: self.bwlimit.now(),
         };
         match self.call(&hello) {
             Ok(Response::Hello {
                 version,
                 timeout_secs,
+                compress: taken,
                 ..
             }) if version == proto::VERSION => {
                 let theirs = Duration::from_secs(timeout_secs.max(1));
                 self.link()?
                     .set_keepalive(Link::interval(self.timeout, theirs));
+                // Only a codec we offered: anything else is a broken peer.
+                let codec = match taken {
+                    None => None,
+                    Some(name) if offer.contains(&name) => compress::Codec::from_name(&name),
+                    Some(name) => {
+                        let mut name = name;
+                        name.truncate(40);
+                        return Err(self.failed(err(
+                            Kind::Connection,
+                            format!("{host}: protocol error: the server chose codec {name:?}, which was not offered"),
+                        )));
+                    }
+                };
+                self.agreed = Agreed {
+                    codec,
+                    always: compress.always(),
+                };
                 Ok(())
             }
             Ok(Response::Hello { version, zrep, .. }) => Err(conn_err(
@@ -368,6 +406,9 @@ impl Remote {
         let doing = format!("waiting for the answer to: {}", req.describe());
         self.extra_wait = match req {
             Request::Lock { wait_secs, .. } => Duration::from_secs(*wait_secs),
+            // Reading a large snapshot back takes its time; keepalives say the server
+            // lives, and a stall still ends the session after the stall timeout.
+            Request::ReadBack { .. } => Duration::from_secs(7 * 86_400),
             _ => Duration::ZERO,
         };
         let sent = self.link()?.send(req);
@@ -728,6 +769,30 @@ impl Side {
             recursive,
             on,
         })
+    }
+
+    /// The tags of `snapshot`'s holds.
+    pub fn holds(&mut self, snapshot: &SnapshotName) -> Result<Vec<String>> {
+        let req = Request::Holds {
+            snapshot: snapshot.clone(),
+        };
+        match self.call(&req)? {
+            Response::Holds { tags } => Ok(tags),
+            other => Err(self.unexpected(&other)),
+        }
+    }
+
+    /// Reads `snapshot` back in full into nothing (ZFS checks every block); the
+    /// stream's bytes.
+    pub fn read_back(&mut self, snapshot: &SnapshotName, raw: bool) -> Result<u64> {
+        let req = Request::ReadBack {
+            snapshot: snapshot.clone(),
+            raw,
+        };
+        match self.call(&req)? {
+            Response::Sent { bytes } => Ok(bytes),
+            other => Err(self.unexpected(&other)),
+        }
     }
 
     /// Discards the partial state of an interrupted receive into `dataset`.

@@ -12,11 +12,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use libzfs::{SendSource, SnapshotName};
 
+use crate::bwlimit::Limit;
+use crate::compress::{Agreed, Codec};
 use crate::error::{err, Error, Kind, Result};
 use crate::link::Link;
 use crate::local::{self, Target};
 use crate::proto::{Flags, Request, Response};
-use crate::pump::{self, StreamEnd};
+use crate::pump::{self, Shaping, StreamEnd};
 use crate::side::{conn_err, unexpected, Remote, Side};
 
 /// What to send.
@@ -58,6 +60,27 @@ impl Stream {
         }
     }
 
+    /// Whether its blocks travel compressed already (`-c`) or encrypted (raw): wire
+    /// compression gains little there. A resumed stream has its flags in its token
+    /// (one that does not decode counts as plain: the send will say what is wrong).
+    pub fn blocks_compressed(&self) -> bool {
+        match self {
+            Stream::Snapshot { flags, .. } => flags.compressed || flags.raw,
+            Stream::Resume { token } => {
+                crate::policy::parse_token(token).is_ok_and(|t| t.flags.compressed || t.flags.raw)
+            }
+        }
+    }
+
+    /// How a sender with `agreed` shapes this stream's bytes: its codec, if any.
+    pub fn shaping(&self, agreed: Agreed, limit: &Limit) -> Shaping {
+        let c = self.blocks_compressed();
+        Shaping {
+            codec: agreed.for_stream(c, c),
+            limit: limit.clone(),
+        }
+    }
+
     /// The request that asks a server for this stream.
     fn request(&self) -> Request {
         match self.clone() {
@@ -82,6 +105,10 @@ pub struct Transferred {
     pub snapshot: SnapshotName,
     /// Stream bytes.
     pub bytes: u64,
+    /// Bytes on the wire (frames, after compression); 0 local to local.
+    pub wire: u64,
+    /// The codec the stream travelled with.
+    pub codec: Option<Codec>,
 }
 
 /// The result of a local transfer from its two halves' results: the error that caused
@@ -93,7 +120,12 @@ fn outcome(sent: Result<()>, received: Result<(SnapshotName, u64)>) -> Result<Tr
         // "broken pipe"), so the receive's error is the cause.
         (Err(_), Err(r)) if !matches!(r.kind, Kind::BadStream | Kind::StreamTruncated) => Err(r),
         (Err(s), _) => Err(s),
-        (Ok(()), r) => r.map(|(snapshot, bytes)| Transferred { snapshot, bytes }),
+        (Ok(()), r) => r.map(|(snapshot, bytes)| Transferred {
+            snapshot,
+            bytes,
+            wire: 0,
+            codec: None,
+        }),
     }
 }
 
@@ -174,10 +206,11 @@ fn push(
         other => return Err(unexpected(&host, &other)),
     }
     let (rd, wr) = pump::pipe().map_err(|e| io_err("pipe", e))?;
+    let shaping = stream.shaping(r.agreed, &r.bwlimit);
     let link: &Link = r.link()?;
     let (sent, pumped) = std::thread::scope(|s| {
         let sender = s.spawn(move || local_send(sz, stream, wr));
-        let pumped = pump::frames_out(&rd, link, tick);
+        let pumped = pump::frames_out(&rd, link, tick, &shaping);
         drop(rd);
         let sent = sender.join().unwrap_or_else(|_| Err(panicked("send")));
         (sent, pumped)
@@ -205,7 +238,12 @@ fn push(
     match r.response("waiting for the result of the receive") {
         Ok(Response::Received { snapshot, bytes }) => {
             sent?;
-            Ok(Transferred { snapshot, bytes })
+            Ok(Transferred {
+                snapshot,
+                bytes,
+                wire: pumped.map_or(0, |p| p.wire),
+                codec: shaping.codec,
+            })
         }
         Ok(other) => Err(unexpected(&host, &other)),
         Err(remote) if matches!(remote.kind, Kind::Connection | Kind::Timeout) => {
@@ -238,9 +276,15 @@ fn pull(
         other => return Err(unexpected(&host, &other)),
     }
     let (rd, wr) = pump::pipe().map_err(|e| io_err("pipe", e))?;
+    // The server compresses with the agreed codec (or not: the frames say).
+    let shaping = Shaping {
+        codec: r.agreed.codec,
+        limit: r.bwlimit.clone(),
+    };
     let (received, ended) = std::thread::scope(|s| {
         let from = &mut r.from;
-        let reader = s.spawn(move || pump::frames_in(from, wr, tick));
+        let shaping = &shaping;
+        let reader = s.spawn(move || pump::frames_in(from, wr, tick, shaping));
         let received = local::receive(dz, target, &rd);
         drop(rd);
         let ended = reader.join().unwrap_or_else(|_| {
@@ -250,7 +294,7 @@ fn pull(
         });
         (received, ended)
     });
-    let ended = match ended {
+    let (ended, pumped) = match ended {
         Ok(end) => end,
         Err(e) => return Err(r.failed(conn_err(&host, "reading the stream", e))),
     };
@@ -260,7 +304,13 @@ fn pull(
     }
     final_answer?;
     let (snapshot, bytes) = received?;
-    Ok(Transferred { snapshot, bytes })
+    Ok(Transferred {
+        snapshot,
+        bytes,
+        wire: pumped.wire,
+        // The codec, if the server used it (a chunk that did not shrink goes plain).
+        codec: r.agreed.codec.filter(|_| pumped.wire < pumped.stream),
+    })
 }
 
 /// Writes `stream` from the local pools into `out` (then closes it).

@@ -87,8 +87,12 @@ impl Ui {
                 bytes(o.estimated_bytes)
             ));
         } else {
+            let wire = match (&o.compress, o.wire_bytes) {
+                (Some(c), w) if w > 0 => format!(" ({} on the wire, {c})", bytes(w)),
+                _ => String::new(),
+            };
             self.info(&format!(
-                "{} -> {}: {what}, {} in {:.1} s",
+                "{} -> {}: {what}, {}{wire} in {:.1} s",
                 o.source,
                 o.target,
                 bytes(o.bytes_sent),

@@ -61,6 +61,9 @@ elif case == "mid-frame":
     sys.exit(0)
 elif case == "version":
     msg({"hello": {"version": version + 1, "zrep": "9.9.9", "openzfs": "3.0", "timeout_secs": 1}})
+elif case == "codec":
+    # Picks a codec the client did not offer.
+    msg({"hello": dict(hello["hello"], compress="brotli")})
 elif case == "stall-mid-frame":
     # Half a frame, then silence without hanging up: the client's timeout ends it.
     out.write(b'J\x00\x00\x01\x00{"hel')
@@ -97,7 +100,7 @@ elif case.startswith("after-hello-"):
     elif what == "unknown":
         msg({"launch": {"missiles": True}})
     elif what == "kind":
-        frame(b"Z", b"")
+        frame(b"Q", b"")
     elif what == "close":
         sys.exit(0)
     elif what == "stall":

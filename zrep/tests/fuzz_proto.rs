@@ -13,6 +13,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use libzfs::{BookmarkName, DatasetName, SendSource, SnapshotName};
+use zrep::compress::Codec;
 use zrep::error::{err, Kind};
 use zrep::proto::{
     self, CursorMove, DatasetState, Flags, Hold, NewBookmark, PropValue, Property, Receive,
@@ -105,6 +106,9 @@ fn corpus() -> Vec<Vec<u8>> {
             version: proto::VERSION,
             zrep: "0.1.0".into(),
             timeout_secs: 600,
+            compress: vec!["zstd".into(), "lz4".into()],
+            compress_always: false,
+            rate: None,
         },
         Request::State {
             dataset: ds("tank/a"),
@@ -186,6 +190,7 @@ fn corpus() -> Vec<Vec<u8>> {
             zrep: "0.1.0".into(),
             openzfs: "2.3.2".into(),
             timeout_secs: 600,
+            compress: Some("zstd".into()),
         },
         Response::State {
             datasets: vec![state],
@@ -211,14 +216,24 @@ fn corpus() -> Vec<Vec<u8>> {
         )
         .collect();
     v.push(frame(b'D', &[0xab; 300]));
+    // Compressed frames of both codecs: a text chunk, and a 4 MiB run of zeros (the
+    // largest a frame may announce: a bomb the decoder must bound).
+    let text: Vec<u8> = (0..20_000u32)
+        .flat_map(|i| format!("{i} ").into_bytes())
+        .collect();
+    for codec in [Codec::Zstd, Codec::Lz4] {
+        let mut enc = zrep::compress::Encoder::new(codec).unwrap();
+        v.push(frame(b'Z', enc.encode(&text).unwrap()));
+        v.push(frame(b'Z', enc.encode(&vec![0; proto::MAX_CHUNK]).unwrap()));
+    }
     v.push(frame(b'E', b""));
     v.push(frame(b'K', b""));
     v.push(frame(b'A', &serde_json::to_vec(&err).unwrap()));
     v
 }
 
-const INTERESTING: [u8; 12] = [
-    0, 0xff, b'{', b'}', b'[', b'"', b'\\', b'J', b'D', b'E', b'A', 0x80,
+const INTERESTING: [u8; 13] = [
+    0, 0xff, b'{', b'}', b'[', b'"', b'\\', b'J', b'D', b'E', b'A', 0x80, b'Z',
 ];
 
 /// One test input: a few pieces, valid or not, then mutations.
@@ -229,7 +244,7 @@ fn input(rng: &mut Rng, corpus: &[Vec<u8>]) -> Vec<u8> {
             0..=5 => v.extend_from_slice(&corpus[rng.below(corpus.len())]),
             6 => {
                 // A header with any kind and length, a few bytes of payload.
-                let kinds = [b'J', b'D', b'E', b'A', rng.bits() as u8];
+                let kinds = [b'J', b'D', b'Z', b'E', b'A', rng.bits() as u8];
                 v.push(kinds[rng.below(kinds.len())]);
                 let lens = [
                     0u32,
@@ -384,10 +399,16 @@ fn fuzz_protocol_parsers() {
             3 => errors += u64::from(proto::recv_msg_or_eof::<Request>(&mut r).is_err()),
             _ => {
                 let sink = Until(rng.below(1 << 20));
-                errors += u64::from(zrep::pump::frames_in(&mut r, sink, &|_| {}).is_err());
+                let shaping = zrep::pump::Shaping {
+                    codec: [None, Some(Codec::Zstd), Some(Codec::Lz4)][rng.below(3)],
+                    limit: Default::default(),
+                };
+                let r = zrep::pump::frames_in(&mut r, sink, &|_| {}, &shaping);
+                errors += u64::from(r.is_err());
             }
         }
-        // Input kept aside, what a parse may hold: one frame of at most 4 MiB and
+        // Input kept aside, what a parse may hold: one frame of at most 4 MiB (and
+        // its decompressed chunk, at most 4 MiB more, with its codec's context) and
         // the JSON decoder's working set over a message of at most 1 MiB.
         let used = PEAK.load(Ordering::Relaxed).saturating_sub(base);
         worst = worst.max(used);

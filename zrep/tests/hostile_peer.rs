@@ -82,7 +82,11 @@ fn hostile_peers_get_clear_errors_and_clean_exits() {
             "after-hello-unknown",
             "malformed message: unknown variant `launch`",
         ),
-        ("after-hello-kind", "unknown frame kind 0x5a"),
+        ("after-hello-kind", "unknown frame kind 0x51"),
+        (
+            "codec",
+            "protocol error: the server chose codec \"brotli\", which was not offered",
+        ),
         ("after-hello-close", "the peer closed the connection"),
         (
             "stall-mid-frame",
