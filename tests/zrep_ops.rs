@@ -10,7 +10,8 @@ use std::time::{Duration, Instant};
 
 use zrep_tests::cli::{forced_key, patience, remote_zrep, ssh_args, zrep, zrep_spawn, Run};
 use zrep_tests::{
-    mount, run as run_cmd, test_dir, tree_digest, write_random, zfs, zfs_get, TestPool,
+    cli_exists, mount, resume_token, run as run_cmd, test_dir, tree_digest, write_random, zfs,
+    zfs_get, TestPool,
 };
 
 /// Taken shared by every test of this file, and alone by the one that measures a
@@ -211,20 +212,6 @@ fn an_older_server_without_compression_still_replicates() {
     }
 }
 
-fn exists(name: &str) -> bool {
-    Command::new("zfs")
-        .args(["list", "-H", name])
-        .output()
-        .unwrap()
-        .status
-        .success()
-}
-
-fn resume_token(ds: &str) -> Option<String> {
-    let v = zfs_get("receive_resume_token", ds);
-    (v != "-" && !v.is_empty()).then_some(v)
-}
-
 /// A compressed push killed mid-stream leaves a resume token; the next run resumes
 /// it, compressed too, to identical data.
 #[test]
@@ -248,7 +235,7 @@ fn an_interrupted_compressed_transfer_resumes() {
     let v: Vec<&str> = a.iter().map(String::as_str).collect();
     let mut child = zrep_spawn(&v);
     let t0 = Instant::now();
-    while !(exists(&dst) && zfs_get("referenced", &dst).parse::<u64>().unwrap_or(0) > 4 << 20) {
+    while !(cli_exists(&dst) && zfs_get("referenced", &dst).parse::<u64>().unwrap_or(0) > 4 << 20) {
         if let Ok(Some(st)) = child.try_wait() {
             let mut e = String::new();
             let _ = child.stderr.take().unwrap().read_to_string(&mut e);

@@ -4,7 +4,10 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use zrep_tests::cli::{patience, ssh_args, zrep, zrep_spawn, Run};
-use zrep_tests::{cli_snapshots, mount, tree_digest, write_random, zfs, zfs_get, TestPool};
+use zrep_tests::{
+    cli_exists, cli_snapshots, mount, resume_token, tree_digest, write_random, zfs, zfs_get,
+    TestPool,
+};
 
 fn snap(ds: &str, name: &str) {
     zfs(&["snapshot", &format!("{ds}@{name}")]);
@@ -327,20 +330,6 @@ fn kill_when(child: &mut std::process::Child, mut cond: impl FnMut() -> bool) {
     child.wait().unwrap();
 }
 
-fn exists(name: &str) -> bool {
-    Command::new("zfs")
-        .args(["list", "-H", name])
-        .output()
-        .unwrap()
-        .status
-        .success()
-}
-
-fn resume_token(ds: &str) -> Option<String> {
-    let v = zfs_get("receive_resume_token", ds);
-    (v != "-" && !v.is_empty()).then_some(v)
-}
-
 #[test]
 fn killed_full_transfer_resumes_to_identical_data() {
     let p = TestPool::with_size(512 << 20);
@@ -351,7 +340,7 @@ fn killed_full_transfer_resumes_to_identical_data() {
     let mut child = zrep_spawn(&["replicate", "--no-snapshot", &src, &dst]);
     // The partially received dataset appears as soon as the stream starts.
     kill_when(&mut child, || {
-        exists(&dst) && zfs_get("referenced", &dst).parse::<u64>().unwrap_or(0) > 8 << 20
+        cli_exists(&dst) && zfs_get("referenced", &dst).parse::<u64>().unwrap_or(0) > 8 << 20
     });
     let token = resume_token(&dst).expect("an interrupted receive leaves a resume token");
     assert!(!token.is_empty());
@@ -387,7 +376,7 @@ fn killed_ssh_mid_incremental_resumes() {
     let recv = format!("{dst}/%recv");
     let t0 = Instant::now();
     loop {
-        if exists(&recv) && zfs_get("referenced", &recv).parse::<u64>().unwrap_or(0) > 8 << 20 {
+        if cli_exists(&recv) && zfs_get("referenced", &recv).parse::<u64>().unwrap_or(0) > 8 << 20 {
             break;
         }
         if let Ok(Some(st)) = child.try_wait() {

@@ -441,6 +441,12 @@ pub fn str_props(pairs: &[(&str, &str)]) -> libzfs::NvList {
 }
 
 /// Whether `name` exists, via the CLI (independent of the library).
+/// A dataset's resume token (the `zfs` CLI), if an interrupted receive left one.
+pub fn resume_token(ds: &str) -> Option<String> {
+    let v = zfs_get("receive_resume_token", ds);
+    (v != "-" && !v.is_empty()).then_some(v)
+}
+
 pub fn cli_exists(name: &str) -> bool {
     Command::new("zfs")
         .args(["list", "-H", "-t", "all", name])
