@@ -178,6 +178,13 @@ fn corpus() -> Vec<Vec<u8>> {
             recursive: true,
             on: false,
         },
+        Request::Holds {
+            snapshot: snap_name("tank/a@s"),
+        },
+        Request::ReadBack {
+            snapshot: snap_name("tank/a@s"),
+            raw: true,
+        },
         Request::Lock {
             dataset: ds("tank/b"),
             wait_secs: 30,
@@ -204,6 +211,9 @@ fn corpus() -> Vec<Vec<u8>> {
             bytes: 5,
         },
         Response::Ok,
+        Response::Holds {
+            tags: vec!["zrep-1".into(), "admin".into()],
+        },
         Response::Error(err.clone()),
     ];
     let mut v: Vec<Vec<u8>> = reqs
