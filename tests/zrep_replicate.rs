@@ -532,6 +532,21 @@ fn encrypted_source_is_sent_raw() {
     write_random(&p.path("secret/b"), 256 << 10, 17);
     zrep(&["replicate", &src, &dst]).ok();
     assert_eq!(short_snaps(&dst).len(), 2);
+    // The copy reads back without its key (a raw read), locally and over SSH.
+    for t in [dst.clone(), format!("localhost:{dst}")] {
+        let j = run(&with_ssh(vec![
+            "verify".into(),
+            "--read".into(),
+            "--json".into(),
+            src.clone(),
+            t,
+        ]))
+        .ok()
+        .json();
+        assert_eq!(j[0]["ok"], true, "{j}");
+        assert!(j[0]["read_bytes"].as_u64().unwrap() > 512 << 10, "{j}");
+    }
+    assert_eq!(zfs_get("keystatus", &dst), "unavailable");
 }
 
 #[test]
@@ -754,5 +769,23 @@ fn failover_and_back_stay_incremental() {
     write_random(&p.path("a/again"), 64 << 10, 16);
     let j = zrep(&["replicate", "-r", "--json", &a, &b]).ok().json();
     assert_eq!(j[0]["mode"], "incremental", "{j}");
+    // Over SSH, pulling: the backup host takes over from the source it reads.
+    write_random(&p.path("a/last"), 64 << 10, 17);
+    let args = with_ssh(vec![
+        "failover".into(),
+        "-r".into(),
+        "--json".into(),
+        format!("localhost:{a}"),
+        b.clone(),
+    ]);
+    let j = run(&args).ok().json();
+    assert_eq!(j[0]["mode"], "incremental", "{j}");
+    for (src, dst) in [(&a, &b), (&a_child, &b_child)] {
+        assert_eq!(zfs_get("readonly", src), "on", "{src}");
+        assert_eq!(zfs_get("readonly", dst), "off", "{dst}");
+        assert_eq!(newest(src), newest(dst), "{src} and {dst} differ");
+    }
+    mount(&b);
+    assert!(p.path("b/last").exists(), "the pulled failover lost data");
     zrep(&["failover", "--dry-run", &a, &b]).fails_with("failover takes a snapshot of its own");
 }

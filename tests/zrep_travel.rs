@@ -271,6 +271,32 @@ fn filters_apply_over_ssh_and_in_jobs() {
         "{:?}",
         short_snaps(&dru)
     );
+    // `verify --job` checks what the job replicates, and only that; the same pair
+    // verified without the job's filter names each dataset left out.
+    let r = zrep(&["verify", "--job", "t", "--read", "-c", c]).ok();
+    assert_eq!(
+        r.stdout.lines().count(),
+        expected_filtered().len(),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stdout.lines().all(|l| l.starts_with("ok ")),
+        "{}",
+        r.stdout
+    );
+    assert!(r.stdout.contains("read back"), "{}", r.stdout);
+    let r = zrep(&["verify", "-r", &src, &job_dst]);
+    assert_eq!(r.code, 1, "{}{}", r.stdout, r.stderr);
+    assert!(
+        r.stdout.contains(&format!(
+            "MISMATCH {src}/home/dru/cache -> {job_dst}/home/dru/cache: 0 snapshots shared; the target does not exist"
+        )),
+        "{}",
+        r.stdout
+    );
+    // An unknown job is named.
+    zrep(&["verify", "--job", "nosuch", "-c", c]).fails_with("nosuch");
 }
 
 /// A source with properties of every kind set locally.
