@@ -302,6 +302,25 @@ if command -v perf >/dev/null; then
     by_command sshpipe sh -c "zfs send bsrc/prof@s1 | $ssh localhost zfs receive -u bdst/prof-sshpipe"
     by_command zrepssh "$zrep" replicate -q --no-snapshot --ssh "$ssh" --remote-zrep "$zrep" bsrc/prof localhost:bdst/prof-zrepssh
 fi
+# Workload: --bwlimit on loopback (issue 17): BENCH_BWLIMIT (5) MiB/s, 32 seconds' worth
+# of incompressible data pushed over ssh without compression; bench/rate.py samples
+# the bytes zrep writes to ssh every second.
+bw=${BENCH_BWLIMIT:-5}
+w="bwlimit ${bw}M over ssh, $((bw * 32)) MiB incompressible"
+zfs create bsrc/bw
+head -c "$((bw * 32))M" /dev/urandom >/tmp/bsrc/bw/data
+zfs snapshot bsrc/bw@s1
+t0=$(now)
+"$zrep" replicate -q --no-snapshot --compress none --bwlimit "${bw}M" --ssh "$ssh" \
+    --remote-zrep "$zrep" bsrc/bw localhost:bdst/bw &
+python3 "$repo/bench/rate.py" $! $((bw << 20)) >"$BENCH_OUT/bwlimit.txt"
+wait $! || log "$w: zrep failed"
+printf '%s\t%s\t%.3f\t0\t%s\t0\n' "$w" "zrep --bwlimit ${bw}M --compress none" \
+    "$(echo "$(now) - $t0" | bc)" \
+    "average $(sed -n 's/^average=//p' "$BENCH_OUT/bwlimit.txt"), peak second $(sed -n 's/^peak=//p' "$BENCH_OUT/bwlimit.txt") of the limit" >>"$res"
+log "$w: $(tr '\n' ' ' <"$BENCH_OUT/bwlimit.txt")"
+fresh bw
+zfs destroy -r bsrc/bw
 # Workload: a rate-limited link (issue 17). A second sshd runs in a network namespace
 # behind a veth pair shaped to BENCH_LINK_MBIT (20) Mbit/s each way (tbf); the senders
 # run outside it, so every byte crosses the shaped link. The data: BENCH_LINK_MB (300)

@@ -75,15 +75,22 @@ zs, ps = secs(full, "zrep over ssh"), secs(full, "zfs send | ssh")
 if zs and ps:
     print(f"- zrep over SSH <= `zfs send | ssh zfs receive`: {zs / ps:.2f}x, {verdict(zs <= ps)}.")
 for w in rows:
-for w in rows:
-    if not w.startswith("link "):
+    if w.startswith("link "):
+        z, sy, pipe = secs(w, "zrep (zstd"), secs(w, "syncoid"), secs(w, "zfs send | ssh")
+        if z and sy:
+            print(f"- {w}: zrep with compression beats syncoid (issue 17): syncoid / zrep = "
+                  f"{sy / z:.2f}x, {verdict(z < sy)}.")
+        if z and pipe:
+            print(f"- {w}: `zfs send | ssh zfs receive` / zrep = {pipe / z:.2f}x.")
         continue
-    z, sy, pipe = secs(w, "zrep (zstd"), secs(w, "syncoid"), secs(w, "zfs send | ssh")
-    if z and sy:
-        print(f"- {w}: zrep with compression beats syncoid (issue 17): syncoid / zrep = "
-              f"{sy / z:.2f}x, {verdict(z < sy)}.")
-    if z and pipe:
-        print(f"- {w}: `zfs send | ssh zfs receive` / zrep = {pipe / z:.2f}x.")
+    if w.startswith("bwlimit "):
+        b = dict(l.split("=", 1) for l in read("bwlimit.txt").splitlines() if "=" in l)
+        if b.get("average"):
+            a, pk = float(b["average"]), float(b["peak"])
+            print(f"- {w}: {b['seconds']} whole seconds, average {a:.3f} of the limit (target "
+                  f"within 10%), peak second {pk:.3f} (target <= 1.5), "
+                  f"{verdict(abs(a - 1) <= 0.1 and pk <= 1.5)}; MiB per second: {b['mib']}.")
+        continue
     ref = next((s for c, s, *_ in rows[w] if c.startswith("ref: ")), None)
     if w.startswith("incremental"):
         z = secs(w, "zrep local")
