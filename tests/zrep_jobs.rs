@@ -9,7 +9,7 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use zrep::clock::{parse_stamp, utc_stamp, Civil};
-use zrep_tests::cli::{patience, zrep, zrep_cmd, zrep_env, Run};
+use zrep_tests::cli::{kill_when, patience, zrep, zrep_cmd, zrep_env, Run};
 use zrep_tests::{mount, test_dir, tree_digest, write_random, zfs, zfs_get, TestPool};
 
 const DAY: u64 = 86_400;
@@ -230,20 +230,6 @@ fn a_simulated_month_keeps_what_the_rules_say() {
 }
 
 /// Kills `child` once `cond` holds, or panics after 60 s (see `patience`).
-fn kill_when(child: &mut std::process::Child, mut cond: impl FnMut() -> bool) {
-    let t0 = Instant::now();
-    while !cond() {
-        assert!(
-            child.try_wait().unwrap().is_none(),
-            "zrep ended before the kill"
-        );
-        assert!(t0.elapsed() < patience(60), "condition never held");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    child.kill().unwrap();
-    child.wait().unwrap();
-}
-
 fn spawn_run(conf: &Conf, now: u64) -> std::process::Child {
     zrep_cmd(&["run", "-c", conf.path()])
         .env("ZREP_NOW", now.to_string())

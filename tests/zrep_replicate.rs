@@ -3,7 +3,7 @@
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use zrep_tests::cli::{patience, ssh_args, zrep, zrep_spawn, Run};
+use zrep_tests::cli::{kill_when, patience, ssh_args, zrep, zrep_spawn, Run};
 use zrep_tests::{
     cli_exists, cli_snapshots, mount, resume_token, tree_digest, write_random, zfs, zfs_get,
     TestPool,
@@ -317,19 +317,6 @@ fn dry_run_changes_nothing() {
 }
 
 /// Kills `child` once `cond` holds (polling), or panics after 60 s (see `patience`).
-fn kill_when(child: &mut std::process::Child, mut cond: impl FnMut() -> bool) {
-    let t0 = Instant::now();
-    while !cond() {
-        if let Ok(Some(st)) = child.try_wait() {
-            panic!("zrep finished ({st}) before it could be killed");
-        }
-        assert!(t0.elapsed() < patience(60), "condition never held");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    child.kill().unwrap();
-    child.wait().unwrap();
-}
-
 #[test]
 fn killed_full_transfer_resumes_to_identical_data() {
     let p = TestPool::with_size(512 << 20);

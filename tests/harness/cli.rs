@@ -216,6 +216,21 @@ pub fn zrep_spawn(args: &[&str]) -> Child {
         .expect("spawn zrep")
 }
 
+/// Waits until `cond` holds (60 s of patience), then kills `child` (SIGKILL) and reaps
+/// it: an interruption at a chosen moment. Fails the test when zrep ends first.
+pub fn kill_when(child: &mut Child, mut cond: impl FnMut() -> bool) {
+    let t0 = std::time::Instant::now();
+    while !cond() {
+        if let Ok(Some(st)) = child.try_wait() {
+            panic!("zrep finished ({st}) before it could be killed");
+        }
+        assert!(t0.elapsed() < patience(60), "condition never held");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
+
 /// The `--ssh` value for the guest's loopback sshd, and `--remote-zrep`.
 pub fn ssh_args() -> Vec<String> {
     let ssh = std::env::var("ZREP_TEST_SSH").expect(

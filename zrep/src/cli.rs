@@ -164,8 +164,13 @@ pub enum Cmd {
         /// The shell.
         shell: clap_complete::Shell,
     },
-    /// Print the man page (roff).
-    Man,
+    /// Print the man page (roff), or write every page (zrep.1 and one per
+    /// subcommand, zrep-replicate.1...) into a directory.
+    Man {
+        /// Write all pages into DIR instead of printing zrep(1).
+        #[arg(long, value_name = "DIR")]
+        dir: Option<std::path::PathBuf>,
+    },
 }
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]

@@ -105,10 +105,15 @@ fn run(cli: Cli) -> Result<ExitCode> {
             out(String::from_utf8_lossy(&text).trim_end())?;
             Ok(ExitCode::SUCCESS)
         }
-        Cmd::Man => {
+        Cmd::Man { dir: None } => {
             clap_mangen::Man::new(Cli::command())
                 .render(&mut std::io::stdout())
                 .map_err(|e| err(Kind::Io, e.to_string()))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Man { dir: Some(dir) } => {
+            clap_mangen::generate_to(Cli::command(), &dir)
+                .map_err(|e| err(Kind::Io, format!("{}: {e}", dir.display())))?;
             Ok(ExitCode::SUCCESS)
         }
     }
