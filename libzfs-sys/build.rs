@@ -19,8 +19,29 @@ use std::path::PathBuf;
 const PREGENERATED_VERSION: &str = "2.1.11";
 
 /// Feature levels the code may test with `#[cfg(openzfs_X_Y)]`: each is set when the
-/// headers are at least that version.
+/// headers are at least that version. The first and the last make the supported
+/// range (2.0 up to, not including, 2.4); dependents read the list as
+/// `DEP_ZFS_CORE_LEVELS` (libzfs's build script emits the same cfgs from it).
 const LEVELS: &[(u32, u32)] = &[(2, 0), (2, 1), (2, 2), (2, 3)];
+
+/// The supported OpenZFS versions: `[oldest level, newest level's next minor)`.
+fn supported() -> (String, String) {
+    let (a, b) = LEVELS[0];
+    let (c, d) = LEVELS[LEVELS.len() - 1];
+    (format!("{a}.{b}"), format!("{c}.{}", d + 1))
+}
+
+/// Refuses headers of an OpenZFS outside [`supported`]: their prototypes are not
+/// the ones this crate was written and tested against.
+fn check_supported(version: &str) {
+    let (lo, hi) = supported();
+    let v = parse_version(version);
+    if v < parse_version(&lo) || v >= parse_version(&hi) {
+        panic!(
+            "libzfs-sys: OpenZFS {version} is not supported (supported: {lo} <= version < {hi})"
+        );
+    }
+}
 
 fn main() {
     for var in [
@@ -45,7 +66,10 @@ fn main() {
     } else {
         probe()
     };
+    check_supported(&version);
     let (maj, min) = parse_version(&version);
+    let levels: Vec<String> = LEVELS.iter().map(|(a, b)| format!("{a}.{b}")).collect();
+    println!("cargo:levels={}", levels.join(" "));
     for &(lmaj, lmin) in LEVELS {
         if (maj, min) >= (lmaj, lmin) {
             println!("cargo:rustc-cfg=openzfs_{lmaj}_{lmin}");
@@ -137,8 +161,9 @@ fn probe() -> (Vec<PathBuf>, String) {
     if let Some(found) = freebsd_base() {
         return found;
     }
+    let (lo, hi) = supported();
     match pkg_config::Config::new()
-        .atleast_version("2.0")
+        .range_version(lo.as_str()..hi.as_str())
         .probe("libzfs_core")
     {
         Ok(lib) => {
@@ -148,7 +173,8 @@ fn probe() -> (Vec<PathBuf>, String) {
             (lib.include_paths, lib.version)
         }
         Err(e) => panic!(
-            "\n\nlibzfs-sys: libzfs_core (OpenZFS >= 2.0) was not found by pkg-config:\n{e}\n\
+            "\n\nlibzfs-sys: libzfs_core (OpenZFS {lo} <= version < {hi}) was not found by \
+             pkg-config:\n{e}\n\
              On Debian/Ubuntu install the headers: apt-get install libzfslinux-dev pkg-config\n\
              (OpenZFS 2.3 is in bookworm-backports; scripts/setup does all of it).\n\
              Elsewhere, point LIBZFS_CORE_INCLUDE_DIRS at the OpenZFS sources' include, \

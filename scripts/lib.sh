@@ -15,6 +15,11 @@ new_run_dir() {
     echo "$d"
 }
 
+# run_mode RUN_DIR: the run's MODE (all, guest, shell, exec), from RUN_DIR/env.
+run_mode() {
+    sed -n 's/^MODE=//p' "$1/env"
+}
+
 # boot_guest RUN_DIR: boots Debian's kernel under qemu (software emulation) with the
 # host's root shared read-only and RUN_DIR writable, and runs scripts/guest-run in it.
 boot_guest() {
@@ -28,7 +33,7 @@ boot_guest() {
     local t0=$SECONDS
     # Only the shell keeps the terminal as its input; everything else runs detached.
     local input=/dev/null
-    [[ $(cat "$run_dir/mode") == shell ]] && input=/dev/stdin
+    [[ $(run_mode "$run_dir") == shell ]] && input=/dev/stdin
     # One guest at a time on this machine (2 cores): wait for the lock.
     exec 9>/tmp/zrep-guest.lock
     flock 9
@@ -54,7 +59,7 @@ boot_guest() {
 # report RUN_DIR: prints the closing line and exits with the tests' status.
 report() {
     local run_dir=$1 mode
-    mode=$(cat "$run_dir/mode")
+    mode=$(run_mode "$run_dir")
     if [[ $mode == shell || $mode == exec ]]; then
         exit "$(cat "$run_dir/status" 2>/dev/null || echo 1)"
     fi

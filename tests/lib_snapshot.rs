@@ -94,7 +94,7 @@ fn snapshot_duplicate_error_lists_the_item() {
     let e = zfs.snapshot(&[sn(&s)], None).unwrap_err();
     let z = e.zfs().unwrap();
     assert!(
-        z.items
+        z.items()
             .iter()
             .any(|i| i.name == s && i.errno.raw() == libc::EEXIST),
         "{z:?}"
@@ -144,12 +144,12 @@ fn snapshot_batch_lists_every_failed_item() {
         .snapshot(&[sn(&dup), sn(&fine), sn(&miss1), sn(&miss2)], None)
         .unwrap_err();
     let z = e.zfs().expect("a zfs error");
-    let names: Vec<&str> = z.items.iter().map(|i| i.name.as_str()).collect();
+    let names: Vec<&str> = z.items().iter().map(|i| i.name.as_str()).collect();
     // The kernel lists every failed item; the one that would have worked is absent.
     assert!(names.contains(&miss1.as_str()), "{z:?}");
     assert!(names.contains(&miss2.as_str()), "{z:?}");
     assert!(!names.contains(&fine.as_str()), "{z:?}");
-    for i in &z.items {
+    for i in z.items() {
         assert!(
             [libc::ENOENT, libc::EEXIST].contains(&i.errno.raw()),
             "{i:?}"
@@ -679,13 +679,6 @@ fn rollback_without_snapshots_fails() {
 }
 
 #[test]
-fn rollback_missing_fs_is_not_found() {
-    let pool = TestPool::new();
-    let zfs = lzc();
-    expect_kind(zfs.rollback(&dn(&pool.ds("nope"))), ErrorKind::NotFound);
-}
-
-#[test]
 fn rollback_to_missing_snapshot_fails() {
     let pool = TestPool::new();
     let zfs = lzc();
@@ -801,7 +794,7 @@ fn promote_with_conflicting_snapshot_name_names_it() {
     let e = zfs.promote(&dn(&c)).unwrap_err();
     assert_eq!(e.errno().unwrap().raw(), libc::EEXIST, "{e:?}");
     let z = e.zfs().unwrap();
-    assert!(z.items.iter().any(|i| i.name.contains('o')), "{z:?}");
+    assert!(z.items().iter().any(|i| i.name.contains('o')), "{z:?}");
 }
 
 #[test]

@@ -742,6 +742,66 @@ fn a_job_without_a_source_prunes_the_backup_hosts_tree() {
 /// `on_failure` after a failed one, each with the run in `ZREP_*` variables. A failing
 /// or overstaying `pre_snapshot` means no snapshot and a failed run; a failing
 /// `post_run` is only logged.
+/// The snapshot hooks of a job that pushes over SSH and of one that pulls: they run
+/// where zrep runs, around the snapshot it takes on the source (here for the push,
+/// on the remote host for the pull), and what pre_snapshot wrote reaches the target.
+#[test]
+fn hooks_run_for_jobs_that_push_and_pull_over_ssh() {
+    let p = TestPool::with_size(256 << 20);
+    let src = p.create("src");
+    let (push, pull) = (p.ds("push"), p.ds("pull"));
+    let ssh = std::env::var("ZREP_TEST_SSH").expect("ZREP_TEST_SSH (the guest's sshd)");
+    let zrep_path = zrep_tests::zrep_bin().display().to_string();
+    let dir = test_dir().join(format!("hooks-ssh-{}", p.name()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let data = p.path("src").display().to_string();
+    let env_file = |name: &str| dir.join(format!("{name}.env"));
+    let job = |name: &str, source: &str, target: &str| {
+        format!(
+            "[[job]]\nname = \"{name}\"\nsource = \"{source}\"\ntarget = \"{target}\"\n\
+             ssh = \"{ssh}\"\nremote_zrep = \"{zrep_path}\"\n\
+             pre_snapshot = [\"sh\", \"-c\", \"env | grep ^ZREP_ | sort > {}; echo {name} > {data}/flushed\"]\n\
+             post_snapshot = [\"rm\", \"{data}/flushed\"]\n\n",
+            env_file(name).display()
+        )
+    };
+    let (push_target, pull_source) = (format!("localhost:{push}"), format!("localhost:{src}"));
+    let conf = Conf::new(
+        &p,
+        &(job("push", &src, &push_target) + &job("pull", &pull_source, &pull)),
+    );
+    let t0 = start();
+    write_random(&p.path("src/f"), 64 << 10, 1);
+    conf.at(t0, "run", &["push"]).ok();
+    write_random(&p.path("src/g"), 64 << 10, 2);
+    conf.at(t0 + 60, "run", &["pull"]).ok();
+    for (name, dst, t, source, target) in [
+        ("push", &push, t0, &src, &push_target),
+        ("pull", &pull, t0 + 60, &pull_source, &pull),
+    ] {
+        let env = std::fs::read_to_string(env_file(name)).unwrap();
+        for want in [
+            format!("ZREP_SOURCE={source}"),
+            format!("ZREP_TARGET={target}"),
+            format!("ZREP_SNAPSHOT=zrep-{}", utc_stamp(t)),
+            format!("ZREP_DATASETS={src}"),
+        ] {
+            assert!(
+                env.lines().any(|l| l == want),
+                "{name}: {want} not in\n{env}"
+            );
+        }
+        assert_eq!(zrep_times(dst).last(), Some(&t), "{name}");
+        mount(dst);
+        assert_eq!(
+            std::fs::read_to_string(p.path(&format!("{name}/flushed"))).unwrap(),
+            format!("{name}\n"),
+            "{name}: what pre_snapshot wrote is not in the snapshot"
+        );
+    }
+    assert!(!p.path("src/flushed").exists(), "post_snapshot did not run");
+}
+
 #[test]
 fn hooks_run_around_the_snapshot_and_after_the_run() {
     let p = TestPool::with_size(256 << 20);

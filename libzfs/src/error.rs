@@ -266,18 +266,12 @@ pub struct ItemError {
 /// A libzfs_core call that failed.
 #[derive(Debug, Clone)]
 pub struct ZfsError {
-    /// The operation.
-    pub op: Op,
-    /// The dataset, snapshot or pool it was applied to.
-    pub name: String,
-    /// The call's return code.
-    pub errno: Errno,
-    /// The classification of `errno` for this operation.
-    pub kind: ErrorKind,
-    /// Per-item errors of a batch operation, from the kernel's error list.
-    pub items: Vec<ItemError>,
-    /// Errors the kernel counted but did not list (`N_MORE_ERRORS`).
-    pub more: u64,
+    op: Op,
+    name: String,
+    errno: Errno,
+    kind: ErrorKind,
+    items: Vec<ItemError>,
+    more: u64,
 }
 
 impl fmt::Display for ZfsError {
@@ -302,6 +296,72 @@ impl fmt::Display for ZfsError {
 }
 
 impl ZfsError {
+    fn new(op: Op, name: String, errno: Errno, items: Vec<ItemError>, more: u64) -> ZfsError {
+        let mut e = ZfsError {
+            op,
+            name,
+            errno,
+            kind: ErrorKind::Other,
+            items,
+            more,
+        };
+        e.classify();
+        e
+    }
+
+    /// The kind, computed once per change: with a single listed item, that item's
+    /// errno is the real cause.
+    fn classify(&mut self) {
+        self.kind = match self.items.as_slice() {
+            [one] => classify(self.op, one.errno),
+            _ => classify(self.op, self.errno),
+        };
+    }
+
+    /// The operation.
+    pub fn op(&self) -> Op {
+        self.op
+    }
+
+    /// The dataset, snapshot or pool it was applied to.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The call's return code.
+    pub fn errno(&self) -> Errno {
+        self.errno
+    }
+
+    /// The classification of the failure for this operation.
+    pub fn kind(&self) -> ErrorKind {
+        self.kind
+    }
+
+    /// Per-item errors of a batch operation, from the kernel's error list.
+    pub fn items(&self) -> &[ItemError] {
+        &self.items
+    }
+
+    /// Errors the kernel counted but did not list (`N_MORE_ERRORS`).
+    pub fn more(&self) -> u64 {
+        self.more
+    }
+
+    /// Adds an item the call reported outside its error list.
+    pub(crate) fn push_item(&mut self, item: ItemError) {
+        self.items.push(item);
+        self.classify();
+    }
+
+    /// The same failure as the error of `op` on `name` (a channel program's, for
+    /// the operation it ran for).
+    pub(crate) fn relabel(&mut self, op: Op, name: String) {
+        self.op = op;
+        self.name = name;
+        self.classify();
+    }
+
     fn reason(&self) -> String {
         // With a single listed item, its errno is the real cause.
         let errno = match self.items.as_slice() {
@@ -471,10 +531,7 @@ impl Error {
     /// The classification of this error.
     pub fn kind(&self) -> ErrorKind {
         match self {
-            Error::Zfs(e) => match e.items.as_slice() {
-                [one] => classify(e.op, one.errno),
-                _ => e.kind,
-            },
+            Error::Zfs(e) => e.kind,
             Error::Name(NameError::TooLong { .. }) => ErrorKind::NameTooLong,
             Error::Name(_) => ErrorKind::InvalidName,
             Error::NvList(_) | Error::Property(_) => ErrorKind::InvalidArgument,
@@ -567,14 +624,13 @@ pub(crate) fn zfs_error(rc: i32, op: Op, name: &str, errlist: Option<&NvListRef>
             }
         }
     }
-    Error::Zfs(Box::new(ZfsError {
+    Error::Zfs(Box::new(ZfsError::new(
         op,
-        name: name.to_string(),
+        name.to_string(),
         errno,
-        kind: classify(op, errno),
         items,
         more,
-    }))
+    )))
 }
 
 #[cfg(test)]

@@ -416,17 +416,16 @@ impl Zfs {
 pub(crate) fn over_limits(e: &Error) -> bool {
     let Error::Zfs(z) = e else { return false };
     use crate::error::Errno;
-    let said_limit = z.items.iter().any(|i| i.name.contains("limit"));
-    [Errno(libc::ENOSPC), Errno(libc::ENOMEM), Errno::ETIME].contains(&z.errno)
-        || (z.errno == Errno::ECHRNG && said_limit)
+    let said_limit = z.items().iter().any(|i| i.name.contains("limit"));
+    [Errno(libc::ENOSPC), Errno(libc::ENOMEM), Errno::ETIME].contains(&z.errno())
+        || (z.errno() == Errno::ECHRNG && said_limit)
 }
 
 /// A channel program's error as the error of `op` on `root`.
 pub(crate) fn relabel(e: Error, op: Op, root: &DatasetName) -> Error {
     match e {
         Error::Zfs(mut z) => {
-            z.op = op;
-            z.name = root.to_string();
+            z.relabel(op, root.to_string());
             Error::Zfs(z)
         }
         other => other,

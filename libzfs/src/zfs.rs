@@ -43,6 +43,35 @@ pub(crate) fn take_list(ptr: *mut nvpair_sys::nvlist_t) -> Option<NvList> {
     unsafe { NvList::from_raw(ptr) }
 }
 
+/// The lzc calls that take a list of names and fill an error list (snapshot,
+/// destroy_snaps, bookmark, destroy_bookmarks, hold, release): `call` gets `list`
+/// and the place for the error list. A failure names `first` and carries each
+/// item's errno; success returns the error list, where hold and release report the
+/// items they skipped.
+fn batch(
+    op: Op,
+    first: &str,
+    list: &NvList,
+    call: impl FnOnce(*mut nvpair_sys::nvlist_t, *mut *mut nvpair_sys::nvlist_t) -> i32,
+) -> Result<Option<NvList>> {
+    let mut errs = ptr::null_mut();
+    let rc = call(list.as_ptr(), &mut errs);
+    let errs = take_list(errs);
+    if rc == 0 {
+        return Ok(errs);
+    }
+    Err(zfs_error(rc, op, first, errs.as_deref()))
+}
+
+/// An nvlist of flags: the names an lzc batch call acts on.
+fn flags<'a>(names: impl IntoIterator<Item = &'a str>) -> Result<NvList> {
+    let mut list = NvList::new();
+    for n in names {
+        list.insert_flag(n)?;
+    }
+    Ok(list)
+}
+
 /// The kind of dataset [`Zfs::create`] makes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum DatasetType {
@@ -287,20 +316,14 @@ impl Zfs {
         let Some(first) = snaps.first() else {
             return Ok(());
         };
-        let mut list = NvList::new();
-        for s in snaps {
-            list.insert_flag(s.as_str())?;
-        }
+        let list = flags(snaps.iter().map(SnapshotName::as_str))?;
         let props = props.map_or(ptr::null_mut(), |p| p.as_ptr());
-        let mut errs = ptr::null_mut();
-        // SAFETY: list and props are live nvlists lent for the call; errs receives an
-        // nvlist we then own (or stays NULL).
-        let rc = unsafe { sys::lzc_snapshot(list.as_ptr(), props, &mut errs) };
-        let errs = take_list(errs);
-        if rc == 0 {
-            return Ok(());
-        }
-        Err(zfs_error(rc, Op::Snapshot, first.as_str(), errs.as_deref()))
+        batch(Op::Snapshot, first.as_str(), &list, |l, errs| {
+            // SAFETY: list and props are live nvlists lent for the call; errs
+            // receives an nvlist batch() then owns (or stays NULL).
+            unsafe { sys::lzc_snapshot(l, props, errs) }
+        })?;
+        Ok(())
     }
 
     /// Destroys snapshots (of one pool). With `defer`, held snapshots or snapshots
@@ -310,23 +333,12 @@ impl Zfs {
         let Some(first) = snaps.first() else {
             return Ok(());
         };
-        let mut list = NvList::new();
-        for s in snaps {
-            list.insert_flag(s.as_str())?;
-        }
-        let mut errs = ptr::null_mut();
-        // SAFETY: live nvlist lent for the call; errs becomes ours.
-        let rc = unsafe { sys::lzc_destroy_snaps(list.as_ptr(), cbool(defer), &mut errs) };
-        let errs = take_list(errs);
-        if rc == 0 {
-            return Ok(());
-        }
-        Err(zfs_error(
-            rc,
-            Op::DestroySnapshots,
-            first.as_str(),
-            errs.as_deref(),
-        ))
+        let list = flags(snaps.iter().map(SnapshotName::as_str))?;
+        batch(Op::DestroySnapshots, first.as_str(), &list, |l, errs| {
+            // SAFETY: live nvlist lent for the call; errs becomes batch()'s.
+            unsafe { sys::lzc_destroy_snaps(l, cbool(defer), errs) }
+        })?;
+        Ok(())
     }
 
     /// Rolls a filesystem back to its most recent snapshot, which is returned.
@@ -384,7 +396,7 @@ impl Zfs {
             // SAFETY: buf is zero-initialised and lzc writes a NUL-terminated name.
             let conflict = unsafe { CStr::from_ptr(buf.as_ptr()) };
             if !conflict.to_bytes().is_empty() {
-                z.items.push(crate::error::ItemError {
+                z.push_item(crate::error::ItemError {
                     name: conflict.to_string_lossy().into_owned(),
                     errno: Errno(rc),
                 });
@@ -413,14 +425,11 @@ impl Zfs {
         for (b, src) in pairs {
             list.insert(b.as_str(), src.as_str())?;
         }
-        let mut errs = ptr::null_mut();
-        // SAFETY: live nvlist; errs becomes ours.
-        let rc = unsafe { sys::lzc_bookmark(list.as_ptr(), &mut errs) };
-        let errs = take_list(errs);
-        if rc == 0 {
-            return Ok(());
-        }
-        Err(zfs_error(rc, Op::Bookmark, first.as_str(), errs.as_deref()))
+        batch(Op::Bookmark, first.as_str(), &list, |l, errs| {
+            // SAFETY: live nvlist; errs becomes batch()'s.
+            unsafe { sys::lzc_bookmark(l, errs) }
+        })?;
+        Ok(())
     }
 
     /// Lists the bookmarks of a filesystem with their guid, createtxg and creation.
@@ -463,23 +472,12 @@ impl Zfs {
         let Some(first) = bookmarks.first() else {
             return Ok(());
         };
-        let mut list = NvList::new();
-        for b in bookmarks {
-            list.insert_flag(b.as_str())?;
-        }
-        let mut errs = ptr::null_mut();
-        // SAFETY: live nvlist; errs becomes ours.
-        let rc = unsafe { sys::lzc_destroy_bookmarks(list.as_ptr(), &mut errs) };
-        let errs = take_list(errs);
-        if rc == 0 {
-            return Ok(());
-        }
-        Err(zfs_error(
-            rc,
-            Op::DestroyBookmarks,
-            first.as_str(),
-            errs.as_deref(),
-        ))
+        let list = flags(bookmarks.iter().map(BookmarkName::as_str))?;
+        batch(Op::DestroyBookmarks, first.as_str(), &list, |l, errs| {
+            // SAFETY: live nvlist; errs becomes batch()'s.
+            unsafe { sys::lzc_destroy_bookmarks(l, errs) }
+        })?;
+        Ok(())
     }
 
     /// Opens the cleanup descriptor for temporary holds: holds placed with it are
@@ -512,19 +510,11 @@ impl Zfs {
             list.insert(h.snapshot.as_str(), h.tag.as_str())?;
         }
         let fd = cleanup_fd.map_or(-1, |f| f.as_raw_fd());
-        let mut errs = ptr::null_mut();
-        // SAFETY: live nvlist; fd is -1 or a descriptor borrowed for the call; errs
-        // becomes ours.
-        let rc = unsafe { sys::lzc_hold(list.as_ptr(), fd, &mut errs) };
-        let errs = take_list(errs);
-        if rc != 0 {
-            return Err(zfs_error(
-                rc,
-                Op::Hold,
-                first.snapshot.as_str(),
-                errs.as_deref(),
-            ));
-        }
+        let errs = batch(Op::Hold, first.snapshot.as_str(), &list, |l, errs| {
+            // SAFETY: live nvlist; fd is -1 or a descriptor borrowed for the call;
+            // errs becomes batch()'s.
+            unsafe { sys::lzc_hold(l, fd, errs) }
+        })?;
         // Success with entries in the error list: those snapshots did not exist.
         let mut missing = Vec::new();
         if let Some(errs) = errs {
@@ -551,27 +541,18 @@ impl Zfs {
             tags.insert_flag(&h.tag)?;
             list.insert(h.snapshot.as_str(), &*tags)?;
         }
-        let mut errs = ptr::null_mut();
-        // SAFETY: live nvlist; errs becomes ours.
-        let rc = unsafe { sys::lzc_release(list.as_ptr(), &mut errs) };
-        let errs = take_list(errs);
-        if rc == 0 {
-            let skipped = errs
-                .iter()
-                .flat_map(|l| l.iter())
-                .map(|(name, v)| ItemError {
-                    name: name.to_string(),
-                    errno: Errno(v.as_int().unwrap_or(0) as i32),
-                })
-                .collect();
-            return Ok(skipped);
-        }
-        Err(zfs_error(
-            rc,
-            Op::Release,
-            first.snapshot.as_str(),
-            errs.as_deref(),
-        ))
+        let errs = batch(Op::Release, first.snapshot.as_str(), &list, |l, errs| {
+            // SAFETY: live nvlist; errs becomes batch()'s.
+            unsafe { sys::lzc_release(l, errs) }
+        })?;
+        Ok(errs
+            .iter()
+            .flat_map(|l| l.iter())
+            .map(|(name, v)| ItemError {
+                name: name.to_string(),
+                errno: Errno(v.as_int().unwrap_or(0) as i32),
+            })
+            .collect())
     }
 
     /// The holds on a snapshot: (tag, creation time in seconds).
@@ -729,7 +710,7 @@ impl Zfs {
                 .and_then(|o| o.get_str("error").map(str::to_owned));
             let mut err = zfs_error(rc, Op::ChannelProgram, pool, None);
             if let (Some(d), Error::Zfs(z)) = (detail, &mut err) {
-                z.items.push(crate::error::ItemError {
+                z.push_item(crate::error::ItemError {
                     name: d,
                     errno: Errno(rc),
                 });

@@ -40,27 +40,23 @@ pub fn assert_no_zfs_spawned() {
 }
 
 /// With `ZREP_VALGRIND=DIR` (set by `scripts/test --valgrind`), every zrep the tests
-/// start, local or remote, runs under valgrind memcheck and logs to `DIR/zrep.PID.log`
-/// (scripts/guest-run sums them up). `--undef-value-errors=no`: valgrind does not
-/// model ZFS ioctls, so what the kernel writes looks uninitialised to it.
+/// start, local or remote, runs under valgrind memcheck with scripts/valgrind.args
+/// (the list scripts/guest/tests.sh gives the test binaries) and logs to
+/// `DIR/zrep.PID.log` (the guest sums them up).
 fn valgrind() -> Option<Vec<String>> {
+    const ARGS: &str = include_str!("../../scripts/valgrind.args");
     let dir = valgrind_dir()?;
-    let supp = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/valgrind.supp");
+    let scripts = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/");
+    let listed = ARGS
+        .lines()
+        .map(|l| l.split('#').next().unwrap_or("").trim())
+        .filter(|l| !l.is_empty())
+        .map(|l| l.replacen("=scripts/", &format!("={scripts}"), 1));
     Some(
-        [
-            "valgrind",
-            "--undef-value-errors=no",
-            "--leak-check=full",
-            "--show-leak-kinds=definite",
-            "--errors-for-leak-kinds=definite",
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .chain([
-            format!("--suppressions={supp}"),
-            format!("--log-file={dir}/zrep.%p.log"),
-        ])
-        .collect(),
+        std::iter::once("valgrind".to_string())
+            .chain(listed)
+            .chain([format!("--log-file={dir}/zrep.%p.log")])
+            .collect(),
     )
 }
 
