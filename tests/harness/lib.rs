@@ -154,6 +154,94 @@ impl TestPool {
         zfs(&["create", "-p", &ds]);
         ds
     }
+
+    /// Creates `pool/rel` with the CLI (mounted) and returns its fixture handle.
+    pub fn fs(&self, rel: &str) -> Fs<'_> {
+        self.create(rel);
+        self.fs_at(rel)
+    }
+
+    /// Creates `pool/rel` with the library (unmounted) and returns its handle.
+    pub fn lzc_fs(&self, rel: &str) -> Fs<'_> {
+        lzc_create(&lzc(), &self.ds(rel));
+        self.fs_at(rel)
+    }
+
+    /// The handle of `pool/rel`, which may not exist (nothing is created).
+    pub fn fs_at(&self, rel: &str) -> Fs<'_> {
+        Fs {
+            pool: self,
+            rel: rel.to_owned(),
+            name: self.ds(rel),
+        }
+    }
+}
+
+/// A filesystem of a [`TestPool`], for one-line setups in the style of zrepl's
+/// platformtest: `pool.fs("src").write("f", 4096, 1).snaps(&["a", "b"])`.
+pub struct Fs<'p> {
+    pool: &'p TestPool,
+    rel: String,
+    name: String,
+}
+
+impl Fs<'_> {
+    /// The full name, `pool/rel`.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The snapshot name `pool/rel@snap`.
+    pub fn at(&self, snap: &str) -> String {
+        format!("{}@{snap}", self.name)
+    }
+
+    /// The bookmark name `pool/rel#mark`.
+    pub fn mark(&self, mark: &str) -> String {
+        format!("{}#{mark}", self.name)
+    }
+
+    /// Where `file` in this filesystem is (by the pool root's mountpoint).
+    pub fn path(&self, file: &str) -> PathBuf {
+        self.pool.path(&self.rel).join(file)
+    }
+
+    /// Takes `@snap` with the library.
+    pub fn snap(&self, snap: &str) -> &Self {
+        crate::snap(&lzc(), &[&self.at(snap)]);
+        self
+    }
+
+    /// Takes the snapshots in order, one call (one transaction group) each.
+    pub fn snaps(&self, snaps: &[&str]) -> &Self {
+        snaps.iter().fold(self, |fs, s| fs.snap(s))
+    }
+
+    /// Writes `len` pseudo-random bytes (from `seed`) to `file`.
+    pub fn write(&self, file: &str, len: usize, seed: u64) -> &Self {
+        write_random(&self.path(file), len, seed);
+        self
+    }
+
+    /// Bookmarks `@snap` as `#mark` with the library.
+    pub fn bookmark(&self, mark: &str, snap: &str) -> &Self {
+        lzc()
+            .bookmark(&[(bn(&self.mark(mark)), src(&self.at(snap)))])
+            .unwrap_or_else(|e| panic!("bookmark {}: {e}", self.mark(mark)));
+        self
+    }
+
+    /// Holds `@snap` with `tag` (no cleanup descriptor).
+    pub fn hold(&self, snap: &str, tag: &str) -> &Self {
+        let hold = libzfs::Hold {
+            snapshot: sn(&self.at(snap)),
+            tag: tag.into(),
+        };
+        lzc()
+            .hold(&[hold], None)
+            .unwrap_or_else(|e| panic!("hold {}: {e}", self.at(snap)));
+        self
+    }
 }
 
 impl Default for TestPool {
@@ -358,6 +446,32 @@ pub fn expect_errno<T: std::fmt::Debug>(r: libzfs::Result<T>, errno: i32) -> lib
             e
         }
     }
+}
+
+/// Checks a table of calls that must fail, each `(what, result, kind, mentions)`: the
+/// exact kind, and every `mentions` text in the message. Returns the errors by `what`.
+#[track_caller]
+pub fn expect_kinds<const N: usize>(
+    rows: [(&'static str, libzfs::Result<()>, libzfs::ErrorKind, &[&str]); N],
+) -> std::collections::BTreeMap<&'static str, libzfs::Error> {
+    let mut errors = std::collections::BTreeMap::new();
+    for (what, r, kind, mentions) in rows {
+        let e = match r {
+            Ok(()) => panic!("{what}: expected {kind:?}, got Ok"),
+            Err(e) => e,
+        };
+        assert_eq!(
+            e.kind(),
+            kind,
+            "{what}: {e} / {e:?} / errno {:?}",
+            e.errno()
+        );
+        for m in mentions {
+            assert!(e.to_string().contains(m), "{what}: {m:?} not in {e}");
+        }
+        assert!(errors.insert(what, e).is_none(), "{what}: two rows");
+    }
+    errors
 }
 
 /// Sends `snap` (incremental from `from`) into a pipe and collects the stream.
