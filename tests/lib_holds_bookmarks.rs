@@ -28,19 +28,13 @@ fn tags(zfs: &libzfs::Zfs, s: &str) -> Vec<String> {
     v
 }
 
-fn snapped(pool: &TestPool, zfs: &libzfs::Zfs, rel: &str) -> String {
-    let s = format!("{}@s", pool.create(rel));
-    snap(zfs, &[&s]);
-    s
-}
-
 // ---------- holds ----------
 
 #[test]
 fn hold_list_release() {
     let pool = TestPool::new();
     let zfs = lzc();
-    let s = snapped(&pool, &zfs, "fs");
+    let s = pool.fs("fs").snap("s").at("s");
     let missing = zfs.hold(&[hold(&s, "t1")], None).unwrap();
     assert!(missing.is_empty());
     assert_eq!(tags(&zfs, &s), ["t1"]);
@@ -56,7 +50,7 @@ fn hold_list_release() {
 fn holds_report_creation_time() {
     let pool = TestPool::new();
     let zfs = lzc();
-    let s = snapped(&pool, &zfs, "fs");
+    let s = pool.fs("fs").snap("s").at("s");
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
@@ -71,7 +65,7 @@ fn holds_report_creation_time() {
 fn hold_many_tags_on_one_snapshot() {
     let pool = TestPool::new();
     let zfs = lzc();
-    let s = snapped(&pool, &zfs, "fs");
+    let s = pool.fs("fs").snap("s").at("s");
     zfs.hold(&[hold(&s, "a")], None).unwrap();
     zfs.hold(&[hold(&s, "b")], None).unwrap();
     zfs.hold(&[hold(&s, "c")], None).unwrap();
@@ -85,8 +79,8 @@ fn hold_many_tags_on_one_snapshot() {
 fn hold_many_snapshots_at_once() {
     let pool = TestPool::new();
     let zfs = lzc();
-    let a = snapped(&pool, &zfs, "a");
-    let b = snapped(&pool, &zfs, "b");
+    let a = pool.fs("a").snap("s").at("s");
+    let b = pool.fs("b").snap("s").at("s");
     let missing = zfs.hold(&[hold(&a, "t"), hold(&b, "t")], None).unwrap();
     assert!(missing.is_empty());
     assert_eq!(tags(&zfs, &a), ["t"]);
@@ -107,7 +101,7 @@ fn hold_empty_list_is_ok() {
 fn hold_missing_snapshot_is_returned_as_missing() {
     let pool = TestPool::new();
     let zfs = lzc();
-    let s = snapped(&pool, &zfs, "fs");
+    let s = pool.fs("fs").snap("s").at("s");
     let gone = format!("{}@gone", pool.ds("fs"));
     let missing = zfs.hold(&[hold(&s, "t"), hold(&gone, "t")], None).unwrap();
     assert_eq!(missing, [sn(&gone)]);
@@ -124,43 +118,10 @@ fn hold_all_missing() {
 }
 
 #[test]
-fn hold_duplicate_tag_is_already_exists() {
-    let pool = TestPool::new();
-    let zfs = lzc();
-    let s = snapped(&pool, &zfs, "fs");
-    zfs.hold(&[hold(&s, "t")], None).unwrap();
-    let e = expect_kind(zfs.hold(&[hold(&s, "t")], None), ErrorKind::AlreadyExists);
-    assert!(e.to_string().contains("tag already exists"), "{e}");
-    assert_eq!(tags(&zfs, &s), ["t"]);
-}
-
-#[test]
-fn hold_too_long_tag_is_name_too_long() {
-    let pool = TestPool::new();
-    let zfs = lzc();
-    let s = snapped(&pool, &zfs, "fs");
-    let tag = "t".repeat(256);
-    expect_kind(zfs.hold(&[hold(&s, &tag)], None), ErrorKind::NameTooLong);
-    assert!(tags(&zfs, &s).is_empty());
-}
-
-#[test]
-fn hold_across_pools_fails() {
-    let p1 = TestPool::new();
-    let p2 = TestPool::new();
-    let zfs = lzc();
-    let a = snapped(&p1, &zfs, "fs");
-    let b = snapped(&p2, &zfs, "fs");
-    let e = zfs.hold(&[hold(&a, "t"), hold(&b, "t")], None).unwrap_err();
-    assert_eq!(e.kind(), ErrorKind::PoolsDiffer, "{e:?}");
-    assert!(tags(&zfs, &a).is_empty() && tags(&zfs, &b).is_empty());
-}
-
-#[test]
 fn hold_with_cleanup_fd_vanishes_on_close() {
     let pool = TestPool::new();
     let zfs = lzc();
-    let s = snapped(&pool, &zfs, "fs");
+    let s = pool.fs("fs").snap("s").at("s");
     let fd = zfs.cleanup_fd().unwrap();
     zfs.hold(&[hold(&s, "tmp")], Some(fd.as_fd())).unwrap();
     assert_eq!(tags(&zfs, &s), ["tmp"]);
@@ -180,7 +141,7 @@ fn hold_with_cleanup_fd_vanishes_on_close() {
 fn hold_with_cleanup_fd_can_be_released_first() {
     let pool = TestPool::new();
     let zfs = lzc();
-    let s = snapped(&pool, &zfs, "fs");
+    let s = pool.fs("fs").snap("s").at("s");
     let fd = zfs.cleanup_fd().unwrap();
     zfs.hold(&[hold(&s, "tmp")], Some(fd.as_fd())).unwrap();
     zfs.release(&[hold(&s, "tmp")]).unwrap();
@@ -193,7 +154,7 @@ fn hold_with_cleanup_fd_can_be_released_first() {
 fn cleanup_fd_holds_mixed_with_permanent_ones() {
     let pool = TestPool::new();
     let zfs = lzc();
-    let s = snapped(&pool, &zfs, "fs");
+    let s = pool.fs("fs").snap("s").at("s");
     zfs.hold(&[hold(&s, "perm")], None).unwrap();
     let fd = zfs.cleanup_fd().unwrap();
     zfs.hold(&[hold(&s, "tmp")], Some(fd.as_fd())).unwrap();
@@ -210,7 +171,7 @@ fn cleanup_fd_holds_mixed_with_permanent_ones() {
 fn hold_with_a_regular_file_as_cleanup_fd_fails() {
     let pool = TestPool::new();
     let zfs = lzc();
-    let s = snapped(&pool, &zfs, "fs");
+    let s = pool.fs("fs").snap("s").at("s");
     let f = std::fs::File::open("/dev/null").unwrap();
     let e = zfs.hold(&[hold(&s, "t")], Some(f.as_fd())).unwrap_err();
     assert_eq!(e.errno().unwrap().raw(), libc::EBADF, "{e:?}");
@@ -221,7 +182,7 @@ fn hold_with_a_regular_file_as_cleanup_fd_fails() {
 fn release_unknown_tag_is_skipped() {
     let pool = TestPool::new();
     let zfs = lzc();
-    let s = snapped(&pool, &zfs, "fs");
+    let s = pool.fs("fs").snap("s").at("s");
     zfs.hold(&[hold(&s, "t")], None).unwrap();
     // lzc_release succeeds, listing the unknown tag only in its error list.
     zfs.release(&[hold(&s, "other")]).unwrap();
@@ -232,7 +193,7 @@ fn release_unknown_tag_is_skipped() {
 fn release_unknown_tag_is_reported() {
     let pool = TestPool::new();
     let zfs = lzc();
-    let s = snapped(&pool, &zfs, "fs");
+    let s = pool.fs("fs").snap("s").at("s");
     zfs.hold(&[hold(&s, "t")], None).unwrap();
     // The kernel skips a hold that is not there and reports it.
     let skipped = zfs.release(&[hold(&s, "other")]).unwrap();
@@ -254,32 +215,11 @@ fn release_on_missing_snapshot() {
 }
 
 #[test]
-fn release_across_pools_fails() {
-    let p1 = TestPool::new();
-    let p2 = TestPool::new();
-    let zfs = lzc();
-    let a = snapped(&p1, &zfs, "fs");
-    let b = snapped(&p2, &zfs, "fs");
-    zfs.hold(&[hold(&a, "t")], None).unwrap();
-    zfs.hold(&[hold(&b, "t")], None).unwrap();
-    let e = zfs.release(&[hold(&a, "t"), hold(&b, "t")]).unwrap_err();
-    assert_eq!(e.kind(), ErrorKind::PoolsDiffer, "{e:?}");
-}
-
-#[test]
-fn holds_of_missing_snapshot_is_not_found() {
-    let pool = TestPool::new();
-    let zfs = lzc();
-    pool.create("fs");
-    expect_kind(zfs.holds(&sn(&pool.ds("fs@none"))), ErrorKind::NotFound);
-}
-
-#[test]
 fn release_last_hold_of_deferred_snapshots_destroys_them() {
     let pool = TestPool::new();
     let zfs = lzc();
-    let a = snapped(&pool, &zfs, "a");
-    let b = snapped(&pool, &zfs, "b");
+    let a = pool.fs("a").snap("s").at("s");
+    let b = pool.fs("b").snap("s").at("s");
     zfs.hold(&[hold(&a, "t"), hold(&b, "t")], None).unwrap();
     zfs.destroy_snapshots(&[sn(&a), sn(&b)], true).unwrap();
     assert!(zfs.exists(&a) && bm_exists(&b));
@@ -293,13 +233,11 @@ fn release_last_hold_of_deferred_snapshots_destroys_them() {
 fn bookmark_from_snapshot_matches_it() {
     let pool = TestPool::new();
     let zfs = lzc();
-    let fs = pool.create("fs");
-    let s = format!("{fs}@s");
-    snap(&zfs, &[&s]);
-    let b = format!("{fs}#b");
+    let fs = pool.fs("fs");
+    let (s, b) = (fs.snap("s").at("s"), fs.mark("b"));
     zfs.bookmark(&[(bn(&b), src(&s))]).unwrap();
     assert!(bm_exists(&b));
-    let list = zfs.bookmarks(&dn(&fs)).unwrap();
+    let list = zfs.bookmarks(&dn(fs.name())).unwrap();
     assert_eq!(list.len(), 1);
     assert_eq!(list[0].name.as_str(), b);
     assert_eq!(list[0].guid.to_string(), zfs_get("guid", &s));
@@ -312,13 +250,12 @@ fn bookmark_from_snapshot_matches_it() {
 fn bookmark_survives_its_snapshot() {
     let pool = TestPool::new();
     let zfs = lzc();
-    let fs = pool.create("fs");
-    let s = format!("{fs}@s");
-    snap(&zfs, &[&s]);
+    let fs = pool.fs("fs");
+    let s = fs.snap("s").at("s");
     let guid = zfs_get("guid", &s);
-    zfs.bookmark(&[(bn(&format!("{fs}#b")), src(&s))]).unwrap();
+    zfs.bookmark(&[(bn(&fs.mark("b")), src(&s))]).unwrap();
     zfs.destroy_snapshots(&[sn(&s)], false).unwrap();
-    let list = zfs.bookmarks(&dn(&fs)).unwrap();
+    let list = zfs.bookmarks(&dn(fs.name())).unwrap();
     assert_eq!(list[0].guid.to_string(), guid);
 }
 
@@ -326,8 +263,8 @@ fn bookmark_survives_its_snapshot() {
 fn bookmark_several_at_once() {
     let pool = TestPool::new();
     let zfs = lzc();
-    let a = snapped(&pool, &zfs, "a");
-    let b = snapped(&pool, &zfs, "b");
+    let a = pool.fs("a").snap("s").at("s");
+    let b = pool.fs("b").snap("s").at("s");
     zfs.bookmark(&[
         (bn(&pool.ds("a#1")), src(&a)),
         (bn(&pool.ds("b#1")), src(&b)),
@@ -342,15 +279,12 @@ fn bookmark_several_at_once() {
 fn bookmark_from_bookmark_copies_it() {
     let pool = TestPool::new();
     let zfs = lzc();
-    let fs = pool.create("fs");
-    let s = format!("{fs}@s");
-    snap(&zfs, &[&s]);
-    zfs.bookmark(&[(bn(&format!("{fs}#one")), src(&s))])
+    let fs = pool.fs("fs");
+    fs.snap("s").bookmark("one", "s");
+    zfs.destroy_snapshots(&[sn(&fs.at("s"))], false).unwrap();
+    zfs.bookmark(&[(bn(&fs.mark("two")), src(&fs.mark("one")))])
         .unwrap();
-    zfs.destroy_snapshots(&[sn(&s)], false).unwrap();
-    zfs.bookmark(&[(bn(&format!("{fs}#two")), src(&format!("{fs}#one")))])
-        .unwrap();
-    let list = zfs.bookmarks(&dn(&fs)).unwrap();
+    let list = zfs.bookmarks(&dn(fs.name())).unwrap();
     assert_eq!(list.len(), 2);
     assert_eq!(list[0].guid, list[1].guid);
     assert_eq!(list[0].createtxg, list[1].createtxg);
@@ -360,14 +294,13 @@ fn bookmark_from_bookmark_copies_it() {
 fn bookmarks_listed_in_txg_order() {
     let pool = TestPool::new();
     let zfs = lzc();
-    let fs = pool.create("fs");
+    let fs = pool.fs("fs");
     for (i, n) in ["z", "m", "a"].iter().enumerate() {
-        let s = format!("{fs}@s{i}");
-        snap(&zfs, &[&s]);
-        zfs.bookmark(&[(bn(&format!("{fs}#{n}")), src(&s))])
+        let s = format!("s{i}");
+        zfs.bookmark(&[(bn(&fs.mark(n)), src(&fs.snap(&s).at(&s)))])
             .unwrap();
     }
-    let list = zfs.bookmarks(&dn(&fs)).unwrap();
+    let list = zfs.bookmarks(&dn(fs.name())).unwrap();
     let names: Vec<&str> = list.iter().map(|b| b.name.short_name()).collect();
     assert_eq!(names, ["z", "m", "a"]);
     assert!(list.windows(2).all(|w| w[0].createtxg < w[1].createtxg));
@@ -382,41 +315,10 @@ fn bookmarks_of_fs_without_any() {
 }
 
 #[test]
-fn bookmarks_of_missing_fs_is_not_found() {
-    let pool = TestPool::new();
-    let zfs = lzc();
-    expect_kind(zfs.bookmarks(&dn(&pool.ds("nope"))), ErrorKind::NotFound);
-}
-
-#[test]
-fn bookmark_duplicate_is_already_exists() {
-    let pool = TestPool::new();
-    let zfs = lzc();
-    let s = snapped(&pool, &zfs, "fs");
-    let b = pool.ds("fs#b");
-    zfs.bookmark(&[(bn(&b), src(&s))]).unwrap();
-    let e = expect_kind(zfs.bookmark(&[(bn(&b), src(&s))]), ErrorKind::AlreadyExists);
-    assert!(e.to_string().contains(&b), "{e}");
-}
-
-#[test]
-fn bookmark_of_missing_snapshot_is_not_found() {
-    let pool = TestPool::new();
-    let zfs = lzc();
-    pool.create("fs");
-    let b = pool.ds("fs#b");
-    expect_kind(
-        zfs.bookmark(&[(bn(&b), src(&pool.ds("fs@none")))]),
-        ErrorKind::NotFound,
-    );
-    assert!(!bm_exists(&b));
-}
-
-#[test]
 fn bookmark_of_another_filesystems_snapshot_fails() {
     let pool = TestPool::new();
     let zfs = lzc();
-    let s = snapped(&pool, &zfs, "a");
+    let s = pool.fs("a").snap("s").at("s");
     pool.create("b");
     let b = pool.ds("b#x");
     let e = zfs.bookmark(&[(bn(&b), src(&s))]).unwrap_err();
@@ -425,25 +327,10 @@ fn bookmark_of_another_filesystems_snapshot_fails() {
 }
 
 #[test]
-fn bookmark_batch_across_pools_fails() {
-    let p1 = TestPool::new();
-    let p2 = TestPool::new();
-    let zfs = lzc();
-    let a = snapped(&p1, &zfs, "fs");
-    let b = snapped(&p2, &zfs, "fs");
-    let e = zfs
-        .bookmark(&[(bn(&p1.ds("fs#b")), src(&a)), (bn(&p2.ds("fs#b")), src(&b))])
-        .unwrap_err();
-    // ZFS refuses a bookmark batch spanning pools with EINVAL.
-    assert_eq!(e.errno().unwrap().raw(), libc::EINVAL, "{e:?}");
-    assert!(!bm_exists(&p1.ds("fs#b")) && !bm_exists(&p2.ds("fs#b")));
-}
-
-#[test]
 fn destroy_bookmarks() {
     let pool = TestPool::new();
     let zfs = lzc();
-    let s = snapped(&pool, &zfs, "fs");
+    let s = pool.fs("fs").snap("s").at("s");
     let b1 = pool.ds("fs#b1");
     let b2 = pool.ds("fs#b2");
     zfs.bookmark(&[(bn(&b1), src(&s)), (bn(&b2), src(&s))])
@@ -479,19 +366,14 @@ fn bookmark_is_an_incremental_send_source() {
     let src_pool = TestPool::new();
     let dst_pool = TestPool::new();
     let zfs = lzc();
-    let fs = src_pool.create("fs");
-    write_random(&src_pool.path("fs/one"), 200_000, 1);
-    let s1 = format!("{fs}@s1");
-    snap(&zfs, &[&s1]);
+    let fs = src_pool.fs("fs");
+    let s1 = fs.write("one", 200_000, 1).snap("s1").at("s1");
     let target = dst_pool.ds("copy");
     replicate(&zfs, &s1, None, &target, &ReceiveOptions::default());
     // Keep only a bookmark of s1 on the source.
-    let b = format!("{fs}#s1");
-    zfs.bookmark(&[(bn(&b), src(&s1))]).unwrap();
+    let b = fs.bookmark("s1", "s1").mark("s1");
     zfs.destroy_snapshots(&[sn(&s1)], false).unwrap();
-    write_random(&src_pool.path("fs/two"), 300_000, 2);
-    let s2 = format!("{fs}@s2");
-    snap(&zfs, &[&s2]);
+    let s2 = fs.write("two", 300_000, 2).snap("s2").at("s2");
     let r = replicate(&zfs, &s2, Some(&b), &target, &ReceiveOptions::default());
     assert!(r.header.is_incremental());
     assert_eq!(
@@ -509,14 +391,12 @@ fn bookmark_is_an_incremental_send_source() {
 fn send_space_from_bookmark() {
     let pool = TestPool::new();
     let zfs = lzc();
-    let fs = pool.create("fs");
-    let s1 = format!("{fs}@s1");
-    snap(&zfs, &[&s1]);
-    let b = format!("{fs}#b");
-    zfs.bookmark(&[(bn(&b), src(&s1))]).unwrap();
-    write_random(&pool.path("fs/d"), 500_000, 2);
-    let s2 = format!("{fs}@s2");
-    snap(&zfs, &[&s2]);
+    let fs = pool.fs("fs");
+    fs.snap("s1")
+        .bookmark("b", "s1")
+        .write("d", 500_000, 2)
+        .snap("s2");
+    let (s1, s2, b) = (fs.at("s1"), fs.at("s2"), fs.mark("b"));
     let from_snap = zfs.send_space(&sn(&s2), Some(&src(&s1)), SendFlags::default());
     let from_book = zfs.send_space(&sn(&s2), Some(&src(&b)), SendFlags::default());
     // Estimating from a bookmark either works like from its snapshot or is refused.
@@ -530,8 +410,87 @@ fn send_space_from_bookmark() {
 fn cannot_send_a_bookmark_itself() {
     let pool = TestPool::new();
     let zfs = lzc();
-    let s = snapped(&pool, &zfs, "fs");
+    let s = pool.fs("fs").snap("s").at("s");
     zfs.bookmark(&[(bn(&pool.ds("fs#b")), src(&s))]).unwrap();
     // The library takes only snapshot names as the thing to send.
     assert!(libzfs::SnapshotName::new(pool.ds("fs#b")).is_err());
+}
+
+// ---------- calls that fail ----------
+
+/// Each call fails with its exact kind, naming what it should, and changes nothing.
+#[test]
+fn failing_calls_have_their_kind() {
+    let pool = TestPool::new();
+    let zfs = lzc();
+    let (held, long, marked) = (pool.fs("held"), pool.fs("long"), pool.fs("marked"));
+    held.snap("s").hold("s", "t");
+    long.snap("s");
+    marked.snap("s").bookmark("b", "s");
+    let e = expect_kinds([
+        (
+            "hold a tag again",
+            zfs.hold(&[hold(&held.at("s"), "t")], None).map(drop),
+            ErrorKind::AlreadyExists,
+            &["tag already exists"],
+        ),
+        (
+            "hold with a 256-byte tag",
+            zfs.hold(&[hold(&long.at("s"), &"t".repeat(256))], None)
+                .map(drop),
+            ErrorKind::NameTooLong,
+            &[],
+        ),
+        (
+            "holds of a missing snapshot",
+            zfs.holds(&sn(&held.at("none"))).map(drop),
+            ErrorKind::NotFound,
+            &[],
+        ),
+        (
+            "bookmarks of a missing filesystem",
+            zfs.bookmarks(&dn(&pool.ds("nope"))).map(drop),
+            ErrorKind::NotFound,
+            &[],
+        ),
+        (
+            "bookmark again",
+            zfs.bookmark(&[(bn(&marked.mark("b")), src(&marked.at("s")))]),
+            ErrorKind::AlreadyExists,
+            &[marked.mark("b").as_str()],
+        ),
+        (
+            "bookmark a missing snapshot",
+            zfs.bookmark(&[(bn(&held.mark("b")), src(&held.at("none")))]),
+            ErrorKind::NotFound,
+            &[],
+        ),
+    ]);
+    assert_eq!(e.len(), 6);
+    assert_eq!(tags(&zfs, &held.at("s")), ["t"]);
+    assert!(tags(&zfs, &long.at("s")).is_empty());
+    assert!(!bm_exists(&held.mark("b")));
+}
+
+/// Hold, release and bookmark batches across two pools fail and change nothing.
+#[test]
+fn batches_across_pools_fail() {
+    let p1 = TestPool::new();
+    let p2 = TestPool::new();
+    let zfs = lzc();
+    let a = p1.fs("fs").snap("s").at("s");
+    let b = p2.fs("fs").snap("s").at("s");
+    let e = zfs.hold(&[hold(&a, "t"), hold(&b, "t")], None).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::PoolsDiffer, "{e:?}");
+    assert!(tags(&zfs, &a).is_empty() && tags(&zfs, &b).is_empty());
+    let e = zfs
+        .bookmark(&[(bn(&p1.ds("fs#b")), src(&a)), (bn(&p2.ds("fs#b")), src(&b))])
+        .unwrap_err();
+    // ZFS refuses a bookmark batch spanning pools with EINVAL.
+    assert_eq!(e.errno().unwrap().raw(), libc::EINVAL, "{e:?}");
+    assert!(!bm_exists(&p1.ds("fs#b")) && !bm_exists(&p2.ds("fs#b")));
+    zfs.hold(&[hold(&a, "t")], None).unwrap();
+    zfs.hold(&[hold(&b, "t")], None).unwrap();
+    let e = zfs.release(&[hold(&a, "t"), hold(&b, "t")]).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::PoolsDiffer, "{e:?}");
 }
