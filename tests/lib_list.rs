@@ -168,18 +168,6 @@ fn list_missing_root_is_none() {
 }
 
 #[test]
-fn list_in_missing_pool_is_an_error() {
-    let _pool = TestPool::new();
-    let zfs = lzc();
-    let e = zfs.list(&dn("zrepnosuchpool/x"), false, false).unwrap_err();
-    assert_eq!(e.kind(), ErrorKind::NotFound, "{e:?}");
-    assert!(
-        e.to_string().contains("cannot list zrepnosuchpool/x"),
-        "{e}"
-    );
-}
-
-#[test]
 fn list_written_after_writes() {
     let pool = TestPool::new();
     let zfs = lzc();
@@ -270,25 +258,6 @@ fn channel_program_one_snapshot_per_fs_per_txg() {
     );
     assert!(zfs.exists(&format!("{fs}@one")));
     assert!(!zfs.exists(&format!("{fs}@two")));
-}
-
-#[test]
-fn channel_program_uint64_argument_is_refused() {
-    let pool = TestPool::new();
-    let zfs = lzc();
-    let mut args = NvList::new();
-    args.insert("n", &7u64).unwrap();
-    let e = zfs
-        .channel_program(
-            pool.name(),
-            "return 1",
-            &args,
-            ProgramLimits::default(),
-            false,
-        )
-        .unwrap_err();
-    assert_eq!(e.kind(), ErrorKind::InvalidArgument, "{e:?}");
-    assert!(e.to_string().contains("nvpair type"), "{e}");
 }
 
 #[test]
@@ -433,22 +402,6 @@ fn channel_program_lua_error_carries_its_text() {
 }
 
 #[test]
-fn channel_program_syntax_error() {
-    let pool = TestPool::new();
-    let zfs = lzc();
-    let e = zfs
-        .channel_program(
-            pool.name(),
-            "this is not lua(",
-            &NvList::new(),
-            ProgramLimits::default(),
-            false,
-        )
-        .unwrap_err();
-    assert_eq!(e.kind(), ErrorKind::InvalidArgument, "{e:?}");
-}
-
-#[test]
 fn channel_program_instruction_limit() {
     let pool = TestPool::new();
     let zfs = lzc();
@@ -487,41 +440,6 @@ fn channel_program_memory_limit() {
 }
 
 #[test]
-fn channel_program_invalid_limits() {
-    let pool = TestPool::new();
-    let zfs = lzc();
-    let e = zfs
-        .channel_program(
-            pool.name(),
-            "return 1",
-            &NvList::new(),
-            ProgramLimits {
-                instructions: u64::MAX,
-                memory: 10 << 20,
-            },
-            false,
-        )
-        .unwrap_err();
-    assert_eq!(e.kind(), ErrorKind::InvalidArgument, "{e:?}");
-}
-
-#[test]
-fn channel_program_missing_pool() {
-    let _pool = TestPool::new();
-    let zfs = lzc();
-    let e = zfs
-        .channel_program(
-            "zrepnosuchpool",
-            "return 1",
-            &NvList::new(),
-            ProgramLimits::default(),
-            false,
-        )
-        .unwrap_err();
-    assert_eq!(e.kind(), ErrorKind::NotFound, "{e:?}");
-}
-
-#[test]
 fn channel_program_gets_its_arguments() {
     let pool = TestPool::new();
     let zfs = lzc();
@@ -552,17 +470,6 @@ fn sync_pool() {
 }
 
 #[test]
-fn sync_missing_pool_is_not_found() {
-    let _pool = TestPool::new();
-    let zfs = lzc();
-    let e = expect_kind(zfs.sync("zrepnosuchpool", true), ErrorKind::NotFound);
-    assert!(
-        e.to_string().contains("cannot sync pool zrepnosuchpool"),
-        "{e}"
-    );
-}
-
-#[test]
 fn wait_for_scrub_on_idle_pool() {
     let pool = TestPool::new();
     let zfs = lzc();
@@ -579,16 +486,6 @@ fn wait_for_a_scrub() {
     // Whether it still had to wait depends on timing; afterwards it is idle.
     zfs.wait(pool.name(), WaitActivity::Scrub).unwrap();
     assert!(!zfs.wait(pool.name(), WaitActivity::Scrub).unwrap());
-}
-
-#[test]
-fn wait_on_missing_pool_is_not_found() {
-    let _pool = TestPool::new();
-    let zfs = lzc();
-    expect_kind(
-        zfs.wait("zrepnosuchpool", WaitActivity::Scrub),
-        ErrorKind::NotFound,
-    );
 }
 
 #[test]
@@ -650,18 +547,6 @@ fn snaprange_space_unrelated_fails() {
     assert!(e.errno().is_some(), "{e:?}");
 }
 
-#[test]
-fn snaprange_space_missing_is_not_found() {
-    let pool = TestPool::new();
-    let zfs = lzc();
-    let a = pool.create("a");
-    snap(&zfs, &[&format!("{a}@x")]);
-    expect_kind(
-        zfs.snaprange_space(&sn(&format!("{a}@x")), &sn(&format!("{a}@none"))),
-        ErrorKind::NotFound,
-    );
-}
-
 /// A tree whose snapshots are too many for one channel program is listed in two
 /// steps (its datasets, then each one's snapshots), with the same result. A small
 /// memory limit stands in for the ~200,000 snapshots that exhaust the kernel's
@@ -719,4 +604,86 @@ fn list_too_large_for_one_program_lists_in_steps() {
     assert_eq!(whole.len(), 41);
     assert_eq!(whole.iter().map(|d| d.snapshots.len()).sum::<usize>(), 410);
     assert_eq!(flat(&steps), flat(&whole));
+}
+
+// ---------- calls that fail ----------
+
+/// Each call fails with its exact kind, naming what it should.
+#[test]
+fn failing_calls_have_their_kind() {
+    let pool = TestPool::new();
+    let zfs = lzc();
+    let x = pool.fs("a").snap("x").at("x");
+    let mut uint64 = NvList::new();
+    uint64.insert("n", &7u64).unwrap();
+    let program = |pool: &str, text: &str, args: &NvList, limits| {
+        zfs.channel_program(pool, text, args, limits, false)
+            .map(drop)
+    };
+    let empty = NvList::new();
+    let endless = ProgramLimits {
+        instructions: u64::MAX,
+        memory: 10 << 20,
+    };
+    expect_kinds([
+        (
+            "list in a missing pool",
+            zfs.list(&dn("zrepnosuchpool/x"), false, false).map(drop),
+            ErrorKind::NotFound,
+            &["cannot list zrepnosuchpool/x"],
+        ),
+        (
+            "channel program with a uint64 argument",
+            program(pool.name(), "return 1", &uint64, ProgramLimits::default()),
+            ErrorKind::InvalidArgument,
+            &["nvpair type"],
+        ),
+        (
+            "channel program with a syntax error",
+            program(
+                pool.name(),
+                "this is not lua(",
+                &empty,
+                ProgramLimits::default(),
+            ),
+            ErrorKind::InvalidArgument,
+            &[],
+        ),
+        (
+            "channel program with invalid limits",
+            program(pool.name(), "return 1", &empty, endless),
+            ErrorKind::InvalidArgument,
+            &[],
+        ),
+        (
+            "channel program in a missing pool",
+            program(
+                "zrepnosuchpool",
+                "return 1",
+                &empty,
+                ProgramLimits::default(),
+            ),
+            ErrorKind::NotFound,
+            &[],
+        ),
+        (
+            "sync a missing pool",
+            zfs.sync("zrepnosuchpool", true),
+            ErrorKind::NotFound,
+            &["cannot sync pool zrepnosuchpool"],
+        ),
+        (
+            "wait on a missing pool",
+            zfs.wait("zrepnosuchpool", WaitActivity::Scrub).map(drop),
+            ErrorKind::NotFound,
+            &[],
+        ),
+        (
+            "snaprange_space to a missing snapshot",
+            zfs.snaprange_space(&sn(&x), &sn(&pool.ds("a@none")))
+                .map(drop),
+            ErrorKind::NotFound,
+            &[],
+        ),
+    ]);
 }
