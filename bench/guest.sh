@@ -42,6 +42,9 @@ fresh() {
     log "tmpfs: $(df -h --output=used,avail /tmp | tail -1)"
 }
 
+# BENCH_ONLY=link runs only the two link workloads (bwlimit, shaped link): `scripts/bench
+# --only-link`, whose rows join the previous run's in BENCHMARKS.md.
+if [[ ${BENCH_ONLY:-} != link ]]; then
 # Workload 1: 300 MB incompressible, full stream.
 zfs create bsrc/full
 head -c 300M /dev/urandom >/tmp/bsrc/full/data
@@ -99,6 +102,80 @@ fi
 fresh crecvonly cpipe csshpipe czrep czrepssh csyncoid czab
 zfs destroy -r bsrc/comp
 
+fi
+# The link workloads come early, while the guest's tmpfs (which holds both pools) is
+# nearly empty: later workloads keep trees of thousands of snapshots.
+# Workload: --bwlimit on loopback (issue 17): BENCH_BWLIMIT (5) MiB/s, 32 seconds' worth
+# of incompressible data pushed over ssh without compression; bench/rate.py samples
+# the bytes zrep writes to ssh every second.
+bw=${BENCH_BWLIMIT:-5}
+w="bwlimit ${bw}M over ssh, $((bw * 32)) MiB incompressible"
+zfs create bsrc/bw
+head -c "$((bw * 32))M" /dev/urandom >/tmp/bsrc/bw/data
+zfs snapshot bsrc/bw@s1
+t0=$(now)
+"$zrep" replicate -q --no-snapshot --compress none --bwlimit "${bw}M" --ssh "$ssh" \
+    --remote-zrep "$zrep" bsrc/bw localhost:bdst/bw &
+python3 "$repo/bench/rate.py" $! $((bw << 20)) >"$BENCH_OUT/bwlimit.txt"
+wait $! || log "$w: zrep failed"
+printf '%s\t%s\t%.3f\t0\t%s\t0\n' "$w" "zrep --bwlimit ${bw}M --compress none" \
+    "$(echo "$(now) - $t0" | bc)" \
+    "average $(sed -n 's/^average=//p' "$BENCH_OUT/bwlimit.txt"), peak second $(sed -n 's/^peak=//p' "$BENCH_OUT/bwlimit.txt") of the limit" >>"$res"
+log "$w: $(tr '\n' ' ' <"$BENCH_OUT/bwlimit.txt")"
+fresh bw
+zfs destroy -r bsrc/bw
+# Workload: a rate-limited link (issue 17). A second sshd runs in a network namespace
+# behind a veth pair shaped to BENCH_LINK_MBIT (20) Mbit/s each way (tbf); the senders
+# run outside it, so every byte crosses the shaped link. The data: BENCH_LINK_MB (300)
+# MB of the guest's own files (/usr: text and binaries, compressible as real data
+# is), one full stream each: zrep (compression by default, then none), the plain
+# pipeline, syncoid (its default compression, lzo).
+link_mbit=${BENCH_LINK_MBIT:-20}
+link_mb=${BENCH_LINK_MB:-300}
+w="link ${link_mbit} Mbit/s, ${link_mb} MB compressible, full"
+if ip netns add zshape 2>/dev/null; then
+    ip link add zveth0 type veth peer name zveth1
+    ip link set zveth1 netns zshape
+    ip addr add 10.77.0.1/24 dev zveth0 && ip link set zveth0 up
+    ip netns exec zshape ip addr add 10.77.0.2/24 dev zveth1
+    ip netns exec zshape ip link set zveth1 up
+    ip netns exec zshape ip link set lo up
+    tc qdisc add dev zveth0 root tbf rate "${link_mbit}mbit" burst 32kb latency 100ms
+    ip netns exec zshape tc qdisc add dev zveth1 root tbf rate "${link_mbit}mbit" burst 32kb latency 100ms
+    # The loopback sshd's setup, listening in the namespace, with the plain PATH.
+    sed -e 's/^ListenAddress .*/ListenAddress 10.77.0.2/' \
+        -e 's|^PidFile .*|PidFile /tmp/zrep-ssh/sshd-shaped.pid|' -e '/^SetEnv /d' \
+        /tmp/zrep-ssh/sshd_config >/tmp/zrep-ssh/sshd_shaped_config
+    ip netns exec zshape /usr/sbin/sshd -f /tmp/zrep-ssh/sshd_shaped_config
+    far=10.77.0.2
+    zfs create bsrc/link
+    tar -cf - /usr/lib /usr/share 2>/dev/null | head -c "${link_mb}M" >/tmp/bsrc/link/data
+    zfs snapshot bsrc/link@s1
+    log "$w: $(zstd -1 -c /tmp/bsrc/link/data | wc -c) bytes with zstd -1, $(lzop -c /tmp/bsrc/link/data | wc -c) with lzop"
+    # Each copy is destroyed once timed (the pools' files live on the guest's tmpfs).
+    zfar=("$zrep" replicate -q --no-snapshot --ssh "$ssh" --remote-zrep "$zrep")
+    row "$w" "zrep (zstd, its default)" "" -- "${zfar[@]}" bsrc/link "$far:bdst/l-zrep"
+    fresh l-zrep
+    row "$w" "zrep --compress lz4" "" -- "${zfar[@]}" --compress lz4 bsrc/link "$far:bdst/l-zrep-lz4"
+    fresh l-zrep-lz4
+    row "$w" "zrep --compress none" "" -- "${zfar[@]}" --compress none bsrc/link "$far:bdst/l-zrep-none"
+    fresh l-zrep-none
+    row "$w" "zfs send | ssh zfs receive" "" -- sh -c "zfs send bsrc/link@s1 | $ssh $far zfs receive -u bdst/l-pipe"
+    fresh l-pipe
+    if command -v syncoid >/dev/null; then
+        row "$w" "syncoid (lzo, its default)" "" -- syncoid --quiet --no-sync-snap \
+            --sshkey=/tmp/zrep-ssh/id --sshport=2222 -o StrictHostKeyChecking=no \
+            -o UserKnownHostsFile=/dev/null bsrc/link "root@$far:bdst/l-syncoid"
+        fresh l-syncoid
+    fi
+    kill "$(cat /tmp/zrep-ssh/sshd-shaped.pid)" 2>/dev/null
+    ip netns del zshape
+    ip link del zveth0 2>/dev/null
+    zfs destroy -r bsrc/link
+else
+    log "$w: cannot create a network namespace: skipped"
+fi
+if [[ ${BENCH_ONLY:-} != link ]]; then
 # Workload 2: one incremental of 4 MB, each contender taking its own snapshot, on its
 # own source dataset (same base, same change) so that none sends another's snapshots.
 inc_tools=(pipe zrep zrepssh)
@@ -278,7 +355,12 @@ if [[ $BENCH_PEERS == 1 ]]; then
 fi
 # Where the time of a local full stream goes: every CPU sampled (the kernel's ZFS
 # threads do most of the work), for zrep and for the receive-alone bound.
-if command -v perf >/dev/null; then
+# The profiles need ~1 GB of the guest's tmpfs (200 MB of data, its stream, three
+# copies): with less, a pool's image file cannot grow, the pool suspends, and the
+# guest hangs until its time limit.
+tmpfs_free_mb=$(df -m --output=avail /tmp | tail -1 | tr -d ' ')
+((tmpfs_free_mb > 1500)) || log "profiles skipped: $tmpfs_free_mb MB free on /tmp"
+if command -v perf >/dev/null && ((tmpfs_free_mb > 1500)); then
     zfs create bsrc/prof
     head -c 200M /dev/urandom >/tmp/bsrc/prof/data
     zfs snapshot bsrc/prof@s1
@@ -302,75 +384,6 @@ if command -v perf >/dev/null; then
     by_command sshpipe sh -c "zfs send bsrc/prof@s1 | $ssh localhost zfs receive -u bdst/prof-sshpipe"
     by_command zrepssh "$zrep" replicate -q --no-snapshot --ssh "$ssh" --remote-zrep "$zrep" bsrc/prof localhost:bdst/prof-zrepssh
 fi
-# Workload: --bwlimit on loopback (issue 17): BENCH_BWLIMIT (5) MiB/s, 32 seconds' worth
-# of incompressible data pushed over ssh without compression; bench/rate.py samples
-# the bytes zrep writes to ssh every second.
-bw=${BENCH_BWLIMIT:-5}
-w="bwlimit ${bw}M over ssh, $((bw * 32)) MiB incompressible"
-zfs create bsrc/bw
-head -c "$((bw * 32))M" /dev/urandom >/tmp/bsrc/bw/data
-zfs snapshot bsrc/bw@s1
-t0=$(now)
-"$zrep" replicate -q --no-snapshot --compress none --bwlimit "${bw}M" --ssh "$ssh" \
-    --remote-zrep "$zrep" bsrc/bw localhost:bdst/bw &
-python3 "$repo/bench/rate.py" $! $((bw << 20)) >"$BENCH_OUT/bwlimit.txt"
-wait $! || log "$w: zrep failed"
-printf '%s\t%s\t%.3f\t0\t%s\t0\n' "$w" "zrep --bwlimit ${bw}M --compress none" \
-    "$(echo "$(now) - $t0" | bc)" \
-    "average $(sed -n 's/^average=//p' "$BENCH_OUT/bwlimit.txt"), peak second $(sed -n 's/^peak=//p' "$BENCH_OUT/bwlimit.txt") of the limit" >>"$res"
-log "$w: $(tr '\n' ' ' <"$BENCH_OUT/bwlimit.txt")"
-fresh bw
-zfs destroy -r bsrc/bw
-# Workload: a rate-limited link (issue 17). A second sshd runs in a network namespace
-# behind a veth pair shaped to BENCH_LINK_MBIT (20) Mbit/s each way (tbf); the senders
-# run outside it, so every byte crosses the shaped link. The data: BENCH_LINK_MB (300)
-# MB of the guest's own files (/usr: text and binaries, compressible as real data
-# is), one full stream each: zrep (compression by default, then none), the plain
-# pipeline, syncoid (its default compression, lzo).
-link_mbit=${BENCH_LINK_MBIT:-20}
-link_mb=${BENCH_LINK_MB:-300}
-w="link ${link_mbit} Mbit/s, ${link_mb} MB compressible, full"
-if ip netns add zshape 2>/dev/null; then
-    ip link add zveth0 type veth peer name zveth1
-    ip link set zveth1 netns zshape
-    ip addr add 10.77.0.1/24 dev zveth0 && ip link set zveth0 up
-    ip netns exec zshape ip addr add 10.77.0.2/24 dev zveth1
-    ip netns exec zshape ip link set zveth1 up
-    ip netns exec zshape ip link set lo up
-    tc qdisc add dev zveth0 root tbf rate "${link_mbit}mbit" burst 32kb latency 100ms
-    ip netns exec zshape tc qdisc add dev zveth1 root tbf rate "${link_mbit}mbit" burst 32kb latency 100ms
-    # The loopback sshd's setup, listening in the namespace, with the plain PATH.
-    sed -e 's/^ListenAddress .*/ListenAddress 10.77.0.2/' \
-        -e 's|^PidFile .*|PidFile /tmp/zrep-ssh/sshd-shaped.pid|' -e '/^SetEnv /d' \
-        /tmp/zrep-ssh/sshd_config >/tmp/zrep-ssh/sshd_shaped_config
-    ip netns exec zshape /usr/sbin/sshd -f /tmp/zrep-ssh/sshd_shaped_config
-    far=10.77.0.2
-    zfs create bsrc/link
-    tar -cf - /usr/lib /usr/share 2>/dev/null | head -c "${link_mb}M" >/tmp/bsrc/link/data
-    zfs snapshot bsrc/link@s1
-    log "$w: $(zstd -1 -c /tmp/bsrc/link/data | wc -c) bytes with zstd -1, $(lzop -c /tmp/bsrc/link/data | wc -c) with lzop"
-    # Each copy is destroyed once timed (the pools' files live on the guest's tmpfs).
-    zfar=("$zrep" replicate -q --no-snapshot --ssh "$ssh" --remote-zrep "$zrep")
-    row "$w" "zrep (zstd, its default)" "" -- "${zfar[@]}" bsrc/link "$far:bdst/l-zrep"
-    fresh l-zrep
-    row "$w" "zrep --compress lz4" "" -- "${zfar[@]}" --compress lz4 bsrc/link "$far:bdst/l-zrep-lz4"
-    fresh l-zrep-lz4
-    row "$w" "zrep --compress none" "" -- "${zfar[@]}" --compress none bsrc/link "$far:bdst/l-zrep-none"
-    fresh l-zrep-none
-    row "$w" "zfs send | ssh zfs receive" "" -- sh -c "zfs send bsrc/link@s1 | $ssh $far zfs receive -u bdst/l-pipe"
-    fresh l-pipe
-    if command -v syncoid >/dev/null; then
-        row "$w" "syncoid (lzo, its default)" "" -- syncoid --quiet --no-sync-snap \
-            --sshkey=/tmp/zrep-ssh/id --sshport=2222 -o StrictHostKeyChecking=no \
-            -o UserKnownHostsFile=/dev/null bsrc/link "root@$far:bdst/l-syncoid"
-        fresh l-syncoid
-    fi
-    kill "$(cat /tmp/zrep-ssh/sshd-shaped.pid)" 2>/dev/null
-    ip netns del zshape
-    ip link del zveth0 2>/dev/null
-    zfs destroy -r bsrc/link
-else
-    log "$w: cannot create a network namespace: skipped"
 fi
 uname -r >"$BENCH_OUT/kernel"
 cat /sys/module/zfs/version >"$BENCH_OUT/zfs"
