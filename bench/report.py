@@ -59,7 +59,8 @@ for w, rs in rows.items():
     zrep = next((s for c, s, *_ in rs if c.startswith("zrep")), None)
     ref = base or (("zrep", zrep) if zrep else None)
     print(f"## {w}\n")
-    print(f"| contender | seconds | ratio to {ref[0] if ref else '-'} | CPU seconds | peak RSS |")
+    ref_name = ref[0].replace("|", "\\|") if ref else "-"
+    print(f"| contender | seconds | ratio to {ref_name} | CPU seconds | peak RSS |")
     print("|---|---:|---:|---:|---:|")
     for c, s, rss, note, cpu in rs:
         ratio = f"{s / ref[1]:.2f}x" if ref and ref[1] > 0 else "-"
@@ -171,8 +172,8 @@ def section(title, intro, parts, fenced):
     if not found:
         return
     print(f"## {title}\n\n{intro}\n")
-    for path, t in found:
-        body = open(path).read().rstrip()
+    for file, t in found:
+        body = open(file).read().rstrip()
         print(f"### {t}\n\n```\n{body}\n```\n" if fenced else f"### {t}\n\n{body}\n")
 
 
