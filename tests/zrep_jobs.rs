@@ -758,7 +758,7 @@ fn hooks_run_for_jobs_that_push_and_pull_over_ssh() {
     let env_file = |name: &str| dir.join(format!("{name}.env"));
     let job = |name: &str, source: &str, target: &str| {
         format!(
-            "[[job]]\nname = \"{name}\"\nsource = \"{source}\"\ntarget = \"{target}\"\n\
+            "[[job]]\nname = \"hooks-{name}\"\nsource = \"{source}\"\ntarget = \"{target}\"\n\
              ssh = \"{ssh}\"\nremote_zrep = \"{zrep_path}\"\n\
              pre_snapshot = [\"sh\", \"-c\", \"env | grep ^ZREP_ | sort > {}; echo {name} > {data}/flushed\"]\n\
              post_snapshot = [\"rm\", \"{data}/flushed\"]\n\n",
@@ -772,14 +772,20 @@ fn hooks_run_for_jobs_that_push_and_pull_over_ssh() {
     );
     let t0 = start();
     write_random(&p.path("src/f"), 64 << 10, 1);
-    conf.at(t0, "run", &["push"]).ok();
+    // Job names are host-wide locks: these are not another test's ("push").
+    let ran_push = conf.at(t0, "run", &["-v", "hooks-push"]).ok();
     write_random(&p.path("src/g"), 64 << 10, 2);
-    conf.at(t0 + 60, "run", &["pull"]).ok();
-    for (name, dst, t, source, target) in [
-        ("push", &push, t0, &src, &push_target),
-        ("pull", &pull, t0 + 60, &pull_source, &pull),
+    let ran_pull = conf.at(t0 + 60, "run", &["-v", "hooks-pull"]).ok();
+    for (name, dst, t, source, target, ran) in [
+        ("push", &push, t0, &src, &push_target, &ran_push),
+        ("pull", &pull, t0 + 60, &pull_source, &pull, &ran_pull),
     ] {
-        let env = std::fs::read_to_string(env_file(name)).unwrap();
+        let env = std::fs::read_to_string(env_file(name)).unwrap_or_else(|e| {
+            panic!(
+                "{name}: no hook environment ({e}); zrep said:\n{}",
+                ran.stderr
+            )
+        });
         for want in [
             format!("ZREP_SOURCE={source}"),
             format!("ZREP_TARGET={target}"),
