@@ -19,7 +19,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::proto::{ProtoError, MAX_CHUNK};
+use crate::proto::{ProtoError, MAX_CHUNK, Z_HEAD};
 
 /// A compression codec on the wire.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
@@ -129,13 +129,6 @@ impl Agreed {
         self.codec.filter(|_| self.always || !(compressed || raw))
     }
 }
-
-/// Header bytes of a `Z` frame's payload: codec and decompressed length.
-pub const Z_HEAD: usize = 5;
-
-/// Largest `Z` frame payload: a chunk that did not shrink is sent as `D`, so a
-/// compressed one is below the chunk limit; the header comes on top.
-pub const MAX_Z_FRAME: usize = MAX_CHUNK + Z_HEAD;
 
 /// Compresses chunks, reusing its context and output buffer.
 pub struct Encoder {

@@ -35,6 +35,12 @@ pub const HEAD_LEN: usize = 5;
 pub const MAX_MESSAGE: usize = 1 << 20;
 /// Largest stream chunk accepted.
 pub const MAX_CHUNK: usize = 4 << 20;
+/// Header bytes of a `Z` frame's payload (a compressed chunk, [`crate::compress`]):
+/// codec and decompressed length.
+pub const Z_HEAD: usize = 5;
+/// Largest `Z` frame payload: a chunk that did not shrink is sent as `D`, so a
+/// compressed one is below the chunk limit; the header comes on top.
+pub const MAX_Z_FRAME: usize = MAX_CHUNK + Z_HEAD;
 /// Most snapshots and bookmarks one listing may hold, on both ends (a host with
 /// hundreds of datasets of thousands of snapshots each stays well inside).
 pub const MAX_LISTING_ENTRIES: usize = 2_000_000;
@@ -139,7 +145,7 @@ pub fn read_head(r: &mut dyn Read) -> Result<Option<Head>, ProtoError> {
         let max = match head[0] {
             b'J' | b'A' => MAX_MESSAGE,
             b'D' => MAX_CHUNK,
-            b'Z' => crate::compress::MAX_Z_FRAME,
+            b'Z' => MAX_Z_FRAME,
             b'E' | b'K' => 0,
             other => return Err(ProtoError::UnknownKind(other)),
         };
