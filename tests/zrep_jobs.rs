@@ -229,7 +229,7 @@ fn a_simulated_month_keeps_what_the_rules_say() {
     );
 }
 
-/// Kills `child` once `cond` holds, or panics after 60 s (see `patience`).
+/// Starts `zrep run` of every job in `conf` at time `now`, without waiting.
 fn spawn_run(conf: &Conf, now: u64) -> std::process::Child {
     zrep_cmd(&["run", "-c", conf.path()])
         .env("ZREP_NOW", now.to_string())

@@ -314,9 +314,16 @@ fn dry_run_changes_nothing() {
         .unwrap()
         .status
         .success());
+    // Data written a moment ago, not yet on disk, is what a dry run says it would send.
+    zrep(&["replicate", "--no-snapshot", &src, &dst]).ok();
+    write_random(&p.path("src/b"), 1 << 20, 11);
+    let j = zrep(&["replicate", "--dry-run", "--json", &src, &dst])
+        .ok()
+        .json();
+    assert_eq!(j["mode"], "incremental", "{j}");
+    assert_eq!(cli_snapshots(&src).len(), 1, "the dry run took a snapshot");
 }
 
-/// Kills `child` once `cond` holds (polling), or panics after 60 s (see `patience`).
 #[test]
 fn killed_full_transfer_resumes_to_identical_data() {
     let p = TestPool::with_size(512 << 20);

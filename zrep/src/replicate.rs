@@ -189,8 +189,9 @@ fn prepare(opts: &Options, src: &mut Side, dst: &mut Side, ui: &Ui) -> Result<Pr
         locks.extend(dst.lock(&opts.target, opts.lock_wait)?);
     }
     let name = opts.takes_snapshot().then(names::new_snapshot);
-    if name.is_some() && !opts.allow_empty && !opts.dry_run {
-        // `written`, which decides who gets a snapshot, counts only what is on disk.
+    if name.is_some() && !opts.allow_empty {
+        // `written`, which decides who gets a snapshot, counts only what is on disk
+        // (a dry run too: data written a moment ago is what it would send).
         src.sync(&opts.source)?;
     }
     let mut states = src.state_for(&opts.source, opts.recursive, Reading::Source)?;
