@@ -309,13 +309,18 @@ impl ZfsError {
         e
     }
 
-    /// The kind, computed once per change: with a single listed item, that item's
-    /// errno is the real cause.
+    /// The kind, computed once per change (from [`ZfsError::cause`]).
     fn classify(&mut self) {
-        self.kind = match self.items.as_slice() {
-            [one] => classify(self.op, one.errno),
-            _ => classify(self.op, self.errno),
-        };
+        self.kind = classify(self.op, self.cause());
+    }
+
+    /// The errno that says why: with a single listed item, that item's; else the
+    /// call's.
+    fn cause(&self) -> Errno {
+        match self.items.as_slice() {
+            [one] => one.errno,
+            _ => self.errno,
+        }
     }
 
     /// The operation.
@@ -363,12 +368,7 @@ impl ZfsError {
     }
 
     fn reason(&self) -> String {
-        // With a single listed item, its errno is the real cause.
-        let errno = match self.items.as_slice() {
-            [one] => one.errno,
-            _ => self.errno,
-        };
-        item_reason(self.op, errno)
+        item_reason(self.op, self.cause())
     }
 }
 

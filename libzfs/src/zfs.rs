@@ -63,7 +63,8 @@ fn batch(
     Err(zfs_error(rc, op, first, errs.as_deref()))
 }
 
-/// An nvlist of flags: the names an lzc batch call acts on.
+/// An nvlist of flags: the names an lzc batch call acts on, or the properties a
+/// call should return.
 fn flags<'a>(names: impl IntoIterator<Item = &'a str>) -> Result<NvList> {
     let mut list = NvList::new();
     for n in names {
@@ -436,10 +437,7 @@ impl Zfs {
     #[doc(alias = "lzc_get_bookmarks")]
     pub fn bookmarks(&self, fs: &DatasetName) -> Result<Vec<BookmarkInfo>> {
         let c = fs.to_cstring();
-        let mut props = NvList::new();
-        for p in ["guid", "createtxg", "creation"] {
-            props.insert_flag(p)?;
-        }
+        let props = flags(["guid", "createtxg", "creation"])?;
         let mut out = ptr::null_mut();
         // SAFETY: valid C string, live nvlist; out becomes ours.
         let rc = unsafe { sys::lzc_get_bookmarks(c.as_ptr(), props.as_ptr(), &mut out) };
