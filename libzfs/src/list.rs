@@ -251,6 +251,24 @@ visit(root)
 return {datasets = out, count = n}
 "#;
 
+/// The `datasets` a tree program returned (LIST_PROGRAM, props' LOCAL_PROPS_PROGRAM),
+/// or `None` when it found no root (`{missing = root}`).
+pub(crate) fn program_datasets(out: &NvList, op: Op) -> Result<Option<&NvListRef>> {
+    let broken = |detail: &str| Error::Protocol {
+        op,
+        detail: detail.into(),
+    };
+    let ret = out
+        .get_nvlist("return")
+        .ok_or_else(|| broken("channel program returned nothing"))?;
+    if ret.contains("missing") {
+        return Ok(None);
+    }
+    ret.get_nvlist("datasets")
+        .map(Some)
+        .ok_or_else(|| broken("no datasets in the result"))
+}
+
 /// What one listing covers and reads, and the limits of its program.
 #[doc(hidden)]
 #[derive(Clone, Copy, Debug)]
@@ -357,17 +375,9 @@ impl Zfs {
         let out = self
             .channel_program(root.pool(), LIST_PROGRAM, &args, limits, false)
             .map_err(|e| relabel(e, Op::List, root))?;
-        let ret = out.get_nvlist("return").ok_or_else(|| Error::Protocol {
-            op: Op::List,
-            detail: "channel program returned nothing".into(),
-        })?;
-        if ret.contains("missing") {
+        let Some(datasets) = program_datasets(&out, Op::List)? else {
             return Ok(None);
-        }
-        let datasets = ret.get_nvlist("datasets").ok_or_else(|| Error::Protocol {
-            op: Op::List,
-            detail: "no datasets in the result".into(),
-        })?;
+        };
         let mut v = Vec::new();
         for (name, value) in datasets.iter() {
             let Some(p) = value.as_nvlist() else { continue };

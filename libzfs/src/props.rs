@@ -960,17 +960,8 @@ impl Zfs {
         let out = self
             .channel_program(root.pool(), LOCAL_PROPS_PROGRAM, &args, limits, false)
             .map_err(|e| relabel(e, Op::GetProps, root))?;
-        let ret = out.get_nvlist("return").ok_or_else(|| Error::Protocol {
-            op: Op::GetProps,
-            detail: "channel program returned nothing".into(),
-        })?;
-        if ret.contains("missing") {
-            return Err(not_found(root));
-        }
-        let datasets = ret.get_nvlist("datasets").ok_or_else(|| Error::Protocol {
-            op: Op::GetProps,
-            detail: "no datasets in the result".into(),
-        })?;
+        let datasets =
+            crate::list::program_datasets(&out, Op::GetProps)?.ok_or_else(|| not_found(root))?;
         let mut all = Vec::new();
         for (name, props) in datasets.iter() {
             let Some(props) = props.as_nvlist() else {

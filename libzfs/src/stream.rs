@@ -2,7 +2,7 @@
 
 use std::ffi::CString;
 use std::io::Read;
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, BorrowedFd};
 use std::ptr;
 
 use libzfs_sys as sys;
@@ -70,20 +70,7 @@ impl Zfs {
         out: impl AsFd,
         flags: SendFlags,
     ) -> Result<()> {
-        let s = snap.to_cstring();
-        let f = from_cstring(from);
-        let fd = Zfs::raw_fd(&out);
-        let _quiet = QuietChildren::new();
-        // SAFETY: valid C strings (from may be NULL); fd is borrowed for the call.
-        let rc = unsafe {
-            sys::lzc_send(
-                s.as_ptr(),
-                f.as_ref().map_or(ptr::null(), |c| c.as_ptr()),
-                fd,
-                flags.bits(),
-            )
-        };
-        check(rc, Op::Send, snap.as_str())
+        self.send_at(snap, from, out.as_fd(), flags, (0, 0), Op::Send)
     }
 
     /// Resumes a send at (`object`, `offset`), as recorded in a resume token.
@@ -97,11 +84,31 @@ impl Zfs {
         object: u64,
         offset: u64,
     ) -> Result<()> {
+        self.send_at(
+            snap,
+            from,
+            out.as_fd(),
+            flags,
+            (object, offset),
+            Op::SendResume,
+        )
+    }
+
+    /// `lzc_send_resume` (which `lzc_send` is, at (0, 0)), its errors labelled `op`.
+    fn send_at(
+        &self,
+        snap: &SnapshotName,
+        from: Option<&SendSource>,
+        out: BorrowedFd<'_>,
+        flags: SendFlags,
+        (object, offset): (u64, u64),
+        op: Op,
+    ) -> Result<()> {
         let s = snap.to_cstring();
         let f = from_cstring(from);
         let fd = Zfs::raw_fd(&out);
         let _quiet = QuietChildren::new();
-        // SAFETY: as in send.
+        // SAFETY: valid C strings (from may be NULL); fd is borrowed for the call.
         let rc = unsafe {
             sys::lzc_send_resume(
                 s.as_ptr(),
@@ -112,7 +119,7 @@ impl Zfs {
                 offset,
             )
         };
-        check(rc, Op::SendResume, snap.as_str())
+        check(rc, op, snap.as_str())
     }
 
     /// Sends what is left of an interrupted stream, described by the target's

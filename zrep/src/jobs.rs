@@ -940,21 +940,7 @@ mod tests {
 
     /// A listed dataset (shared with the tests of jobs without a source).
     pub(super) fn ds(name: &str, snapshots: Vec<SnapEntry>) -> DatasetState {
-        DatasetState {
-            name: DatasetName::new(name).unwrap(),
-            guid: 0,
-            kind: "filesystem".into(),
-            snapshots,
-            bookmarks: Vec::new(),
-            written: 0,
-            available: 0,
-            referenced: 0,
-            resume_token: None,
-            resume_toguid: None,
-            resume_fromguid: None,
-            encrypted: false,
-            opt_out: None,
-        }
+        DatasetState::filesystem(name, snapshots)
     }
 
     fn verdicts(p: &PrunePlan) -> Vec<(usize, bool)> {
@@ -1136,18 +1122,12 @@ mod tests {
 
     fn outcome(source: &str, target: &str, snapshots: &[&str]) -> Outcome {
         Outcome {
-            source: source.into(),
-            target: target.into(),
             mode: crate::report::Mode::Incremental,
             snapshots: snapshots.iter().map(|s| s.to_string()).collect(),
             bytes_sent: 10,
-            wire_bytes: 0,
-            compress: None,
             estimated_bytes: 10,
             seconds: 1.0,
-            resumed: false,
-            dry_run: false,
-            error: None,
+            ..Outcome::new(source, target, false)
         }
     }
 

@@ -357,6 +357,26 @@ impl DatasetState {
             ..self
         }
     }
+
+    /// A filesystem with these snapshots and nothing else known (unit tests).
+    #[cfg(test)]
+    pub(crate) fn filesystem(name: &str, snapshots: Vec<SnapEntry>) -> DatasetState {
+        DatasetState {
+            name: DatasetName::new(name).unwrap(),
+            kind: "filesystem".into(),
+            guid: 0,
+            snapshots,
+            bookmarks: Vec::new(),
+            written: 0,
+            available: 0,
+            referenced: 0,
+            resume_token: None,
+            resume_toguid: None,
+            resume_fromguid: None,
+            encrypted: false,
+            opt_out: None,
+        }
+    }
 }
 
 /// Where a stream lands and how: the `Receive` request, and a local receive.
@@ -1049,28 +1069,20 @@ mod tests {
     }
 
     fn dataset(name: &str, snapshots: usize) -> DatasetState {
+        let snapshots = (0..snapshots)
+            .map(|i| SnapEntry {
+                name: format!("zrep-{i:0>40}"),
+                guid: i as u64 + (1 << 62),
+                createtxg: i as u64,
+                creation: 1_700_000_000 + i as u64,
+                userrefs: 0,
+            })
+            .collect();
         DatasetState {
-            name: DatasetName::new(name).unwrap(),
-            kind: "filesystem".into(),
             guid: 1,
-            snapshots: (0..snapshots)
-                .map(|i| SnapEntry {
-                    name: format!("zrep-{i:0>40}"),
-                    guid: i as u64 + (1 << 62),
-                    createtxg: i as u64,
-                    creation: 1_700_000_000 + i as u64,
-                    userrefs: 0,
-                })
-                .collect(),
-            bookmarks: Vec::new(),
-            written: 0,
             available: 1 << 40,
             referenced: 1 << 30,
-            resume_token: None,
-            resume_toguid: None,
-            resume_fromguid: None,
-            encrypted: false,
-            opt_out: None,
+            ..DatasetState::filesystem(name, snapshots)
         }
     }
 

@@ -846,26 +846,16 @@ mod tests {
     }
 
     fn listed(name: &str, snap: &str) -> DatasetState {
+        let snapshots = vec![proto::SnapEntry {
+            name: snap.into(),
+            guid: 2,
+            createtxg: 3,
+            creation: 4,
+            userrefs: 0,
+        }];
         DatasetState {
-            name: DatasetName::new(name).unwrap(),
-            kind: "filesystem".into(),
             guid: 1,
-            snapshots: vec![proto::SnapEntry {
-                name: snap.into(),
-                guid: 2,
-                createtxg: 3,
-                creation: 4,
-                userrefs: 0,
-            }],
-            bookmarks: Vec::new(),
-            written: 0,
-            available: 0,
-            referenced: 0,
-            resume_token: None,
-            resume_toguid: None,
-            resume_fromguid: None,
-            encrypted: false,
-            opt_out: None,
+            ..DatasetState::filesystem(name, snapshots)
         }
     }
 

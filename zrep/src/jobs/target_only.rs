@@ -120,18 +120,10 @@ pub(super) fn run(job: &Job, ui: &Ui, report: &mut JobReport) -> Result<()> {
             None => (Vec::new(), None),
         };
         let outcome = Outcome {
-            source: String::new(),
-            target: p.dataset.clone(),
             mode: crate::report::Mode::Prune,
-            snapshots: Vec::new(),
-            bytes_sent: 0,
-            wire_bytes: 0,
-            compress: None,
-            estimated_bytes: 0,
             seconds,
-            resumed: false,
-            dry_run: false,
             error,
+            ..Outcome::new("", &p.dataset, false)
         };
         let newest = newest(t, now);
         ui.info(&line(&job.name, &outcome, &pruned, newest.as_ref(), now));
@@ -301,18 +293,8 @@ mod tests {
         assert_eq!(newest(&t, now).unwrap().1, DAY0 + 7);
         assert_eq!(newest(&ds("b/l", Vec::new()), now), None);
         let o = Outcome {
-            source: String::new(),
-            target: "b/l".into(),
             mode: crate::report::Mode::Prune,
-            snapshots: Vec::new(),
-            bytes_sent: 0,
-            wire_bytes: 0,
-            compress: None,
-            estimated_bytes: 0,
-            seconds: 0.0,
-            resumed: false,
-            dry_run: false,
-            error: None,
+            ..Outcome::new("", "b/l", false)
         };
         let n = ("zrep-x".to_string(), now - 7200);
         assert_eq!(
