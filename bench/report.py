@@ -32,6 +32,27 @@ for d in dirs:
     rows.update(mine)
 
 
+def medians(rs):
+    """A contender timed in several rounds (the incremental's) becomes one row: the
+    median round, its note listing every round's seconds."""
+    by = collections.OrderedDict()
+    for r in rs:
+        by.setdefault(r[0], []).append(r)
+    out = []
+    for c, runs in by.items():
+        if len(runs) == 1:
+            out.append(runs[0])
+            continue
+        mid = sorted(runs, key=lambda r: r[1])[len(runs) // 2]
+        each = ", ".join(f"{r[1]:.2f}" for r in runs)
+        note = "; ".join(x for x in (mid[3], f"median of {len(runs)} rounds: {each} s") if x)
+        out.append((c, mid[1], mid[2], note, mid[4]))
+    return out
+
+
+rows = collections.OrderedDict((w, medians(rs)) for w, rs in rows.items())
+
+
 def path(name):
     """NAME in the last directory that has it."""
     found = [os.path.join(d, name) for d in dirs if os.path.exists(os.path.join(d, name))]
