@@ -337,6 +337,13 @@ fn receive_only_target_survives_a_compromised_source() {
             "taking snapshots is not allowed",
         ),
         (
+            "snapshot what was written",
+            Request::SnapshotWritten {
+                snapshots: vec![sn(&format!("{target}@zrep-20990101T000000Z"))],
+            },
+            "taking snapshots is not allowed",
+        ),
+        (
             "abort outside",
             Request::AbortResume {
                 dataset: dn(&other),

@@ -715,3 +715,75 @@ fn calls_across_pools_fail() {
     assert!(e.errno().is_some(), "{e:?}");
     assert!(zfs.exists(&p1.ds("a")));
 }
+
+// ---------- snapshot_written ----------
+
+/// Only datasets written to since their newest snapshot, or without one, get it, in
+/// one transaction group; what was written a moment ago counts (no sync first), and
+/// a snapshot that exists is left alone.
+#[test]
+fn snapshot_written_takes_what_changed_in_one_txg() {
+    let pool = TestPool::new();
+    let zfs = lzc();
+    let written = pool.fs("written");
+    written.snap("s0");
+    let idle = pool.fs("idle");
+    idle.snap("s0");
+    let never = pool.fs("never");
+    let again = pool.fs("again");
+    again.write("f", 1 << 20, 3).snap("n").write("g", 4096, 4);
+    let again_guid = zfs_get("guid", &again.at("n"));
+    written.write("f", 4 << 20, 1);
+    let asked = |snap: &str| -> Vec<libzfs::SnapshotName> {
+        [&written, &idle, &never, &again]
+            .iter()
+            .map(|f| sn(&f.at(snap)))
+            .collect()
+    };
+    let taken = zfs.snapshot_written(&asked("n")).unwrap();
+    let names: Vec<String> = taken.iter().map(|t| t.name.to_string()).collect();
+    assert_eq!(names, [written.at("n"), never.at("n")]);
+    for t in &taken {
+        let name = t.name.as_str();
+        assert_eq!(t.guid.to_string(), zfs_get("guid", name), "{name}");
+        assert_eq!(
+            t.createtxg.to_string(),
+            zfs_get("createtxg", name),
+            "{name}"
+        );
+        assert_eq!(t.creation.to_string(), zfs_get("creation", name), "{name}");
+    }
+    assert_eq!(
+        taken[0].createtxg, taken[1].createtxg,
+        "one transaction group"
+    );
+    assert!(!cli_exists(&idle.at("n")));
+    assert_eq!(zfs_get("guid", &again.at("n")), again_guid, "left alone");
+    let referenced: u64 = zfs_get("referenced", &written.at("n")).parse().unwrap();
+    assert!(referenced > 4 << 20, "the 4 MiB are in it: {referenced}");
+    // Nothing written since: nothing taken.
+    assert_eq!(zfs.snapshot_written(&asked("m")).unwrap(), []);
+    assert_eq!(zfs.snapshot_written(&[]).unwrap(), []);
+}
+
+/// A missing dataset or another pool: an error naming it, and nothing taken.
+#[test]
+fn snapshot_written_refusals_take_nothing() {
+    let pool = TestPool::new();
+    let other = TestPool::new();
+    let zfs = lzc();
+    let a = pool.fs("a");
+    let missing = format!("{}/missing@n", pool.name());
+    let e = expect_kind(
+        zfs.snapshot_written(&[sn(&a.at("n")), sn(&missing)]),
+        ErrorKind::NotFound,
+    );
+    assert!(e.to_string().contains("missing"), "{e}");
+    let elsewhere = format!("{}@n", other.name());
+    let e = expect_kind(
+        zfs.snapshot_written(&[sn(&a.at("n")), sn(&elsewhere)]),
+        ErrorKind::PoolsDiffer,
+    );
+    assert!(e.to_string().contains(other.name()), "{e}");
+    assert!(!cli_exists(&a.at("n")), "all or none");
+}

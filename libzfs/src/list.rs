@@ -537,7 +537,7 @@ fn dataset_info(name: &str, p: &NvListRef) -> Result<DatasetInfo> {
     })
 }
 
-fn snapshot_info(name: &str, p: &NvListRef) -> Result<SnapshotInfo> {
+pub(crate) fn snapshot_info(name: &str, p: &NvListRef) -> Result<SnapshotInfo> {
     Ok(SnapshotInfo {
         name: SnapshotName::new(name)?,
         guid: num(p, "guid"),

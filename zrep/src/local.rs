@@ -8,8 +8,8 @@ use libzfs::{DatasetName, ReceiveOptions, SendFlags, SendSource, SnapshotName, Z
 
 use crate::error::{err, Kind, Result};
 use crate::proto::{
-    CursorMove, DatasetState, Flags, Hold, NewBookmark, PropValue, Property, Reading, Request,
-    Response, SnapEntry,
+    self, CursorMove, DatasetState, Flags, Hold, NewBookmark, PropValue, Property, Reading,
+    Request, Response, SnapEntry,
 };
 
 /// Carries out a request that has no stream (streams: [`send`], [`receive`]) and
@@ -40,6 +40,9 @@ pub fn execute(zfs: &Zfs, req: &Request) -> Result<Response> {
             estimate_resume(zfs, token).map(|bytes| Response::Estimate { bytes })
         }
         Request::Snapshot { snapshots } => ok(Ok(zfs.snapshot(snapshots, None)?)),
+        Request::SnapshotWritten { snapshots } => {
+            snapshot_written(zfs, snapshots).map(|snapshots| Response::Taken { snapshots })
+        }
         Request::Cursor(m) => ok(move_cursor(zfs, m)),
         Request::DestroySnapshots { snapshots } => ok(Ok(zfs.destroy_snapshots(snapshots, false)?)),
         Request::RollbackTo { snapshot, tag } => ok(rollback_to(zfs, snapshot, tag)),
@@ -72,6 +75,30 @@ pub fn execute(zfs: &Zfs, req: &Request) -> Result<Response> {
             format!("{} is not a plain operation", req.describe()),
         )),
     }
+}
+
+/// `SnapshotWritten`: at most [`proto::MAX_TAKEN`] snapshots.
+fn snapshot_written(zfs: &Zfs, snapshots: &[SnapshotName]) -> Result<Vec<proto::Taken>> {
+    if snapshots.len() > proto::MAX_TAKEN {
+        return Err(err(
+            Kind::InvalidArgument,
+            format!(
+                "{} snapshots asked for in one call (at most {})",
+                snapshots.len(),
+                proto::MAX_TAKEN
+            ),
+        ));
+    }
+    let taken = zfs.snapshot_written(snapshots)?;
+    Ok(taken
+        .into_iter()
+        .map(|s| proto::Taken {
+            snapshot: s.name,
+            guid: s.guid,
+            createtxg: s.createtxg,
+            creation: s.creation,
+        })
+        .collect())
 }
 
 /// Converts protocol flags to libzfs's.

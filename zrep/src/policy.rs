@@ -234,7 +234,7 @@ impl Policy {
                 self.allowed(!receive_only, "sending")?;
                 self.names([dataset.as_str()])?;
             }
-            Request::Snapshot { snapshots } => {
+            Request::Snapshot { snapshots } | Request::SnapshotWritten { snapshots } => {
                 self.allowed(!receive_only, "taking snapshots")?;
                 self.names(snapshots.iter().map(|s| s.as_str()))?;
             }
@@ -459,6 +459,12 @@ mod tests {
             ),
             (
                 Request::Snapshot {
+                    snapshots: vec![snap("back/a@zrep-x")],
+                },
+                "taking snapshots",
+            ),
+            (
+                Request::SnapshotWritten {
                     snapshots: vec![snap("back/a@zrep-x")],
                 },
                 "taking snapshots",

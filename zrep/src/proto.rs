@@ -28,7 +28,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::Error;
 
 /// The protocol version; both ends must speak the same.
-pub const VERSION: u32 = 3;
+pub const VERSION: u32 = 4;
 /// Bytes of a frame header (kind and length).
 pub const HEAD_LEN: usize = 5;
 /// Largest control message accepted (and sent: both ends enforce it).
@@ -443,6 +443,24 @@ pub enum PropValue {
 /// system properties; user properties are the rest).
 pub const MAX_PROPERTIES: usize = 1024;
 
+/// The most snapshots one `SnapshotWritten` may ask for: its answer, each name with
+/// three numbers, then still fits in a message (a larger tree takes its snapshots with
+/// a pool sync and `Snapshot`).
+pub const MAX_TAKEN: usize = 2_500;
+
+/// A snapshot `SnapshotWritten` took.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Taken {
+    /// Its name.
+    pub snapshot: SnapshotName,
+    /// `guid`.
+    pub guid: u64,
+    /// `createtxg`.
+    pub createtxg: u64,
+    /// `creation`, seconds since the epoch.
+    pub creation: u64,
+}
+
 /// A hold: `tag` on `snapshot`.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Hold {
@@ -599,6 +617,13 @@ pub enum Request {
         /// Full snapshot names.
         snapshots: Vec<SnapshotName>,
     },
+    /// Take those of the snapshots whose datasets were written to since their newest
+    /// snapshot (or have none), in one transaction group, all or none (answered by
+    /// `Taken`).
+    SnapshotWritten {
+        /// Full snapshot names, at most [`MAX_TAKEN`].
+        snapshots: Vec<SnapshotName>,
+    },
     /// Move zrep's cursor: holds and bookmarks placed, then old ones removed.
     Cursor(CursorMove),
     /// Destroy snapshots.
@@ -701,7 +726,7 @@ impl Request {
             | Request::Send { .. }
             | Request::SendResume { .. } => Op::Send,
             Request::Receive(_) => Op::Receive,
-            Request::Snapshot { .. } => Op::Snapshot,
+            Request::Snapshot { .. } | Request::SnapshotWritten { .. } => Op::Snapshot,
             Request::Cursor(_) => Op::Cursor,
             Request::DestroySnapshots { .. } => Op::DestroySnapshots,
             Request::RollbackTo { .. } => Op::Rollback,
@@ -752,6 +777,7 @@ impl Request {
             }
             Request::Properties { dataset } => format!("properties of {dataset}"),
             Request::Snapshot { snapshots } => first("snapshot", snapshots),
+            Request::SnapshotWritten { snapshots } => first("snapshot what was written", snapshots),
             Request::Cursor(m) => {
                 let names = (m.hold.iter().chain(&m.release))
                     .map(|h| h.snapshot.as_str())
@@ -843,6 +869,11 @@ pub enum Response {
     Holds {
         /// The tags.
         tags: Vec<String>,
+    },
+    /// The snapshots `SnapshotWritten` took, in the order asked.
+    Taken {
+        /// Each with its identity.
+        snapshots: Vec<Taken>,
     },
     /// Done.
     Ok,

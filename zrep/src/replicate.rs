@@ -23,7 +23,9 @@ use crate::local::{self, Target};
 use crate::plan::{
     self, Base, Bookmark, Plan, Request as PlanRequest, ResumeInfo, Snap, SourceState, TargetState,
 };
-use crate::proto::{CursorMove, DatasetState, Flags, Hold, NewBookmark, Reading, SnapEntry};
+use crate::proto::{
+    CursorMove, DatasetState, Flags, Hold, NewBookmark, Reading, SnapEntry, MAX_TAKEN,
+};
 use crate::report::Outcome;
 use crate::side::Side;
 use crate::transfer::{self, Counter, Stream};
@@ -189,12 +191,25 @@ fn prepare(opts: &Options, src: &mut Side, dst: &mut Side, ui: &Ui) -> Result<Pr
         locks.extend(dst.lock(&opts.target, opts.lock_wait)?);
     }
     let name = opts.takes_snapshot().then(names::new_snapshot);
-    if name.is_some() && !opts.allow_empty {
-        // `written`, which decides who gets a snapshot, counts only what is on disk
-        // (a dry run too: data written a moment ago is what it would send).
+    // `written`, which decides who gets the run's snapshot, counts only what is on
+    // disk. The snapshot reads it itself where what was written a moment ago is on
+    // disk (syncing context: one transaction group), unless the datasets must be known
+    // first: a dry run, snapshot hooks (told them), a tree past one answer's size.
+    // Those sync the pool first (a dry run too: recent data is what it would send).
+    let mut in_sync = name.is_some()
+        && !opts.allow_empty
+        && !opts.dry_run
+        && opts.hooks.command(hooks::Hook::PreSnapshot).is_none()
+        && opts.hooks.command(hooks::Hook::PostSnapshot).is_none();
+    if name.is_some() && !opts.allow_empty && !in_sync {
         src.sync(&opts.source)?;
     }
     let mut states = src.state_for(&opts.source, opts.recursive, Reading::Source)?;
+    if in_sync && states.len() > MAX_TAKEN {
+        in_sync = false;
+        src.sync(&opts.source)?;
+        states = src.state_for(&opts.source, opts.recursive, Reading::Source)?;
+    }
     if states.is_empty() {
         return Err(err(
             Kind::NotFound,
@@ -224,11 +239,14 @@ fn prepare(opts: &Options, src: &mut Side, dst: &mut Side, ui: &Ui) -> Result<Pr
     let mut fresh = HashSet::new();
     let mut listed_since_locking = false;
     if let Some(name) = &name {
-        fresh = states
-            .iter()
-            .filter(|d| needs_snapshot(d, opts.allow_empty))
-            .map(|d| d.name.clone())
-            .collect();
+        fresh = match in_sync {
+            true => take_written(src, &mut states, name)?,
+            false => states
+                .iter()
+                .filter(|d| needs_snapshot(d, opts.allow_empty))
+                .map(|d| d.name.clone())
+                .collect(),
+        };
         if fresh.is_empty() {
             ui.verbose(&format!(
                 "{}: nothing written since the newest snapshot, none taken",
@@ -237,6 +255,8 @@ fn prepare(opts: &Options, src: &mut Side, dst: &mut Side, ui: &Ui) -> Result<Pr
         } else if opts.dry_run {
             ui.info(&format!("would snapshot {}@{name}", opts.source));
             plan_as_if_taken(&mut states, name, &fresh);
+        } else if in_sync {
+            ui.verbose(&format!("snapshot {}@{name}", opts.source));
         } else {
             states = snapshot_with_hooks(opts, src, &states, name, &fresh, ui)?;
             keep_selected(&mut states, travels.as_ref());
@@ -275,6 +295,40 @@ fn prepare(opts: &Options, src: &mut Side, dst: &mut Side, ui: &Ui) -> Result<Pr
         id,
         busy,
     })
+}
+
+/// Takes `@name` of those of `states` written to since their newest snapshot (or
+/// without one) in one transaction group, and adds it to their listings: the
+/// datasets that got it.
+fn take_written(
+    src: &mut Side,
+    states: &mut [DatasetState],
+    name: &str,
+) -> Result<HashSet<DatasetName>> {
+    let wanted = (states.iter())
+        .map(|d| d.name.snapshot(name))
+        .collect::<std::result::Result<Vec<_>, _>>()?;
+    let at: HashMap<DatasetName, usize> = (states.iter().enumerate())
+        .map(|(i, d)| (d.name.clone(), i))
+        .collect();
+    let mut fresh = HashSet::new();
+    for t in src.snapshot_written(&wanted)? {
+        let dataset = t.snapshot.dataset();
+        let Some(&i) = at.get(&dataset) else {
+            continue; // not asked for: Side::snapshot_written refuses such answers
+        };
+        let d = &mut states[i];
+        d.snapshots.push(SnapEntry {
+            name: name.to_string(),
+            guid: t.guid,
+            createtxg: t.createtxg,
+            creation: t.creation,
+            userrefs: 0,
+        });
+        d.written = 0;
+        fresh.insert(dataset);
+    }
+    Ok(fresh)
 }
 
 /// Takes the run's snapshot of the `fresh` datasets between the job's `pre_snapshot`

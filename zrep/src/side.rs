@@ -19,6 +19,16 @@ use crate::proto::{
     Response,
 };
 
+/// The first snapshot of a `Taken` answer that was not asked for, or is named twice.
+fn stray_taken<'t>(asked: &[SnapshotName], taken: &'t [proto::Taken]) -> Option<&'t SnapshotName> {
+    let asked: HashSet<&SnapshotName> = asked.iter().collect();
+    let mut seen = HashSet::new();
+    taken
+        .iter()
+        .map(|t| &t.snapshot)
+        .find(|s| !asked.contains(s) || !seen.insert(*s))
+}
+
 /// How to reach a remote side.
 #[derive(Debug, Clone)]
 pub struct Ssh {
@@ -736,6 +746,33 @@ impl Side {
         })
     }
 
+    /// Takes those of `snapshots` (at most [`proto::MAX_TAKEN`]) whose datasets were
+    /// written to since their newest snapshot, or have none, in one transaction group
+    /// and without a pool sync first; returns them. A peer's answer may name only
+    /// snapshots asked for, each once.
+    pub fn snapshot_written(&mut self, snapshots: &[SnapshotName]) -> Result<Vec<proto::Taken>> {
+        if snapshots.is_empty() {
+            return Ok(Vec::new());
+        }
+        let req = Request::SnapshotWritten {
+            snapshots: snapshots.to_vec(),
+        };
+        let taken = match self.call(&req)? {
+            Response::Taken { snapshots } => snapshots,
+            other => return Err(self.unexpected(&other)),
+        };
+        match stray_taken(snapshots, &taken) {
+            None => Ok(taken),
+            Some(t) => Err(err(
+                Kind::Connection,
+                format!(
+                    "{}: protocol error: took {t}, which was not asked for or is named twice",
+                    self.prefix().trim_end_matches(':'),
+                ),
+            )),
+        }
+    }
+
     /// Moves zrep's cursor (see [`CursorMove`]).
     pub fn move_cursor(&mut self, m: &CursorMove) -> Result<()> {
         if m.is_empty() {
@@ -857,6 +894,25 @@ mod tests {
             guid: 1,
             ..DatasetState::filesystem(name, snapshots)
         }
+    }
+
+    /// A peer's `Taken` answer names only snapshots asked for, each once.
+    #[test]
+    fn taken_snapshots_must_have_been_asked_for() {
+        let s = |n: &str| SnapshotName::new(n).unwrap();
+        let t = |n: &str| proto::Taken {
+            snapshot: s(n),
+            guid: 1,
+            createtxg: 2,
+            creation: 3,
+        };
+        let asked = [s("back/a@n"), s("back/a/b@n")];
+        assert_eq!(stray_taken(&asked, &[]), None);
+        assert_eq!(stray_taken(&asked, &[t("back/a/b@n"), t("back/a@n")]), None);
+        let other = [t("back/a@n"), t("back/c@n")];
+        assert_eq!(stray_taken(&asked, &other), Some(&s("back/c@n")));
+        let twice = [t("back/a@n"), t("back/a@n")];
+        assert_eq!(stray_taken(&asked, &twice), Some(&s("back/a@n")));
     }
 
     /// A peer's listing names only what was asked for: `back/ab` is not in `back/a`'s

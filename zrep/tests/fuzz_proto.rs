@@ -153,6 +153,9 @@ fn corpus() -> Vec<Vec<u8>> {
         Request::Snapshot {
             snapshots: vec![snap_name("tank/a@s")],
         },
+        Request::SnapshotWritten {
+            snapshots: vec![snap_name("tank/a@s")],
+        },
         Request::Cursor(CursorMove {
             hold: holds.clone(),
             bookmark: vec![NewBookmark {
