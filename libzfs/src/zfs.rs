@@ -342,8 +342,9 @@ impl Zfs {
     /// A channel program: root only.
     pub fn snapshot_written(&self, snaps: &[SnapshotName]) -> Result<Vec<SnapshotInfo>> {
         const PROGRAM: &str = r#"
+local args = ...
 local want = {}
-for _, s in ipairs(...["snaps"]) do
+for _, s in ipairs(args["snaps"]) do
     local ds = string.match(s, "^[^@]+")
     if not zfs.exists(ds) then return {failed = s, errno = 2} end -- ENOENT
     if not zfs.exists(s) and (zfs.get_prop(ds, "written") > 0 or zfs.list.snapshots(ds)() == nil) then
