@@ -761,8 +761,12 @@ fn snapshot_written_takes_what_changed_in_one_txg() {
     assert_eq!(zfs_get("guid", &again.at("n")), again_guid, "left alone");
     let referenced: u64 = zfs_get("referenced", &written.at("n")).parse().unwrap();
     assert!(referenced > 4 << 20, "the 4 MiB are in it: {referenced}");
+    // Only `again` had been written to since its @n (which was left alone).
+    let taken = zfs.snapshot_written(&asked("m")).unwrap();
+    assert_eq!(taken.len(), 1, "{taken:?}");
+    assert_eq!(taken[0].name.as_str(), again.at("m"));
     // Nothing written since: nothing taken.
-    assert_eq!(zfs.snapshot_written(&asked("m")).unwrap(), []);
+    assert_eq!(zfs.snapshot_written(&asked("o")).unwrap(), []);
     assert_eq!(zfs.snapshot_written(&[]).unwrap(), []);
 }
 
