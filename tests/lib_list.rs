@@ -368,23 +368,18 @@ fn sync_and_wait() {
 fn snaprange_space_counts_unique_data() {
     let pool = TestPool::new();
     let zfs = lzc();
-    let fs = pool.create("fs");
-    snap(&zfs, &[&format!("{fs}@a")]);
-    write_random(&pool.path("fs/d"), 1 << 20, 1);
-    snap(&zfs, &[&format!("{fs}@b")]);
-    std::fs::remove_file(pool.path("fs/d")).unwrap();
-    snap(&zfs, &[&format!("{fs}@c")]);
-    let b_only = zfs
-        .snaprange_space(&sn(&format!("{fs}@b")), &sn(&format!("{fs}@b")))
-        .unwrap();
+    let fs = pool.fs("fs");
+    fs.snap("a").write("d", 1 << 20, 1).snap("b");
+    std::fs::remove_file(fs.path("d")).unwrap();
+    fs.snap("c");
+    let space = |first, last| {
+        zfs.snaprange_space(&sn(&fs.at(first)), &sn(&fs.at(last)))
+            .unwrap()
+    };
+    let b_only = space("b", "b");
     assert!(b_only >= 1 << 20, "{b_only}");
-    let all = zfs
-        .snaprange_space(&sn(&format!("{fs}@a")), &sn(&format!("{fs}@c")))
-        .unwrap();
-    assert!(all >= b_only);
-    let a_only = zfs
-        .snaprange_space(&sn(&format!("{fs}@a")), &sn(&format!("{fs}@a")))
-        .unwrap();
+    assert!(space("a", "c") >= b_only);
+    let a_only = space("a", "a");
     assert!(a_only < 1 << 20, "{a_only}");
 }
 
