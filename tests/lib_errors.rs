@@ -2,9 +2,11 @@
 //! conversion) and names/nvlists checked against what ZFS itself accepts.
 use std::io;
 
-use libzfs::{DatasetType, Error, ErrorKind, Hold, NvList, Op, SendFlags};
+use libzfs::{DatasetType, Error, ErrorKind, NvList, Op, SendFlags};
 use zrep_tests::*;
 
+/// The message names the operation, the dataset and the cause; the errno describes
+/// itself as the OS does; a batch's message names each failed item.
 #[test]
 fn display_names_operation_dataset_and_cause() {
     let pool = TestPool::new();
@@ -22,12 +24,13 @@ fn display_names_operation_dataset_and_cause() {
     assert_eq!(z.name(), name);
     assert_eq!(z.errno().raw(), libc::ENOENT);
     assert_eq!(z.kind(), ErrorKind::NotFound);
-}
+    let errno = e.errno().unwrap();
+    assert_eq!(
+        errno.describe(),
+        io::Error::from_raw_os_error(libc::ENOENT).to_string()
+    );
+    assert!(format!("{errno:?}").contains("2"));
 
-#[test]
-fn display_of_batch_error_names_each_item() {
-    let pool = TestPool::new();
-    let zfs = lzc();
     let a = pool.ds("x@s");
     let b = pool.ds("y@s");
     let e = zfs.snapshot(&[sn(&a), sn(&b)], None).unwrap_err();
@@ -61,66 +64,54 @@ fn io_error_conversion_keeps_the_kind() {
     assert_eq!(inner.kind(), ErrorKind::NotFound);
 }
 
+/// Failures of several calls on one pool, each with its kind. (Across two pools:
+/// lib_snapshot.rs, calls_across_pools_fail.)
 #[test]
-fn io_error_of_truncated_stream_is_unexpected_eof() {
+fn kinds_of_common_failures() {
     let pool = TestPool::new();
     let zfs = lzc();
-    let fs = pool.create("fs");
-    write_random(&pool.path("fs/d"), 1 << 20, 1);
-    snap(&zfs, &[&format!("{fs}@s")]);
-    let data = send_bytes(&zfs, &format!("{fs}@s"), None, SendFlags::default()).unwrap();
-    let e = recv_bytes(
-        &zfs,
-        &pool.ds("d"),
-        &data[..data.len() / 2],
-        &Default::default(),
-    )
-    .unwrap_err();
-    if e.kind() == ErrorKind::StreamTruncated {
-        let io: io::Error = e.into();
-        assert_eq!(io.kind(), io::ErrorKind::UnexpectedEof);
-    } else {
-        assert_eq!(e.kind(), ErrorKind::BadStream, "{e:?}");
-    }
-}
-
-#[test]
-fn kind_not_found() {
-    let pool = TestPool::new();
-    let zfs = lzc();
-    expect_kind(zfs.rollback(&dn(&pool.ds("none"))), ErrorKind::NotFound);
-}
-
-#[test]
-fn kind_already_exists() {
-    let pool = TestPool::new();
-    let zfs = lzc();
-    let fs = pool.create("fs");
-    lzc_create(&zfs, &pool.ds("b"));
-    expect_kind(
-        zfs.rename(&dn(&pool.ds("b")), &dn(&fs)),
-        ErrorKind::AlreadyExists,
-    );
-}
-
-#[test]
-fn kind_held_and_has_clones_in_one_batch() {
-    let pool = TestPool::new();
-    let zfs = lzc();
-    let a = format!("{}@s", pool.create("a"));
-    let b = format!("{}@s", pool.create("b"));
-    snap(&zfs, &[&a, &b]);
-    zfs.hold(
-        &[Hold {
-            snapshot: sn(&a),
-            tag: "t".into(),
-        }],
-        None,
-    )
-    .unwrap();
-    zfs.clone_snapshot(&dn(&pool.ds("c")), &sn(&b), None)
+    let fs = pool.fs("fs");
+    let b = pool.lzc_fs("b");
+    // Held and cloned snapshots in one batch.
+    let (held, cloned) = (pool.fs("h").at("s"), pool.fs("c").at("s"));
+    snap(&zfs, &[&held, &cloned]);
+    pool.fs_at("h").hold("s", "t");
+    zfs.clone_snapshot(&dn(&pool.ds("clone")), &sn(&cloned), None)
         .unwrap();
-    let e = zfs.destroy_snapshots(&[sn(&a), sn(&b)], false).unwrap_err();
+    // 3 MiB received below a 1 MiB quota.
+    let src = pool.fs("src");
+    src.write("d", 3 << 20, 1).snap("s");
+    let small = pool.ds("small");
+    let mut props = NvList::new();
+    props.insert("quota", &(1u64 << 20)).unwrap();
+    zfs.create(&dn(&small), DatasetType::Filesystem, Some(&props))
+        .unwrap();
+    let flags = SendFlags::default();
+    let into = format!("{small}/dst");
+    let (_, quota) = send_recv_raw(&zfs, &src.at("s"), None, flags, &into, &Default::default());
+    expect_kinds([
+        (
+            "roll back a missing filesystem",
+            zfs.rollback(&dn(&pool.ds("none"))).map(drop),
+            ErrorKind::NotFound,
+            &[],
+        ),
+        (
+            "rename onto an existing filesystem",
+            zfs.rename(&dn(b.name()), &dn(fs.name())),
+            ErrorKind::AlreadyExists,
+            &[],
+        ),
+        (
+            "receive beyond a quota",
+            quota.map(drop),
+            ErrorKind::NoSpace,
+            &["out of space"],
+        ),
+    ]);
+    let e = zfs
+        .destroy_snapshots(&[sn(&held), sn(&cloned)], false)
+        .unwrap_err();
     let z = e.zfs().unwrap();
     // Every failed snapshot is listed with its own errno.
     let errno_of = |n: &str| {
@@ -132,54 +123,12 @@ fn kind_held_and_has_clones_in_one_batch() {
     // The kernel usually reports the held one as EBUSY, but was seen (2 of ~8 runs)
     // reporting EEXIST for both: accept either for it, never success.
     assert!(
-        matches!(errno_of(&a), Some(libc::EBUSY | libc::EEXIST)),
+        matches!(errno_of(&held), Some(libc::EBUSY | libc::EEXIST)),
         "{z:?}"
     );
-    assert_eq!(errno_of(&b), Some(libc::EEXIST), "{z:?}");
+    assert_eq!(errno_of(&cloned), Some(libc::EEXIST), "{z:?}");
     let msg = e.to_string();
     assert!(msg.contains("clones"), "{msg}");
-}
-
-#[test]
-fn kind_pools_differ() {
-    let p1 = TestPool::new();
-    let p2 = TestPool::new();
-    let zfs = lzc();
-    expect_kind(
-        zfs.snapshot(
-            &[
-                sn(&format!("{}@a", p1.name())),
-                sn(&format!("{}@a", p2.name())),
-            ],
-            None,
-        ),
-        ErrorKind::PoolsDiffer,
-    );
-}
-
-#[test]
-fn kind_no_space() {
-    let pool = TestPool::new();
-    let zfs = lzc();
-    let fs = pool.create("src");
-    write_random(&pool.path("src/d"), 3 << 20, 1);
-    snap(&zfs, &[&format!("{fs}@s")]);
-    let small = pool.ds("small");
-    let mut props = NvList::new();
-    props.insert("quota", &(1u64 << 20)).unwrap();
-    zfs.create(&dn(&small), DatasetType::Filesystem, Some(&props))
-        .unwrap();
-    // 3 MiB received below a 1 MiB quota.
-    let (_, r) = send_recv_raw(
-        &zfs,
-        &format!("{fs}@s"),
-        None,
-        SendFlags::default(),
-        &format!("{small}/dst"),
-        &Default::default(),
-    );
-    let e = expect_kind(r, ErrorKind::NoSpace);
-    assert!(e.to_string().contains("out of space"), "{e}");
 }
 
 #[test]
@@ -203,37 +152,34 @@ fn kind_name_too_long_for_dataset() {
     assert_eq!(e.kind(), ErrorKind::NameTooLong);
 }
 
+/// A cut stream fails: as an io::Error an unexpected EOF (or, when ZFS sees a bad
+/// stream, that). Cut while resumable, it leaves a state that refuses a new full
+/// receive.
 #[test]
-fn kind_busy_for_resume_state() {
+fn cut_streams_fail_and_leave_resume_state() {
     let pool = TestPool::new();
     let zfs = lzc();
-    let fs = pool.create("fs");
-    write_random(&pool.path("fs/d"), 2 << 20, 1);
-    snap(&zfs, &[&format!("{fs}@s")]);
-    let data = send_bytes(&zfs, &format!("{fs}@s"), None, SendFlags::default()).unwrap();
+    let fs = pool.fs("fs");
+    let data = fs.write("d", 2 << 20, 1).snap("s").full_stream("s");
+    let half = &data[..data.len() / 2];
+    let e = recv_bytes(&zfs, &pool.ds("d"), half, &Default::default()).unwrap_err();
+    if e.kind() == ErrorKind::StreamTruncated {
+        let io: io::Error = e.into();
+        assert_eq!(io.kind(), io::ErrorKind::UnexpectedEof);
+    } else {
+        assert_eq!(e.kind(), ErrorKind::BadStream, "{e:?}");
+    }
+
     let o = libzfs::ReceiveOptions {
         resumable: true,
         ..Default::default()
     };
     let dst = pool.ds("dst");
-    assert!(recv_bytes(&zfs, &dst, &data[..data.len() / 2], &o).is_err());
+    assert!(recv_bytes(&zfs, &dst, half, &o).is_err());
     // A new full receive onto the partially received dataset is refused.
     let e = recv_bytes(&zfs, &dst, &data, &o).unwrap_err();
     assert!(e.errno().is_some(), "{e:?}");
     assert!(e.to_string().contains(&dst), "{e}");
-}
-
-#[test]
-fn errno_describes_zfs_codes() {
-    let pool = TestPool::new();
-    let zfs = lzc();
-    let e = zfs.destroy(&dn(&pool.ds("missing"))).unwrap_err();
-    let errno = e.errno().unwrap();
-    assert_eq!(
-        errno.describe(),
-        io::Error::from_raw_os_error(libc::ENOENT).to_string()
-    );
-    assert!(format!("{errno:?}").contains("2"));
 }
 
 #[test]
@@ -298,31 +244,44 @@ fn user_property_values_round_trip() {
     assert_eq!(zfs_get("com.example:k", &format!("{fs}@p")), "1");
 }
 
+/// Snapshot properties ZFS refuses, each with its kind, creating nothing: only user
+/// properties may be set on new snapshots, with string values shorter than 8 KiB.
 #[test]
-fn user_property_value_too_long_fails() {
+fn snapshot_properties_zfs_refuses() {
     let pool = TestPool::new();
     let zfs = lzc();
-    let fs = pool.create("fs");
+    let fs = pool.fs("fs");
+    let s = fs.at("p");
+    let mut number = NvList::new();
+    number.insert("zrep:n", &5u64).unwrap();
     let long = "v".repeat(9000);
-    let props = str_props(&[("zrep:v", &long)]);
-    let e = zfs
-        .snapshot(&[sn(&format!("{fs}@p"))], Some(&props))
-        .unwrap_err();
-    assert!(e.errno().is_some(), "{e:?}");
-    assert!(!cli_exists(&format!("{fs}@p")));
-}
-
-#[test]
-fn user_property_with_non_string_value_fails() {
-    let pool = TestPool::new();
-    let zfs = lzc();
-    let fs = pool.create("fs");
-    let mut props = NvList::new();
-    props.insert("zrep:n", &5u64).unwrap();
-    let e = zfs
-        .snapshot(&[sn(&format!("{fs}@p"))], Some(&props))
-        .unwrap_err();
-    assert!(e.errno().is_some(), "{e:?}");
+    let with = |props: &NvList| zfs.snapshot(&[sn(&s)], Some(props));
+    let e = expect_kinds([
+        (
+            "a system property",
+            with(&str_props(&[("compression", "lz4")])),
+            ErrorKind::InvalidArgument,
+            &[s.as_str()],
+        ),
+        (
+            "a user property with a number",
+            with(&number),
+            ErrorKind::InvalidArgument,
+            &[s.as_str()],
+        ),
+        (
+            "a user property of 9000 bytes",
+            with(&str_props(&[("zrep:v", &long)])),
+            ErrorKind::Other,
+            &[s.as_str()],
+        ),
+    ]);
+    // ZFS says EINVAL for the first two, E2BIG for the value too long.
+    let errno = |what| e[what].errno().map(|e| e.raw());
+    assert_eq!(errno("a system property"), Some(libc::EINVAL));
+    assert_eq!(errno("a user property with a number"), Some(libc::EINVAL));
+    assert_eq!(errno("a user property of 9000 bytes"), Some(libc::E2BIG));
+    assert!(!cli_exists(&s));
 }
 
 #[test]

@@ -34,42 +34,34 @@ fn list_non_recursive_is_just_the_root() {
     assert!(l[0].snapshots.is_empty());
 }
 
+/// `dataset`, `list_fields` with `Fields::REPLICATION` (what replication needs, right,
+/// and nothing else) and `snapshots` read what `zfs get` reads.
 #[test]
 fn list_values_match_zfs_get() {
     let pool = TestPool::new();
     let zfs = lzc();
-    let fs = pool.create("fs");
-    write_random(&pool.path("fs/d"), 100_000, 1);
-    snap(&zfs, &[&format!("{fs}@s")]);
-    let d = zfs.dataset(&dn(&fs)).unwrap().unwrap();
-    assert_eq!(d.guid.to_string(), zfs_get("guid", &fs));
-    assert_eq!(d.createtxg.to_string(), zfs_get("createtxg", &fs));
-    assert_eq!(d.creation.to_string(), zfs_get("creation", &fs));
-    assert_eq!(d.referenced.to_string(), zfs_get("referenced", &fs));
+    let fs = pool.fs("fs");
+    let (name, s) = (fs.name(), fs.at("s"));
+    fs.write("d", 100_000, 1).snap("s");
+    let d = zfs.dataset(&dn(name)).unwrap().unwrap();
+    assert_eq!(d.guid.to_string(), zfs_get("guid", name));
+    assert_eq!(d.createtxg.to_string(), zfs_get("createtxg", name));
+    assert_eq!(d.creation.to_string(), zfs_get("creation", name));
+    assert_eq!(d.referenced.to_string(), zfs_get("referenced", name));
     assert_eq!(d.kind, Kind::Filesystem);
     assert_eq!(d.encryption, "off");
     assert!(d.encryption_root.is_none() && d.key_status.is_none());
     assert!(d.origin.is_none());
-}
 
-/// `Fields::REPLICATION` reads what replication needs, right, and nothing else.
-#[test]
-fn list_replication_fields() {
-    let pool = TestPool::new();
-    let zfs = lzc();
-    let fs = pool.create("fs");
-    write_random(&pool.path("fs/d"), 100_000, 1);
-    let s = format!("{fs}@s");
-    snap(&zfs, &[&s]);
     let l = zfs
-        .list_fields(&dn(&fs), false, true, libzfs::Fields::REPLICATION)
+        .list_fields(&dn(name), false, true, libzfs::Fields::REPLICATION)
         .unwrap()
         .unwrap();
     let d = &l[0].dataset;
-    assert_eq!(d.guid.to_string(), zfs_get("guid", &fs));
-    assert_eq!(d.referenced.to_string(), zfs_get("referenced", &fs));
-    assert_eq!(d.available.to_string(), zfs_get("available", &fs));
-    assert_eq!(d.written.to_string(), zfs_get("written", &fs));
+    assert_eq!(d.guid.to_string(), zfs_get("guid", name));
+    assert_eq!(d.referenced.to_string(), zfs_get("referenced", name));
+    assert_eq!(d.available.to_string(), zfs_get("available", name));
+    assert_eq!(d.written.to_string(), zfs_get("written", name));
     assert_eq!((d.kind, d.encryption.as_str()), (Kind::Filesystem, "off"));
     assert_eq!((d.createtxg, d.used), (0, 0), "not read");
     let i = &l[0].snapshots[0];
@@ -77,25 +69,9 @@ fn list_replication_fields() {
     assert_eq!(i.createtxg.to_string(), zfs_get("createtxg", &s));
     assert_eq!(i.creation.to_string(), zfs_get("creation", &s));
     assert_eq!((i.userrefs, i.used, i.written), (0, 0, 0));
-}
 
-#[test]
-fn list_snapshot_values_match_zfs_get() {
-    let pool = TestPool::new();
-    let zfs = lzc();
-    let fs = pool.create("fs");
-    write_random(&pool.path("fs/d"), 100_000, 1);
-    let s = format!("{fs}@s");
-    snap(&zfs, &[&s]);
-    zfs.hold(
-        &[libzfs::Hold {
-            snapshot: sn(&s),
-            tag: "t".into(),
-        }],
-        None,
-    )
-    .unwrap();
-    let snaps = zfs.snapshots(&dn(&fs)).unwrap().unwrap();
+    fs.hold("s", "t");
+    let snaps = zfs.snapshots(&dn(name)).unwrap().unwrap();
     assert_eq!(snaps.len(), 1);
     let i = &snaps[0];
     assert_eq!(i.name.as_str(), s);
@@ -129,13 +105,11 @@ fn list_guids_of_every_dataset_match() {
 fn list_snapshots_in_creation_order() {
     let pool = TestPool::new();
     let zfs = lzc();
-    let fs = pool.create("fs");
-    for n in ["zz", "aa", "mm", "bb"] {
-        snap(&zfs, &[&format!("{fs}@{n}")]);
-    }
-    let l = zfs.list(&dn(&fs), false, true).unwrap().unwrap();
+    let fs = pool.fs("fs");
+    fs.snaps(&["zz", "aa", "mm", "bb"]);
+    let l = zfs.list(&dn(fs.name()), false, true).unwrap().unwrap();
     let names: Vec<String> = l[0].snapshots.iter().map(|s| s.name.to_string()).collect();
-    assert_eq!(names, cli_snapshots(&fs));
+    assert_eq!(names, cli_snapshots(fs.name()));
     let shorts: Vec<&str> = l[0].snapshots.iter().map(|s| s.name.short_name()).collect();
     assert_eq!(shorts, ["zz", "aa", "mm", "bb"]);
 }
@@ -168,15 +142,19 @@ fn list_missing_root_is_none() {
 }
 
 #[test]
-fn list_written_after_writes() {
+fn list_written_available_and_no_token() {
     let pool = TestPool::new();
     let zfs = lzc();
-    let fs = pool.create("fs");
-    snap(&zfs, &[&format!("{fs}@s")]);
-    let before = zfs.dataset(&dn(&fs)).unwrap().unwrap().written;
-    write_random(&pool.path("fs/d"), 500_000, 1);
+    let fs = pool.fs("fs");
+    let d = zfs.dataset(&dn(fs.name())).unwrap().unwrap();
+    assert!(d.available > 0);
+    assert!(d.available <= 256 << 20);
+    assert!(d.receive_resume_token.is_none());
+    fs.snap("s");
+    let before = zfs.dataset(&dn(fs.name())).unwrap().unwrap().written;
+    fs.write("d", 500_000, 1);
     zfs.sync(pool.name(), true).unwrap();
-    let d = zfs.dataset(&dn(&fs)).unwrap().unwrap();
+    let d = zfs.dataset(&dn(fs.name())).unwrap().unwrap();
     assert!(
         d.written > before && d.written >= 400_000,
         "{before} -> {}",
@@ -186,28 +164,11 @@ fn list_written_after_writes() {
 }
 
 #[test]
-fn list_available_and_no_token() {
-    let pool = TestPool::new();
-    let zfs = lzc();
-    let fs = pool.create("fs");
-    let d = zfs.dataset(&dn(&fs)).unwrap().unwrap();
-    assert!(d.available > 0);
-    assert!(d.available <= 256 << 20);
-    assert!(d.receive_resume_token.is_none());
-}
-
-#[test]
 fn list_reports_volumes_and_clones() {
     let pool = TestPool::new();
     let zfs = lzc();
-    let vol = pool.ds("vol");
-    let mut p = NvList::new();
-    p.insert("volsize", &(1u64 << 20)).unwrap();
-    zfs.create(&dn(&vol), libzfs::DatasetType::Volume, Some(&p))
-        .unwrap();
-    let fs = pool.create("fs");
-    let s = format!("{fs}@o");
-    snap(&zfs, &[&s]);
+    let vol = pool.volume("vol", 1 << 20);
+    let s = pool.fs("fs").snap("o").at("o");
     zfs.clone_snapshot(&dn(&pool.ds("clone")), &sn(&s), None)
         .unwrap();
     let v = zfs.dataset(&dn(&vol)).unwrap().unwrap();
@@ -230,34 +191,6 @@ fn list_200_snapshots() {
         assert_eq!(shorts, (0..10).map(|r| format!("r{r}")).collect::<Vec<_>>());
         assert!(d.snapshots.iter().all(|s| s.guid != 0));
     }
-}
-
-#[test]
-fn channel_program_one_snapshot_per_fs_per_txg() {
-    let pool = TestPool::new();
-    let zfs = lzc();
-    let fs = pool.create("fs");
-    let prog = format!(
-        "local a = zfs.sync.snapshot('{fs}@one')\nlocal b = zfs.sync.snapshot('{fs}@two')\nreturn {{a = a, b = b}}"
-    );
-    let out = zfs
-        .channel_program(
-            pool.name(),
-            &prog,
-            &NvList::new(),
-            ProgramLimits::default(),
-            true,
-        )
-        .unwrap();
-    let ret = out.get_nvlist("return").unwrap();
-    assert_eq!(ret.get("a").and_then(|v| v.as_i64()), Some(0));
-    // ZFS refuses a second snapshot of one filesystem in the same txg (EAGAIN).
-    assert_eq!(
-        ret.get("b").and_then(|v| v.as_i64()),
-        Some(libc::EAGAIN as i64)
-    );
-    assert!(zfs.exists(&format!("{fs}@one")));
-    assert!(!zfs.exists(&format!("{fs}@two")));
 }
 
 #[test]
@@ -324,40 +257,48 @@ fn get_props_of_a_dataset_is_refused() {
 
 // ---------- channel programs ----------
 
+/// Channel programs on one pool: synced and not, with arguments, results, errors
+/// and limits.
 #[test]
-fn channel_program_sync_snapshot() {
+fn channel_programs_run_with_their_arguments_and_limits() {
     let pool = TestPool::new();
     let zfs = lzc();
-    let fs = pool.create("fs");
-    let s = format!("{fs}@cp");
-    let mut args = NvList::new();
-    args.insert("snap", s.as_str()).unwrap();
-    let out = zfs
-        .channel_program(
-            pool.name(),
-            "local a = ...\nreturn zfs.sync.snapshot(a['snap'])",
-            &args,
-            ProgramLimits::default(),
-            true,
-        )
-        .unwrap();
-    assert!(out.contains("return"), "{out:?}");
-    assert!(zfs.exists(&s));
-}
+    let fs = pool.fs("fs");
+    let at = |s| fs.at(s);
+    let program = |text: &str, args: &NvList, limits, sync| {
+        zfs.channel_program(pool.name(), text, args, limits, sync)
+    };
+    let none = NvList::new();
+    let default = ProgramLimits::default();
 
-#[test]
-fn channel_program_nosync_returns_a_table() {
-    let pool = TestPool::new();
-    let zfs = lzc();
-    let out = zfs
-        .channel_program(
-            pool.name(),
-            "return {answer = 42, word = 'hi', nested = {x = 'y'}}",
-            &NvList::new(),
-            ProgramLimits::default(),
-            false,
-        )
-        .unwrap();
+    // Synced: the snapshot is taken, and the call returns.
+    let mut args = NvList::new();
+    args.insert("snap", at("cp").as_str()).unwrap();
+    let text = "local a = ...\nreturn zfs.sync.snapshot(a['snap'])";
+    let out = program(text, &args, default, true).unwrap();
+    assert!(out.contains("return"), "{out:?}");
+    assert!(zfs.exists(&at("cp")));
+
+    // One snapshot per filesystem per transaction group.
+    let text = format!(
+        "local a = zfs.sync.snapshot('{}')\nlocal b = zfs.sync.snapshot('{}')\nreturn {{a = a, b = b}}",
+        at("one"),
+        at("two")
+    );
+    let out = program(&text, &none, default, true).unwrap();
+    let ret = out.get_nvlist("return").unwrap();
+    assert_eq!(ret.get("a").and_then(|v| v.as_i64()), Some(0));
+    // ZFS refuses a second snapshot of one filesystem in the same txg (EAGAIN).
+    assert_eq!(
+        ret.get("b").and_then(|v| v.as_i64()),
+        Some(libc::EAGAIN as i64)
+    );
+    assert!(zfs.exists(&at("one")));
+    assert!(!zfs.exists(&at("two")));
+
+    // Not synced: a table comes back, and nothing can change.
+    let text = "return {answer = 42, word = 'hi', nested = {x = 'y'}}";
+    let out = program(text, &none, default, false).unwrap();
     let ret = out.get_nvlist("return").expect("a table");
     assert_eq!(ret.get_str("word"), Some("hi"));
     let answer = ret.get("answer").unwrap();
@@ -366,122 +307,57 @@ fn channel_program_nosync_returns_a_table() {
         Some(42)
     );
     assert_eq!(ret.get_nvlist("nested").unwrap().get_str("x"), Some("y"));
-}
-
-#[test]
-fn channel_program_nosync_cannot_change_anything() {
-    let pool = TestPool::new();
-    let zfs = lzc();
-    let fs = pool.create("fs");
-    let r = zfs.channel_program(
-        pool.name(),
-        &format!("return zfs.sync.snapshot('{fs}@x')"),
-        &NvList::new(),
-        ProgramLimits::default(),
-        false,
-    );
+    let text = format!("return zfs.sync.snapshot('{}')", at("x"));
+    let r = program(&text, &none, default, false);
     assert!(r.is_err(), "{r:?}");
-    assert!(!zfs.exists(&format!("{fs}@x")));
-}
+    assert!(!zfs.exists(&at("x")));
 
-#[test]
-fn channel_program_lua_error_carries_its_text() {
-    let pool = TestPool::new();
-    let zfs = lzc();
-    let e = zfs
-        .channel_program(
-            pool.name(),
-            "error('zrep says no')",
-            &NvList::new(),
-            ProgramLimits::default(),
-            true,
-        )
-        .unwrap_err();
-    assert!(e.to_string().contains("zrep says no"), "{e}");
-    assert!(e.to_string().contains(pool.name()), "{e}");
-}
-
-#[test]
-fn channel_program_instruction_limit() {
-    let pool = TestPool::new();
-    let zfs = lzc();
-    let e = zfs
-        .channel_program(
-            pool.name(),
-            "local i = 0\nwhile true do i = i + 1 end",
-            &NvList::new(),
-            ProgramLimits {
-                instructions: 10_000,
-                memory: 10 << 20,
-            },
-            false,
-        )
-        .unwrap_err();
-    assert_eq!(e.errno(), Some(Errno::ETIME), "{e:?}");
-}
-
-#[test]
-fn channel_program_memory_limit() {
-    let pool = TestPool::new();
-    let zfs = lzc();
-    let e = zfs
-        .channel_program(
-            pool.name(),
-            "local t = {}\nfor i = 1, 1000000 do t[i] = 'xxxxxxxxxxxxxxxx' .. i end",
-            &NvList::new(),
-            ProgramLimits {
-                instructions: 100_000_000,
-                memory: 64 << 10,
-            },
-            false,
-        )
-        .unwrap_err();
-    assert_eq!(e.errno().unwrap().raw(), libc::ENOSPC, "{e:?}");
-}
-
-#[test]
-fn channel_program_gets_its_arguments() {
-    let pool = TestPool::new();
-    let zfs = lzc();
+    // Arguments: Lua numbers are int64 (a uint64 is refused: failing_calls_have_their_kind).
     let mut args = NvList::new();
-    // Channel programs take Lua numbers as int64 (a uint64 is refused).
     args.insert("n", &7i64).unwrap();
     args.insert("s", "abc").unwrap();
-    let out = zfs
-        .channel_program(
-            pool.name(),
-            "local a = ...\nreturn a['s'] .. tostring(a['n'] * 6)",
-            &args,
-            ProgramLimits::default(),
-            false,
-        )
-        .unwrap();
+    let text = "local a = ...\nreturn a['s'] .. tostring(a['n'] * 6)";
+    let out = program(text, &args, default, false).unwrap();
     assert_eq!(out.get_str("return"), Some("abc42"));
+
+    // A Lua error carries its text; the limits stop a program.
+    let e = program("error('zrep says no')", &none, default, true).unwrap_err();
+    assert!(e.to_string().contains("zrep says no"), "{e}");
+    assert!(e.to_string().contains(pool.name()), "{e}");
+    let few = ProgramLimits {
+        instructions: 10_000,
+        memory: 10 << 20,
+    };
+    let e = program(
+        "local i = 0\nwhile true do i = i + 1 end",
+        &none,
+        few,
+        false,
+    )
+    .unwrap_err();
+    assert_eq!(e.errno(), Some(Errno::ETIME), "{e:?}");
+    let small = ProgramLimits {
+        instructions: 100_000_000,
+        memory: 64 << 10,
+    };
+    let text = "local t = {}\nfor i = 1, 1000000 do t[i] = 'xxxxxxxxxxxxxxxx' .. i end";
+    let e = program(text, &none, small, false).unwrap_err();
+    assert_eq!(e.errno().unwrap().raw(), libc::ENOSPC, "{e:?}");
 }
 
 // ---------- sync / wait / snaprange_space ----------
 
 #[test]
-fn sync_pool() {
+fn sync_and_wait() {
     let pool = TestPool::new();
     let zfs = lzc();
     zfs.sync(pool.name(), false).unwrap();
     zfs.sync(pool.name(), true).unwrap();
-}
-
-#[test]
-fn wait_for_scrub_on_idle_pool() {
-    let pool = TestPool::new();
-    let zfs = lzc();
     assert!(!zfs.wait(pool.name(), WaitActivity::Scrub).unwrap());
     assert!(!zfs.wait(pool.name(), WaitActivity::Free).unwrap());
-}
-
-#[test]
-fn wait_for_a_scrub() {
-    let pool = TestPool::new();
-    let zfs = lzc();
-    write_random(&pool.path("d"), 1 << 20, 1);
+    let fs = pool.fs("fs");
+    zfs.wait_fs_deleteq(&dn(fs.name())).unwrap();
+    fs.write("d", 1 << 20, 1);
     run(std::process::Command::new("zpool").args(["scrub", pool.name()]));
     // Whether it still had to wait depends on timing; afterwards it is idle.
     zfs.wait(pool.name(), WaitActivity::Scrub).unwrap();
@@ -489,62 +365,22 @@ fn wait_for_a_scrub() {
 }
 
 #[test]
-fn wait_fs_deleteq() {
-    let pool = TestPool::new();
-    let zfs = lzc();
-    let fs = pool.create("fs");
-    zfs.wait_fs_deleteq(&dn(&fs)).unwrap();
-}
-
-#[test]
 fn snaprange_space_counts_unique_data() {
     let pool = TestPool::new();
     let zfs = lzc();
-    let fs = pool.create("fs");
-    snap(&zfs, &[&format!("{fs}@a")]);
-    write_random(&pool.path("fs/d"), 1 << 20, 1);
-    snap(&zfs, &[&format!("{fs}@b")]);
-    std::fs::remove_file(pool.path("fs/d")).unwrap();
-    snap(&zfs, &[&format!("{fs}@c")]);
-    let b_only = zfs
-        .snaprange_space(&sn(&format!("{fs}@b")), &sn(&format!("{fs}@b")))
-        .unwrap();
+    let fs = pool.fs("fs");
+    fs.snap("a").write("d", 1 << 20, 1).snap("b");
+    std::fs::remove_file(fs.path("d")).unwrap();
+    fs.snap("c");
+    let space = |first, last| {
+        zfs.snaprange_space(&sn(&fs.at(first)), &sn(&fs.at(last)))
+            .unwrap()
+    };
+    let b_only = space("b", "b");
     assert!(b_only >= 1 << 20, "{b_only}");
-    let all = zfs
-        .snaprange_space(&sn(&format!("{fs}@a")), &sn(&format!("{fs}@c")))
-        .unwrap();
-    assert!(all >= b_only);
-    let a_only = zfs
-        .snaprange_space(&sn(&format!("{fs}@a")), &sn(&format!("{fs}@a")))
-        .unwrap();
+    assert!(space("a", "c") >= b_only);
+    let a_only = space("a", "a");
     assert!(a_only < 1 << 20, "{a_only}");
-}
-
-#[test]
-fn snaprange_space_wrong_order_fails() {
-    let pool = TestPool::new();
-    let zfs = lzc();
-    let fs = pool.create("fs");
-    snap(&zfs, &[&format!("{fs}@a")]);
-    snap(&zfs, &[&format!("{fs}@b")]);
-    let e = zfs
-        .snaprange_space(&sn(&format!("{fs}@b")), &sn(&format!("{fs}@a")))
-        .unwrap_err();
-    assert!(e.errno().is_some(), "{e:?}");
-}
-
-#[test]
-fn snaprange_space_unrelated_fails() {
-    let pool = TestPool::new();
-    let zfs = lzc();
-    let a = pool.create("a");
-    let b = pool.create("b");
-    snap(&zfs, &[&format!("{a}@x")]);
-    snap(&zfs, &[&format!("{b}@y")]);
-    let e = zfs
-        .snaprange_space(&sn(&format!("{a}@x")), &sn(&format!("{b}@y")))
-        .unwrap_err();
-    assert!(e.errno().is_some(), "{e:?}");
 }
 
 /// A tree whose snapshots are too many for one channel program is listed in two
@@ -613,7 +449,10 @@ fn list_too_large_for_one_program_lists_in_steps() {
 fn failing_calls_have_their_kind() {
     let pool = TestPool::new();
     let zfs = lzc();
-    let x = pool.fs("a").snap("x").at("x");
+    let a = pool.fs("a");
+    let x = a.snaps(&["x", "y"]).at("x");
+    let b = pool.fs("b");
+    b.snap("z");
     let mut uint64 = NvList::new();
     uint64.insert("n", &7u64).unwrap();
     let program = |pool: &str, text: &str, args: &NvList, limits| {
@@ -625,7 +464,7 @@ fn failing_calls_have_their_kind() {
         instructions: u64::MAX,
         memory: 10 << 20,
     };
-    expect_kinds([
+    let e = expect_kinds([
         (
             "list in a missing pool",
             zfs.list(&dn("zrepnosuchpool/x"), false, false).map(drop),
@@ -685,5 +524,28 @@ fn failing_calls_have_their_kind() {
             ErrorKind::NotFound,
             &[],
         ),
+        (
+            "snaprange_space in the wrong order",
+            zfs.snaprange_space(&sn(&a.at("y")), &sn(&x)).map(drop),
+            ErrorKind::InvalidArgument,
+            &[x.as_str()],
+        ),
+        (
+            "snaprange_space across filesystems",
+            zfs.snaprange_space(&sn(&x), &sn(&b.at("z"))).map(drop),
+            ErrorKind::InvalidArgument,
+            &[b.at("z").as_str()],
+        ),
     ]);
+    // ZFS says EINVAL for both snaprange_space cases.
+    for what in [
+        "snaprange_space in the wrong order",
+        "snaprange_space across filesystems",
+    ] {
+        assert_eq!(
+            e[what].errno().map(|e| e.raw()),
+            Some(libc::EINVAL),
+            "{what}"
+        );
+    }
 }

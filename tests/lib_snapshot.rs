@@ -1,59 +1,54 @@
 //! libzfs against real pools: snapshots, destroying them, creating and destroying
 //! datasets, rollback, clone, promote, rename and exists.
-use libzfs::{DatasetType, ErrorKind, Hold, NvList};
+use libzfs::{DatasetType, ErrorKind, Hold};
 use zrep_tests::*;
 
 // ---------- snapshot ----------
 
+/// One snapshot, one of the pool's root, and none (an empty list is no call).
 #[test]
-fn snapshot_single() {
+fn snapshot_one_the_pool_root_and_none() {
     let pool = TestPool::new();
     let zfs = lzc();
-    let fs = pool.create("fs");
-    zfs.snapshot(&[sn(&format!("{fs}@s1"))], None).unwrap();
-    assert!(zfs.exists(&format!("{fs}@s1")));
-    assert_eq!(cli_snapshots(&fs), [format!("{fs}@s1")]);
-}
-
-#[test]
-fn snapshot_of_pool_root() {
-    let pool = TestPool::new();
-    let zfs = lzc();
-    let s = format!("{}@root", pool.name());
-    zfs.snapshot(&[sn(&s)], None).unwrap();
-    assert!(cli_exists(&s));
-}
-
-#[test]
-fn snapshot_empty_list_is_ok() {
-    let _pool = TestPool::new();
-    let zfs = lzc();
+    let fs = pool.fs("fs");
+    zfs.snapshot(&[sn(&fs.at("s1"))], None).unwrap();
+    assert!(zfs.exists(&fs.at("s1")));
+    assert_eq!(cli_snapshots(fs.name()), [fs.at("s1")]);
+    let root = format!("{}@root", pool.name());
+    zfs.snapshot(&[sn(&root)], None).unwrap();
+    assert!(cli_exists(&root));
     zfs.snapshot(&[], None).unwrap();
 }
 
+/// A batch in one pool is atomic: one transaction group, however many filesystems.
 #[test]
-fn snapshot_batch_in_one_pool_shares_a_txg() {
+fn snapshot_batches_share_a_txg() {
     let pool = TestPool::new();
     let zfs = lzc();
     let names: Vec<String> = ["a", "b", "c", "d"]
         .iter()
-        .map(|r| format!("{}@batch", pool.create(r)))
+        .map(|r| pool.fs(r).at("batch"))
         .collect();
     let snaps: Vec<_> = names.iter().map(|n| sn(n)).collect();
     zfs.snapshot(&snaps, None).unwrap();
     let txgs: Vec<String> = names.iter().map(|n| zfs_get("createtxg", n)).collect();
     assert!(txgs.iter().all(|t| *t == txgs[0]), "atomic: {txgs:?}");
+
+    let many: Vec<String> = (0..20)
+        .map(|i| pool.fs(&format!("d/fs{i}")).at("m"))
+        .collect();
+    let snaps: Vec<_> = many.iter().map(|n| sn(n)).collect();
+    zfs.snapshot(&snaps, None).unwrap();
+    assert!(many.iter().all(|n| zfs.exists(n)));
 }
 
 #[test]
 fn snapshot_with_user_props() {
     let pool = TestPool::new();
     let zfs = lzc();
-    let fs = pool.create("fs");
-    let other = pool.create("other");
     let props = str_props(&[("zrep:a", "one"), ("zrep:b", "two words")]);
-    let s1 = format!("{fs}@p");
-    let s2 = format!("{other}@p");
+    let s1 = pool.fs("fs").at("p");
+    let s2 = pool.fs("other").at("p");
     zfs.snapshot(&[sn(&s1), sn(&s2)], Some(&props)).unwrap();
     for s in [&s1, &s2] {
         assert_eq!(zfs_get("zrep:a", s), "one");
@@ -61,37 +56,21 @@ fn snapshot_with_user_props() {
     }
 }
 
+/// Batches that fail create nothing, and the error lists every failed item.
 #[test]
-fn snapshot_with_system_prop_is_rejected() {
+fn failing_snapshot_batches_create_nothing() {
     let pool = TestPool::new();
     let zfs = lzc();
-    let fs = pool.create("fs");
-    // Only user properties may be set on new snapshots.
-    let props = str_props(&[("compression", "lz4")]);
-    let e = zfs
-        .snapshot(&[sn(&format!("{fs}@p"))], Some(&props))
-        .unwrap_err();
-    assert!(e.errno().is_some(), "{e:?}");
-    assert!(!cli_exists(&format!("{fs}@p")));
-}
-
-#[test]
-fn snapshot_batch_with_missing_fs_is_atomic() {
-    let pool = TestPool::new();
-    let zfs = lzc();
-    let good = format!("{}@s", pool.create("good"));
+    // A missing filesystem in the batch.
+    let good = pool.fs("good").at("s");
     let bad = pool.ds("missing@s");
     let e = zfs.snapshot(&[sn(&good), sn(&bad)], None).unwrap_err();
     assert_eq!(e.kind(), ErrorKind::NotFound, "{e:?}");
     assert!(!cli_exists(&good), "nothing may be created");
-}
 
-#[test]
-fn snapshot_batch_lists_every_failed_item() {
-    let pool = TestPool::new();
-    let zfs = lzc();
+    // Several failures: each listed.
     let dup = pool.fs("a").snap("s").at("s");
-    let fine = format!("{}@s", pool.create("b"));
+    let fine = pool.fs("b").at("s");
     let miss1 = pool.ds("m1@s");
     let miss2 = pool.ds("m2@s");
     let e = zfs
@@ -112,15 +91,10 @@ fn snapshot_batch_lists_every_failed_item() {
     assert!(!cli_exists(&fine));
     let msg = e.to_string();
     assert!(msg.contains(&miss1) && msg.contains(&miss2), "{msg}");
-}
 
-#[test]
-fn snapshot_two_of_the_same_fs_in_one_batch_fails() {
-    let pool = TestPool::new();
-    let zfs = lzc();
-    let fs = pool.create("fs");
-    let a = format!("{fs}@a");
-    let b = format!("{fs}@b");
+    // Two snapshots of one filesystem.
+    let fs = pool.fs("fs");
+    let (a, b) = (fs.at("a"), fs.at("b"));
     let e = zfs.snapshot(&[sn(&a), sn(&b)], None).unwrap_err();
     // The kernel refuses two snapshots of one filesystem in a batch (EXDEV).
     assert_eq!(e.errno().map(|e| e.raw()), Some(libc::EXDEV), "{e:?}");
@@ -144,22 +118,13 @@ fn snapshot_name_too_long_is_rejected_before_the_call() {
     assert!(zfs.exists(&max));
 }
 
-#[test]
-fn snapshot_many_filesystems_in_one_call() {
-    let pool = TestPool::new();
-    let zfs = lzc();
-    let names: Vec<String> = (0..20)
-        .map(|i| format!("{}@m", pool.create(&format!("d/fs{i}"))))
-        .collect();
-    let snaps: Vec<_> = names.iter().map(|n| sn(n)).collect();
-    zfs.snapshot(&snaps, None).unwrap();
-    assert!(names.iter().all(|n| zfs.exists(n)));
-}
-
 // ---------- destroy_snapshots ----------
 
+/// Existing snapshots go; missing ones (even of a missing filesystem) count as
+/// already destroyed, alone or in a batch with existing ones; a mounted one is
+/// unmounted first.
 #[test]
-fn destroy_snapshots_plain() {
+fn destroy_snapshots_existing_missing_and_mounted() {
     let pool = TestPool::new();
     let zfs = lzc();
     let fs = pool.fs("fs");
@@ -168,69 +133,51 @@ fn destroy_snapshots_plain() {
     zfs.destroy_snapshots(&[sn(&a), sn(&b)], false).unwrap();
     assert!(!zfs.exists(&a) && !zfs.exists(&b));
     assert!(cli_snapshots(fs.name()).is_empty());
-}
 
-#[test]
-fn destroy_missing_snapshot_is_success() {
-    let pool = TestPool::new();
-    let zfs = lzc();
-    let fs = pool.create("fs");
     // ZFS treats a missing snapshot as already destroyed.
-    zfs.destroy_snapshots(&[sn(&format!("{fs}@never"))], false)
+    zfs.destroy_snapshots(&[sn(&fs.at("never"))], false)
         .unwrap();
     zfs.destroy_snapshots(&[sn(&pool.ds("nofs@never"))], false)
         .unwrap();
-}
-
-#[test]
-fn destroy_snapshots_mixed_existing_and_missing() {
-    let pool = TestPool::new();
-    let zfs = lzc();
-    let fs = pool.fs("fs");
-    let a = fs.snap("a").at("a");
-    zfs.destroy_snapshots(&[sn(&a), sn(&fs.at("gone"))], false)
+    let c = fs.snap("c").at("c");
+    zfs.destroy_snapshots(&[sn(&c), sn(&fs.at("gone"))], false)
         .unwrap();
-    assert!(!zfs.exists(&a));
-}
+    assert!(!zfs.exists(&c));
 
-#[test]
-fn destroy_held_snapshot_is_held() {
-    let pool = TestPool::new();
-    let zfs = lzc();
-    let s = pool.fs("fs").snap("h").hold("h", "keep").at("h");
-    let e = expect_kind(zfs.destroy_snapshots(&[sn(&s)], false), ErrorKind::Held);
-    assert!(e.to_string().contains(&s), "{e}");
-    assert!(zfs.exists(&s));
-    zfs.release(&[Hold {
-        snapshot: sn(&s),
-        tag: "keep".into(),
-    }])
-    .unwrap();
+    let s = fs.write("f", 4096, 3).snap("m").at("m");
+    // Visiting .zfs/snapshot/m automounts the snapshot.
+    let seen = std::fs::read_dir(fs.path(".zfs/snapshot/m")).map(|d| d.count());
+    assert_eq!(seen.ok(), Some(1));
     zfs.destroy_snapshots(&[sn(&s)], false).unwrap();
     assert!(!zfs.exists(&s));
 }
 
+/// A held snapshot: refused until released; deferred, it goes with its last hold. A
+/// cloned one, deferred, goes with its clone.
 #[test]
-fn deferred_destroy_of_held_snapshot_waits_for_release() {
+fn destroy_of_held_and_cloned_snapshots() {
     let pool = TestPool::new();
     let zfs = lzc();
-    let s = pool.fs("fs").snap("h").hold("h", "keep").at("h");
-    let hold = Hold {
-        snapshot: sn(&s),
+    let keep = |s: &str| Hold {
+        snapshot: sn(s),
         tag: "keep".into(),
     };
+    let s = pool.fs("held").snap("h").hold("h", "keep").at("h");
+    let e = expect_kind(zfs.destroy_snapshots(&[sn(&s)], false), ErrorKind::Held);
+    assert!(e.to_string().contains(&s), "{e}");
+    assert!(zfs.exists(&s));
+    zfs.release(&[keep(&s)]).unwrap();
+    zfs.destroy_snapshots(&[sn(&s)], false).unwrap();
+    assert!(!zfs.exists(&s));
+
+    let s = pool.fs("deferred").snap("h").hold("h", "keep").at("h");
     zfs.destroy_snapshots(&[sn(&s)], true).unwrap();
     assert!(zfs.exists(&s), "still held");
     assert_eq!(zfs_get("defer_destroy", &s), "on");
-    zfs.release(&[hold]).unwrap();
+    zfs.release(&[keep(&s)]).unwrap();
     assert!(!zfs.exists(&s), "gone with its last hold");
-}
 
-#[test]
-fn deferred_destroy_of_cloned_snapshot_waits_for_the_clone() {
-    let pool = TestPool::new();
-    let zfs = lzc();
-    let s = pool.fs("fs").snap("o").at("o");
+    let s = pool.fs("cloned").snap("o").at("o");
     let clone = dn(&pool.ds("clone"));
     zfs.clone_snapshot(&clone, &sn(&s), None).unwrap();
     zfs.destroy_snapshots(&[sn(&s)], true).unwrap();
@@ -240,61 +187,41 @@ fn deferred_destroy_of_cloned_snapshot_waits_for_the_clone() {
     assert!(!zfs.exists(&s));
 }
 
-#[test]
-fn destroy_mounted_snapshot_unmounts_it() {
-    let pool = TestPool::new();
-    let zfs = lzc();
-    let s = pool.fs("fs").write("f", 4096, 3).snap("m").at("m");
-    // Visiting .zfs/snapshot/m automounts the snapshot.
-    let seen = std::fs::read_dir(pool.path("fs/.zfs/snapshot/m")).map(|d| d.count());
-    assert_eq!(seen.ok(), Some(1));
-    zfs.destroy_snapshots(&[sn(&s)], false).unwrap();
-    assert!(!zfs.exists(&s));
-}
-
 // ---------- create / destroy ----------
 
+/// Filesystems (any legal name, with properties) and volumes.
 #[test]
-fn create_filesystem() {
+fn create_filesystems_and_volumes() {
     let pool = TestPool::new();
     let zfs = lzc();
     let fs = pool.ds("new");
     zfs.create(&dn(&fs), DatasetType::Filesystem, None).unwrap();
     assert!(zfs.exists(&fs));
     assert_eq!(zfs_get("type", &fs), "filesystem");
-}
-
-#[test]
-fn create_volume() {
-    let pool = TestPool::new();
-    let zfs = lzc();
-    let vol = pool.ds("vol");
-    let mut props = NvList::new();
-    props.insert("volsize", &(4u64 << 20)).unwrap();
-    zfs.create(&dn(&vol), DatasetType::Volume, Some(&props))
+    let odd = pool.ds("a-b_c.d:e f");
+    zfs.create(&dn(&odd), DatasetType::Filesystem, None)
         .unwrap();
+    assert!(cli_exists(&odd));
+
+    let p = pool.ds("p");
+    let mut props = str_props(&[("zrep:note", "hello")]);
+    props.insert("quota", &(64u64 << 20)).unwrap();
+    props.insert("recordsize", &(32u64 << 10)).unwrap();
+    zfs.create(&dn(&p), DatasetType::Filesystem, Some(&props))
+        .unwrap();
+    assert_eq!(zfs_get("zrep:note", &p), "hello");
+    assert_eq!(zfs_get("quota", &p), (64u64 << 20).to_string());
+    assert_eq!(zfs_get("recordsize", &p), "32768");
+
+    let vol = pool.volume("vol", 4 << 20);
     assert_eq!(zfs_get("type", &vol), "volume");
     assert_eq!(zfs_get("volsize", &vol), (4u64 << 20).to_string());
 }
 
+/// An unknown property, a number property given a string, or a parent that is a
+/// volume: refused, nothing created.
 #[test]
-fn create_with_props() {
-    let pool = TestPool::new();
-    let zfs = lzc();
-    let fs = pool.ds("p");
-    let mut props = str_props(&[("zrep:note", "hello")]);
-    props.insert("quota", &(64u64 << 20)).unwrap();
-    props.insert("recordsize", &(32u64 << 10)).unwrap();
-    zfs.create(&dn(&fs), DatasetType::Filesystem, Some(&props))
-        .unwrap();
-    assert_eq!(zfs_get("zrep:note", &fs), "hello");
-    assert_eq!(zfs_get("quota", &fs), (64u64 << 20).to_string());
-    assert_eq!(zfs_get("recordsize", &fs), "32768");
-}
-
-/// An unknown property, or a number property given a string, is refused.
-#[test]
-fn create_with_unknown_or_wrongly_typed_prop_fails() {
+fn create_refusals_create_nothing() {
     let pool = TestPool::new();
     let zfs = lzc();
     let fs = pool.ds("p");
@@ -307,54 +234,29 @@ fn create_with_unknown_or_wrongly_typed_prop_fails() {
         assert!(e.errno().is_some(), "{bad:?}: {e:?}");
         assert!(!zfs.exists(&fs), "{bad:?}");
     }
-}
-
-#[test]
-fn create_below_a_volume_fails() {
-    let pool = TestPool::new();
-    let zfs = lzc();
-    let vol = pool.ds("vol");
-    let mut props = NvList::new();
-    props.insert("volsize", &(1u64 << 20)).unwrap();
-    zfs.create(&dn(&vol), DatasetType::Volume, Some(&props))
-        .unwrap();
+    let below = format!("{}/fs", pool.volume("vol", 1 << 20));
     let e = zfs
-        .create(&dn(&format!("{vol}/fs")), DatasetType::Filesystem, None)
+        .create(&dn(&below), DatasetType::Filesystem, None)
         .unwrap_err();
     assert!(e.errno().is_some(), "{e:?}");
-    assert!(!zfs.exists(&format!("{vol}/fs")));
+    assert!(!zfs.exists(&below));
 }
 
+/// A filesystem and a volume are destroyed; a mounted filesystem is busy.
 #[test]
-fn create_names_with_every_legal_character() {
+fn destroy_filesystems_and_volumes() {
     let pool = TestPool::new();
     let zfs = lzc();
-    let fs = pool.ds("a-b_c.d:e f");
-    zfs.create(&dn(&fs), DatasetType::Filesystem, None).unwrap();
-    assert!(cli_exists(&fs));
-}
+    let fs = pool.lzc_fs("gone");
+    zfs.destroy(&dn(fs.name())).unwrap();
+    assert!(!zfs.exists(fs.name()));
 
-#[test]
-fn destroy_filesystem() {
-    let pool = TestPool::new();
-    let zfs = lzc();
-    let fs = pool.ds("gone");
-    lzc_create(&zfs, &fs);
-    zfs.destroy(&dn(&fs)).unwrap();
-    assert!(!zfs.exists(&fs));
-}
+    let mounted = pool.create("mounted");
+    let e = zfs.destroy(&dn(&mounted)).unwrap_err();
+    assert_eq!(e.errno().unwrap().raw(), libc::EBUSY, "{e:?}");
+    assert!(zfs.exists(&mounted));
 
-#[test]
-fn destroy_volume() {
-    let pool = TestPool::new();
-    let zfs = lzc();
-    let vol = pool.ds("vol");
-    let mut props = NvList::new();
-    props.insert("volsize", &(1u64 << 20)).unwrap();
-    // volmode=none (3): no device node, whose creation would keep the volume busy.
-    props.insert("volmode", &3u64).unwrap();
-    zfs.create(&dn(&vol), DatasetType::Volume, Some(&props))
-        .unwrap();
+    let vol = pool.volume("vol", 1 << 20);
     // The kernel's zvol setup keeps a new volume busy for a while: lzc_destroy
     // gives EBUSY then (the CLI waits for udev). Either way the outcome is exact.
     match zfs.destroy(&dn(&vol)) {
@@ -367,59 +269,33 @@ fn destroy_volume() {
     }
 }
 
-#[test]
-fn destroy_mounted_filesystem_is_refused() {
-    let pool = TestPool::new();
-    let zfs = lzc();
-    let fs = pool.create("mounted");
-    let e = zfs.destroy(&dn(&fs)).unwrap_err();
-    assert_eq!(e.errno().unwrap().raw(), libc::EBUSY, "{e:?}");
-    assert!(zfs.exists(&fs));
-}
-
 // ---------- rollback ----------
 
+/// `rollback` returns the latest snapshot and reverts the data to it; `rollback_to`
+/// the latest snapshot reverts too, and refuses a missing one.
 #[test]
-fn rollback_returns_the_latest_snapshot() {
+fn rollback_and_rollback_to() {
     let pool = TestPool::new();
     let zfs = lzc();
     let fs = pool.fs("fs");
     fs.snaps(&["a", "b"]);
     let got = zfs.rollback(&dn(fs.name())).unwrap();
     assert_eq!(got.as_str(), fs.at("b"));
-}
 
-#[test]
-fn rollback_reverts_data() {
-    let pool = TestPool::new();
-    let zfs = lzc();
-    let fs = pool.fs("fs");
-    fs.write("keep", 10_000, 1)
+    let data = pool.fs("data");
+    data.write("keep", 10_000, 1)
         .snap("a")
         .write("new", 10_000, 2);
-    std::fs::remove_file(pool.path("fs/keep")).unwrap();
-    zfs.rollback(&dn(fs.name())).unwrap();
-    assert!(!pool.path("fs/new").exists());
-    assert_eq!(std::fs::read(pool.path("fs/keep")).unwrap().len(), 10_000);
-}
+    std::fs::remove_file(data.path("keep")).unwrap();
+    zfs.rollback(&dn(data.name())).unwrap();
+    assert!(!data.path("new").exists());
+    assert_eq!(std::fs::read(data.path("keep")).unwrap().len(), 10_000);
 
-#[test]
-fn rollback_to_latest() {
-    let pool = TestPool::new();
-    let zfs = lzc();
-    let fs = pool.fs("fs");
-    fs.snap("a").write("x", 1000, 1);
-    zfs.rollback_to(&sn(&fs.at("a"))).unwrap();
-    assert!(!pool.path("fs/x").exists());
-}
-
-#[test]
-fn rollback_to_missing_snapshot_fails() {
-    let pool = TestPool::new();
-    let zfs = lzc();
-    let fs = pool.fs("fs");
-    fs.snap("a");
-    let e = zfs.rollback_to(&sn(&fs.at("zz"))).unwrap_err();
+    let to = pool.fs("to");
+    to.snap("a").write("x", 1000, 1);
+    zfs.rollback_to(&sn(&to.at("a"))).unwrap();
+    assert!(!to.path("x").exists());
+    let e = zfs.rollback_to(&sn(&to.at("zz"))).unwrap_err();
     assert!(
         matches!(e.kind(), ErrorKind::NotFound | ErrorKind::NotLatestSnapshot),
         "{e:?}"
@@ -429,28 +305,23 @@ fn rollback_to_missing_snapshot_fails() {
 // ---------- clone / promote / rename / exists ----------
 
 #[test]
-fn clone_snapshot_creates_a_clone() {
+fn clone_snapshot_with_and_without_props() {
     let pool = TestPool::new();
     let zfs = lzc();
     let s = pool.fs("fs").snap("o").at("o");
     let c = pool.ds("clone");
     zfs.clone_snapshot(&dn(&c), &sn(&s), None).unwrap();
     assert_eq!(zfs_get("origin", &c), s);
-}
-
-#[test]
-fn clone_with_props() {
-    let pool = TestPool::new();
-    let zfs = lzc();
-    let s = pool.fs("fs").snap("o").at("o");
-    let c = pool.ds("clone");
+    let c = pool.ds("clone2");
     let props = str_props(&[("zrep:c", "yes")]);
     zfs.clone_snapshot(&dn(&c), &sn(&s), Some(&props)).unwrap();
     assert_eq!(zfs_get("zrep:c", &c), "yes");
 }
 
+/// Promote swaps a clone and its origin; it refuses a filesystem that is no clone,
+/// and names a snapshot it cannot move.
 #[test]
-fn promote_swaps_the_origin() {
+fn promote_swaps_the_origin_or_says_why_not() {
     let pool = TestPool::new();
     let zfs = lzc();
     let fs = pool.fs("fs");
@@ -462,29 +333,18 @@ fn promote_swaps_the_origin() {
     assert_eq!(zfs_get("origin", fs.name()), format!("{c}@o"));
     assert!(zfs.exists(&format!("{c}@o")));
     assert!(!zfs.exists(&s));
-}
 
-#[test]
-fn promote_not_a_clone_fails() {
-    let pool = TestPool::new();
-    let zfs = lzc();
-    let fs = pool.create("fs");
-    let e = zfs.promote(&dn(&fs)).unwrap_err();
+    let plain = pool.create("plain");
+    let e = zfs.promote(&dn(&plain)).unwrap_err();
     assert!(e.errno().is_some(), "{e:?}");
     assert!(e.to_string().contains("cannot promote"), "{e}");
-}
 
-#[test]
-fn promote_with_conflicting_snapshot_name_names_it() {
-    let pool = TestPool::new();
-    let zfs = lzc();
-    let fs = pool.fs("fs");
-    let s = fs.snap("o").at("o");
-    let c = pool.ds("clone");
-    zfs.clone_snapshot(&dn(&c), &sn(&s), None).unwrap();
+    let s = pool.fs("fs2").snap("o").at("o");
+    let c = pool.fs_at("clone2");
+    zfs.clone_snapshot(&dn(c.name()), &sn(&s), None).unwrap();
     // The clone has a snapshot named like one promote would move to it.
-    snap(&zfs, &[&format!("{c}@o")]);
-    let e = zfs.promote(&dn(&c)).unwrap_err();
+    c.snap("o");
+    let e = zfs.promote(&dn(c.name())).unwrap_err();
     assert_eq!(e.errno().unwrap().raw(), libc::EEXIST, "{e:?}");
     let z = e.zfs().unwrap();
     assert!(z.items().iter().any(|i| i.name.contains('o')), "{z:?}");

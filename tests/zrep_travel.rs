@@ -7,22 +7,9 @@
 use std::collections::BTreeSet;
 
 use libzfs::{DatasetName, Zfs};
-use zrep_tests::cli::{ssh_args, zrep, Run};
-use zrep_tests::{cli_snapshots, mount, test_dir, tree_digest, write_random, zfs, TestPool};
-
-fn run(args: &[String]) -> Run {
-    let v: Vec<&str> = args.iter().map(String::as_str).collect();
-    zrep(&v)
-}
-
-fn args(v: &[&str]) -> Vec<String> {
-    v.iter().map(|s| s.to_string()).collect()
-}
-
-fn with_ssh(mut a: Vec<String>) -> Vec<String> {
-    a.extend(ssh_args());
-    a
-}
+use zrep_tests::cli::{forced_key, zrep};
+use zrep_tests::pair::{job_config, short_snaps, zrep_via, Way};
+use zrep_tests::{mount, test_dir, tree_digest, write_random, zfs, TestPool};
 
 /// The datasets of a tree, relative to its root ("" for the root).
 fn tree(root: &str) -> BTreeSet<String> {
@@ -34,14 +21,6 @@ fn tree(root: &str) -> BTreeSet<String> {
                 .trim_start_matches('/')
                 .to_string()
         })
-        .collect()
-}
-
-/// Short names of a dataset's snapshots, oldest first.
-fn short_snaps(ds: &str) -> Vec<String> {
-    cli_snapshots(ds)
-        .into_iter()
-        .map(|s| s.split_once('@').unwrap().1.to_string())
         .collect()
 }
 
@@ -130,10 +109,7 @@ fn filters_leave_out_datasets_by_pattern_and_property() {
     let dst = p.ds("dst");
 
     // The dry run names every dataset and why.
-    let mut a = args(&["replicate", "-r", "-n"]);
-    a.extend(args(EXCLUDES));
-    a.extend(args(&[&src, &dst]));
-    let r = run(&a).ok();
+    let r = zrep(&[&["replicate", "-r", "-n"], EXCLUDES, &[&src, &dst]].concat()).ok();
     let said = r.stderr.clone() + &r.stdout;
     for needle in [
         &format!("{src}/home/dru/cache: excluded by \"home/*/cache\""),
@@ -150,10 +126,8 @@ fn filters_leave_out_datasets_by_pattern_and_property() {
     );
 
     // The real run sends exactly what the filter keeps.
-    let mut a = args(&["replicate", "-r"]);
-    a.extend(args(EXCLUDES));
-    a.extend(args(&[&src, &dst]));
-    run(&a).ok();
+    let a = [&["replicate", "-r"], EXCLUDES, &[&src, &dst]].concat();
+    zrep(&a).ok();
     assert_eq!(tree(&dst), expected_filtered());
     // The run's snapshot was not taken of datasets left out.
     assert!(short_snaps(&p.ds("src/var/tmp")).is_empty());
@@ -161,13 +135,13 @@ fn filters_leave_out_datasets_by_pattern_and_property() {
 
     // Next run: incremental, still the same tree.
     write_random(&p.path("src/home/dru/docs/f"), 64 << 10, 3);
-    run(&a).ok();
+    zrep(&a).ok();
     assert_eq!(tree(&dst), expected_filtered());
     assert_eq!(short_snaps(&p.ds("dst/home/dru/docs")).len(), 2);
 
     // Include: only srv's tree, and the parents a receive needs.
     let only = p.ds("only");
-    let r = run(&args(&[
+    let r = zrep(&[
         "replicate",
         "-r",
         "--include",
@@ -176,7 +150,7 @@ fn filters_leave_out_datasets_by_pattern_and_property() {
         "**/tmp",
         &src,
         &only,
-    ]))
+    ])
     .ok();
     let want: BTreeSet<String> = ["", "srv", "srv/www", "srv/db", "srv/db/wal"]
         .iter()
@@ -185,15 +159,7 @@ fn filters_leave_out_datasets_by_pattern_and_property() {
     assert_eq!(tree(&only), want, "{}", r.stderr);
 
     // Bad patterns are refused before anything runs.
-    run(&args(&[
-        "replicate",
-        "-r",
-        "--exclude",
-        "[",
-        &src,
-        &p.ds("bad"),
-    ]))
-    .fails_with("[");
+    zrep(&["replicate", "-r", "--exclude", "[", &src, &p.ds("bad")]).fails_with("[");
 }
 
 #[test]
@@ -201,36 +167,24 @@ fn filters_apply_over_ssh_and_in_jobs() {
     let p = TestPool::new();
     let src = make_tree(&p);
     // Push and pull over SSH.
-    for (i, dir) in ["push", "pull"].iter().enumerate() {
-        let dst = p.ds(dir);
-        let (s, t) = if i == 0 {
-            (src.clone(), format!("localhost:{dst}"))
-        } else {
-            (format!("localhost:{src}"), dst.clone())
-        };
-        let mut a = args(&["replicate", "-r"]);
-        a.extend(args(EXCLUDES));
-        a.extend([s, t]);
-        run(&with_ssh(a)).ok();
-        assert_eq!(tree(&dst), expected_filtered(), "{dir}");
+    for way in Way::SSH {
+        let pair = p.pair_at("src", way.name());
+        pair.replicate_via(way, &[&["-r"], EXCLUDES].concat()).ok();
+        assert_eq!(tree(pair.dst.name()), expected_filtered(), "{way:?}");
     }
     // A job.
-    let dir = test_dir().join(format!("travel-{}", p.name()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let conf = dir.join("zrep.toml");
     let job_dst = p.ds("job");
-    std::fs::write(
-        &conf,
-        format!(
-            "state_dir = \"{d}/state\"\n\n[[job]]\nname = \"t\"\nsource = \"{src}\"\n\
+    let conf = job_config(
+        &p,
+        "travel",
+        &format!(
+            "[[job]]\nname = \"t\"\nsource = \"{src}\"\n\
              target = \"{job_dst}\"\nrecursive = true\nexclude = [\"**/tmp\", \"home/*/cache\"]\n\
              send_properties = true\nset = {{ \"com.example:backup\" = \"yes\" }}\n\
-             inherit = [\"atime\"]\nsnapshots = [\"zrep-*\"]\n",
-            d = dir.display()
+             inherit = [\"atime\"]\nsnapshots = [\"zrep-*\"]\n"
         ),
-    )
-    .unwrap();
-    let c = conf.to_str().unwrap();
+    );
+    let c = conf.as_str();
     let r = zrep(&["check-config", "-c", c]).ok();
     assert!(
         r.stdout.contains("exclude **/tmp, home/*/cache"),
@@ -362,24 +316,11 @@ fn properties_travel_locally_and_over_ssh() {
     zrep(&["replicate", "--send-properties", &src, &local]).ok();
     assert_landed_with_properties(&local);
 
-    let push = p.ds("push");
-    run(&with_ssh(args(&[
-        "replicate",
-        "--send-properties",
-        &src,
-        &format!("localhost:{push}"),
-    ])))
-    .ok();
-    assert_landed_with_properties(&push);
-    let pull = p.ds("pull");
-    run(&with_ssh(args(&[
-        "replicate",
-        "--send-properties",
-        &format!("localhost:{src}"),
-        &pull,
-    ])))
-    .ok();
-    assert_landed_with_properties(&pull);
+    for way in Way::SSH {
+        let pair = p.pair_at("src", way.name());
+        pair.replicate_via(way, &["--send-properties"]).ok();
+        assert_landed_with_properties(pair.dst.name());
+    }
 
     // A changed property follows with the next incremental.
     zfs(&["set", "com.example:owner=ann", &src]);
@@ -424,27 +365,20 @@ fn overrides_set_and_inherit_on_receive() {
     assert_eq!(prop(&dst, "recordsize"), ("1M".into(), "received".into()));
 
     // The same over SSH: pushed, and pulled.
-    for (i, name) in ["opush", "opull"].iter().enumerate() {
-        let t = p.ds(name);
-        let (from, to) = if i == 0 {
-            (src.clone(), format!("localhost:{t}"))
-        } else {
-            (format!("localhost:{src}"), t.clone())
-        };
-        let a = args(&[
-            "replicate",
+    for way in Way::SSH {
+        let pair = p.pair_at("src", &format!("o{}", way.name()));
+        let opts = [
             "--send-properties",
             "--set",
             "compression=zstd-9",
             "--inherit",
             "atime",
-            &from,
-            &to,
-        ]);
-        run(&with_ssh(a)).ok();
-        assert_eq!(prop(&t, "compression"), ("zstd-9".into(), "local".into()));
-        assert_ne!(prop(&t, "atime").1, "received");
-        assert_eq!(prop(&t, "recordsize"), ("1M".into(), "received".into()));
+        ];
+        pair.replicate_via(way, &opts).ok();
+        let t = pair.dst.name();
+        assert_eq!(prop(t, "compression"), ("zstd-9".into(), "local".into()));
+        assert_ne!(prop(t, "atime").1, "received");
+        assert_eq!(prop(t, "recordsize"), ("1M".into(), "received".into()));
     }
 
     // Sending the mount point (an explicit, empty exclude list): canmount=noauto
@@ -473,92 +407,71 @@ fn a_restricted_server_refuses_properties_that_reach_outside_the_backup() {
     let p = TestPool::new();
     let src = propertied_source(&p);
     let back = p.create("back");
-    let (mut ssh, _) = zrep_tests::cli::forced_key(&format!("--receive-only --root {back}"));
-    let mut a = args(&[
+    let serve = format!("--receive-only --root {back}");
+    let x = format!("localhost:{back}/x");
+    let (ssh, _) = forced_key(&serve);
+    let a = [
         "replicate",
         "--send-properties",
         "--exclude-property",
         "sharenfs",
-        &src,
-        &format!("localhost:{back}/x"),
-    ]);
-    a.append(&mut ssh);
-    run(&a).fails_with("mountpoint");
+    ];
+    zrep_via(&[&a[..], &[&src, &x]].concat(), &ssh).fails_with("mountpoint");
     assert!(!tree(&back).contains("x"));
     // With the default list the same push is accepted.
-    let (mut ssh, _) = zrep_tests::cli::forced_key(&format!("--receive-only --root {back}"));
-    let mut a = args(&[
-        "replicate",
-        "--send-properties",
-        &src,
-        &format!("localhost:{back}/x"),
-    ]);
-    a.append(&mut ssh);
-    run(&a).ok();
+    let (ssh, _) = forced_key(&serve);
+    zrep_via(&["replicate", "--send-properties", &src, &x], &ssh).ok();
     assert_landed_with_properties(&format!("{back}/x"));
 }
 
 #[test]
 fn snapshot_selection_skips_other_snapshots() {
     let p = TestPool::new();
-    let src = p.create("src");
+    let pair = p.pair();
     for (i, s) in [
         "hourly-1", "daily-1", "hourly-2", "hourly-3", "daily-2", "hourly-4",
     ]
     .iter()
     .enumerate()
     {
-        write_random(&p.path(&format!("src/f{i}")), 32 << 10, i as u64);
-        zfs(&["snapshot", &format!("{src}@{s}")]);
+        pair.src.write(&format!("f{i}"), 32 << 10, i as u64).snap(s);
     }
-    let dst = p.ds("dst");
-    let r = zrep(&[
-        "replicate",
-        "--json",
-        "--no-snapshot",
-        "--snapshots",
-        "daily-*",
-        &src,
-        &dst,
-    ])
-    .ok();
-    assert_eq!(short_snaps(&dst), ["daily-1", "daily-2"], "{}", r.stdout);
+    let daily = ["--snapshots", "daily-*"];
+    let r = pair
+        .replicate(&[&["--json", "--no-snapshot"], &daily[..]].concat())
+        .ok();
+    assert_eq!(
+        pair.dst.short_snaps(),
+        ["daily-1", "daily-2"],
+        "{}",
+        r.stdout
+    );
     // A new daily goes straight from daily-2 (hourly-5 stays behind); the run's own
     // snapshot always travels.
-    write_random(&p.path("src/g"), 32 << 10, 9);
-    zfs(&["snapshot", &format!("{src}@hourly-5")]);
-    zfs(&["snapshot", &format!("{src}@daily-3")]);
-    write_random(&p.path("src/h"), 32 << 10, 10);
-    zrep(&["replicate", "--snapshots", "daily-*", &src, &dst]).ok();
-    let got = short_snaps(&dst);
+    pair.src
+        .write("g", 32 << 10, 9)
+        .snaps(&["hourly-5", "daily-3"]);
+    pair.src.write("h", 32 << 10, 10);
+    pair.replicate(&daily).ok();
+    let got = pair.dst.short_snaps();
     assert_eq!(&got[..3], ["daily-1", "daily-2", "daily-3"]);
     assert_eq!(got.len(), 4);
     assert!(got[3].starts_with("zrep-"), "{got:?}");
-    mount(&dst);
+    mount(pair.dst.name());
 
     // Pulled over SSH with --newest-only: one full stream of the newest daily.
-    let pulled = p.ds("pulled");
-    let a = args(&[
-        "replicate",
-        "--no-snapshot",
-        "--newest-only",
-        "--snapshots",
-        "daily-*",
-        &format!("localhost:{src}"),
-        &pulled,
-    ]);
-    run(&with_ssh(a)).ok();
-    assert_eq!(short_snaps(&pulled), ["daily-3"]);
+    let pulled = p.pair_at("src", "pulled");
+    let opts = ["--no-snapshot", "--newest-only", "--snapshots", "daily-*"];
+    pulled.replicate_via(Way::Pull, &opts).ok();
+    assert_eq!(pulled.dst.short_snaps(), ["daily-3"]);
 }
 
 /// `--newest-only` on a long history: one full stream. `ZREP_TRAVEL_HISTORY` sets
 /// the number of snapshots (default 2,000).
 #[test]
 fn newest_only_sends_one_stream_of_a_long_history() {
-    let n: usize = std::env::var("ZREP_TRAVEL_HISTORY")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(2000);
+    let history = std::env::var("ZREP_TRAVEL_HISTORY");
+    let n: usize = history.ok().and_then(|v| v.parse().ok()).unwrap_or(2000);
     let p = TestPool::with_size(512 << 20);
     let src = p.create("src");
     let zfs_lib = Zfs::open().unwrap();
@@ -625,19 +538,15 @@ fn a_syncoid_target_is_adopted_made_readonly_and_cleaned() {
     );
     assert_eq!(prop(&dst, "readonly").0, "off");
 
-    let dir = test_dir().join(format!("adopt-{}", p.name()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let conf = dir.join("zrep.toml");
-    std::fs::write(
-        &conf,
-        format!(
-            "state_dir = \"{d}/state\"\n\n[[job]]\nname = \"a\"\nsource = \"{src}\"\n\
-             target = \"{dst}\"\nprune_foreign = [\"syncoid_*\"]\n",
-            d = dir.display()
+    let conf = job_config(
+        &p,
+        "adopt",
+        &format!(
+            "[[job]]\nname = \"a\"\nsource = \"{src}\"\n\
+             target = \"{dst}\"\nprune_foreign = [\"syncoid_*\"]\n"
         ),
-    )
-    .unwrap();
-    let c = conf.to_str().unwrap();
+    );
+    let c = conf.as_str();
     let dry = zrep(&["prune", "-c", c, "--dry-run", "-v"]).ok();
     let said = dry.stdout + &dry.stderr;
     for s in &before {

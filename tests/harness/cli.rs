@@ -212,17 +212,28 @@ pub fn zrep_spawn(args: &[&str]) -> Child {
         .expect("spawn zrep")
 }
 
-/// Waits until `cond` holds (60 s of patience), then kills `child` (SIGKILL) and reaps
-/// it: an interruption at a chosen moment. Fails the test when zrep ends first.
-pub fn kill_when(child: &mut Child, mut cond: impl FnMut() -> bool) {
+/// Waits until `cond` holds (60 s of patience) while `child` runs. Fails the test,
+/// with what zrep said, when zrep ends first.
+pub fn wait_until(child: &mut Child, mut cond: impl FnMut() -> bool) {
     let t0 = std::time::Instant::now();
     while !cond() {
         if let Ok(Some(st)) = child.try_wait() {
-            panic!("zrep finished ({st}) before it could be killed");
+            let mut err = String::new();
+            if let Some(mut e) = child.stderr.take() {
+                use std::io::Read;
+                let _ = e.read_to_string(&mut err);
+            }
+            panic!("zrep ended ({st}) before the condition held: {err}");
         }
         assert!(t0.elapsed() < patience(60), "condition never held");
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
+}
+
+/// Waits until `cond` holds (as [`wait_until`]), then kills `child` (SIGKILL) and
+/// reaps it: an interruption at a chosen moment.
+pub fn kill_when(child: &mut Child, cond: impl FnMut() -> bool) {
+    wait_until(child, cond);
     child.kill().unwrap();
     child.wait().unwrap();
 }

@@ -571,3 +571,5 @@ pub fn cli_exists(name: &str) -> bool {
 
 pub mod campaign;
 pub mod cli;
+pub mod lzc_setup;
+pub mod pair;
