@@ -154,19 +154,20 @@ impl Fields {
     };
 
     /// What replication needs of its source: [`Fields::REPLICATION`] without the
-    /// kind, free space and resume token (every property read opens the dataset's
-    /// objset in the kernel: for an unmounted dataset that is most of a listing's cost).
+    /// kind, free space and resume token, and without a snapshot's `creation` (every
+    /// property read opens the dataset's objset in the kernel: for an unmounted
+    /// dataset that is most of a listing's cost).
     pub const SOURCE: Fields = Fields {
         dataset: "guid,referenced,written,keystatus",
-        snapshot: "guid,createtxg,creation,userrefs",
+        snapshot: "guid,createtxg,userrefs",
         user: "",
     };
 
     /// What replication needs of its target: [`Fields::REPLICATION`] without the
-    /// kind, size and encryption.
+    /// kind, size and encryption, and without a snapshot's `creation`.
     pub const TARGET: Fields = Fields {
         dataset: "guid,available,written,receive_resume_token",
-        snapshot: "guid,createtxg,creation,userrefs",
+        snapshot: "guid,createtxg,userrefs",
         user: "",
     };
 

@@ -291,9 +291,10 @@ pub enum Reading {
     #[default]
     Full,
     /// What a replication source is planned from: no kind (`filesystem` is given),
-    /// free space or resume token.
+    /// free space or resume token, no snapshot's `creation`.
     Source,
-    /// What a replication target is planned from: no kind, size or encryption.
+    /// What a replication target is planned from: no kind, size or encryption, no
+    /// snapshot's `creation`.
     Target,
     /// What `zrep list` shows: a dataset's kind, a snapshot's or bookmark's GUID and
     /// creation txg.
