@@ -11,7 +11,6 @@ use std::io;
 
 use crate::name::NameError;
 use crate::nvlist::{NvListError, NvListRef};
-use crate::props::PropertyError;
 
 /// OpenZFS's own errno values (`enum zfs_errno` in `sys/fs/zfs.h`). The enum only
 /// grows, so the values are fixed; they are spelled out here because the kernel module
@@ -631,6 +630,34 @@ pub(crate) fn zfs_error(rc: i32, op: Op, name: &str, errlist: Option<&NvListRef>
         items,
         more,
     )))
+}
+
+/// A property name or value that cannot be used, and why.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("property {name:?}: {reason}")]
+pub struct PropertyError {
+    /// The property's name (its first 64 characters, when longer).
+    pub name: String,
+    /// Why it was refused.
+    pub reason: String,
+}
+
+impl PropertyError {
+    pub(crate) fn new(name: &str, reason: impl Into<String>) -> PropertyError {
+        PropertyError {
+            name: clip(name),
+            reason: reason.into(),
+        }
+    }
+}
+
+/// A peer's string, cut for a message: at most 64 characters, with `…` when cut.
+pub(crate) fn clip(s: &str) -> String {
+    const SHOWN: usize = 64;
+    match s.char_indices().nth(SHOWN) {
+        Some((at, _)) => format!("{}…", &s[..at]),
+        None => s.to_string(),
+    }
 }
 
 #[cfg(test)]

@@ -19,8 +19,11 @@
 //! dataset up by name again: cheap for a mounted filesystem, whose dataset stays in
 //! memory, but costly for an unmounted one (a backup target), which the kernel loads
 //! and evicts each time. [`Fields`] reads only what a caller needs.
+//!
+//! One program here changes the pool: [`Zfs::snapshot_written`], which decides which
+//! datasets get a snapshot where `written` counts what was written a moment ago.
 
-use crate::error::{Error, Op, Result};
+use crate::error::{zfs_error, Error, Op, Result};
 use crate::name::{DatasetName, SnapshotName};
 use crate::nvlist::{NvList, NvListRef};
 use crate::zfs::{ProgramLimits, Zfs};
@@ -419,6 +422,83 @@ impl Zfs {
             .list(name, false, true)?
             .and_then(|mut v| v.pop())
             .map(|l| l.snapshots))
+    }
+}
+
+/// A snapshot decided in syncing context: the one sync program beside the listings'
+/// read-only ones, kept with them because it answers as they do.
+impl Zfs {
+    /// Takes those of `snaps` whose dataset was written to since its newest snapshot,
+    /// or has no snapshot, in one transaction group, and returns them. A snapshot that
+    /// exists already is left alone.
+    ///
+    /// `written` is read in syncing context, where what was written a moment ago has
+    /// reached the disk: no pool sync is needed first, so deciding and snapshotting
+    /// cost one transaction group, where a sync, a read of `written` and
+    /// [`Zfs::snapshot`] cost two. As with that call, they must all be in one pool and
+    /// are taken all or none: each is checked before any is taken. The snapshots come
+    /// back with their `guid`, `createtxg` and `creation`.
+    ///
+    /// A channel program: root only.
+    pub fn snapshot_written(&self, snaps: &[SnapshotName]) -> Result<Vec<SnapshotInfo>> {
+        const PROGRAM: &str = r#"
+local args = ...
+local want = {}
+for _, s in ipairs(args["snaps"]) do
+    local ds = string.match(s, "^[^@]+")
+    if not zfs.exists(ds) then return {failed = s, errno = 2} end -- ENOENT
+    if not zfs.exists(s) and (zfs.get_prop(ds, "written") > 0 or zfs.list.snapshots(ds)() == nil) then
+        local e = zfs.check.snapshot(s)
+        if e ~= 0 then return {failed = s, errno = e} end
+        table.insert(want, s)
+    end
+end
+local taken = {}
+for _, s in ipairs(want) do
+    local e = zfs.sync.snapshot(s)
+    if e ~= 0 then return {failed = s, errno = e} end
+    taken[s] = {guid = zfs.get_prop(s, "guid"), createtxg = zfs.get_prop(s, "createtxg"),
+                creation = zfs.get_prop(s, "creation")}
+end
+return {taken = taken}
+"#;
+        let Some(first) = snaps.first() else {
+            return Ok(Vec::new());
+        };
+        if let Some(other) = snaps.iter().find(|s| s.pool() != first.pool()) {
+            return Err(zfs_error(libc::EXDEV, Op::Snapshot, other.as_str(), None));
+        }
+        let mut args = NvList::new();
+        let names: Vec<&str> = snaps.iter().map(SnapshotName::as_str).collect();
+        args.insert("snaps", &names)?;
+        let out = self
+            .channel_program(first.pool(), PROGRAM, &args, ProgramLimits::default(), true)
+            .map_err(|e| relabel(e, Op::Snapshot, &first.dataset()))?;
+        let broken = |detail: &str| Error::Protocol {
+            op: Op::Snapshot,
+            detail: detail.into(),
+        };
+        let ret = out
+            .get_nvlist("return")
+            .ok_or_else(|| broken("channel program returned nothing"))?;
+        if let Some(failed) = ret.get("failed").and_then(|v| v.as_str()) {
+            let errno = ret.get("errno").and_then(|v| v.as_i64()).unwrap_or(0) as i32;
+            let mut list = NvList::new();
+            list.insert(failed, &errno)?;
+            return Err(zfs_error(errno, Op::Snapshot, failed, Some(&list)));
+        }
+        let taken = ret
+            .get_nvlist("taken")
+            .ok_or_else(|| broken("no snapshots in the result"))?;
+        let mut v = Vec::new();
+        for (name, props) in taken.iter() {
+            let props = props
+                .as_nvlist()
+                .ok_or_else(|| broken("a snapshot without properties"))?;
+            v.push(snapshot_info(name, props)?);
+        }
+        v.sort_by_key(|t| snaps.iter().position(|s| *s == t.name));
+        Ok(v)
     }
 }
 

@@ -27,7 +27,8 @@
 use std::ffi::CStr;
 use std::fmt;
 
-use crate::error::{zfs_error, Error, Op, Result};
+pub use crate::error::PropertyError;
+use crate::error::{clip, zfs_error, Error, Op, Result};
 use crate::list::{over_limits, relabel, Fields};
 use crate::name::DatasetName;
 use crate::nvlist::{NvList, NvListError, NvListRef, ToNvValue, Value};
@@ -519,34 +520,6 @@ pub fn to_nvlist<'a>(
         list.insert(name, value)?;
     }
     Ok(list)
-}
-
-/// A property name or value that cannot be used, and why.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("property {name:?}: {reason}")]
-pub struct PropertyError {
-    /// The property's name (its first 64 characters, when longer).
-    pub name: String,
-    /// Why it was refused.
-    pub reason: String,
-}
-
-impl PropertyError {
-    pub(crate) fn new(name: &str, reason: impl Into<String>) -> PropertyError {
-        PropertyError {
-            name: clip(name),
-            reason: reason.into(),
-        }
-    }
-}
-
-/// A peer's string, cut for a message: at most 64 characters, with `…` when cut.
-fn clip(s: &str) -> String {
-    const SHOWN: usize = 64;
-    match s.char_indices().nth(SHOWN) {
-        Some((at, _)) => format!("{}…", &s[..at]),
-        None => s.to_string(),
-    }
 }
 
 /// A value quoted for a message (escaped, clipped).
