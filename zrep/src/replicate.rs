@@ -191,31 +191,7 @@ fn prepare(opts: &Options, src: &mut Side, dst: &mut Side, ui: &Ui) -> Result<Pr
         locks.extend(dst.lock(&opts.target, opts.lock_wait)?);
     }
     let name = opts.takes_snapshot().then(names::new_snapshot);
-    // `written`, which decides who gets the run's snapshot, counts only what is on
-    // disk. The snapshot reads it itself where what was written a moment ago is on
-    // disk (syncing context: one transaction group), unless the datasets must be known
-    // first: a dry run, snapshot hooks (told them), a tree past one answer's size.
-    // Those sync the pool first (a dry run too: recent data is what it would send).
-    let mut in_sync = name.is_some()
-        && !opts.allow_empty
-        && !opts.dry_run
-        && opts.hooks.command(hooks::Hook::PreSnapshot).is_none()
-        && opts.hooks.command(hooks::Hook::PostSnapshot).is_none();
-    if name.is_some() && !opts.allow_empty && !in_sync {
-        src.sync(&opts.source)?;
-    }
-    let mut states = src.state_for(&opts.source, opts.recursive, Reading::Source)?;
-    if in_sync && states.len() > MAX_TAKEN {
-        in_sync = false;
-        src.sync(&opts.source)?;
-        states = src.state_for(&opts.source, opts.recursive, Reading::Source)?;
-    }
-    if states.is_empty() {
-        return Err(err(
-            Kind::NotFound,
-            format!("source {}{} does not exist", src.prefix(), opts.source),
-        ));
-    }
+    let (mut states, in_sync) = list_source(opts, src, name.is_some())?;
     let travels = select_datasets(opts, &mut states, ui)?;
     let (child_locks, busy, locked) = lock_children(opts, dst, &states)?;
     locks.extend(child_locks);
@@ -236,33 +212,12 @@ fn prepare(opts: &Options, src: &mut Side, dst: &mut Side, ui: &Ui) -> Result<Pr
     if opts.takes_snapshot() {
         preflight(opts, dst, target, above.as_ref(), &states[0])?;
     }
-    let mut fresh = HashSet::new();
-    let mut listed_since_locking = false;
-    if let Some(name) = &name {
-        fresh = match in_sync {
-            true => take_written(src, &mut states, name)?,
-            false => states
-                .iter()
-                .filter(|d| needs_snapshot(d, opts.allow_empty))
-                .map(|d| d.name.clone())
-                .collect(),
-        };
-        if fresh.is_empty() {
-            ui.verbose(&format!(
-                "{}: nothing written since the newest snapshot, none taken",
-                opts.source
-            ));
-        } else if opts.dry_run {
-            ui.info(&format!("would snapshot {}@{name}", opts.source));
-            plan_as_if_taken(&mut states, name, &fresh);
-        } else if in_sync {
-            ui.verbose(&format!("snapshot {}@{name}", opts.source));
-        } else {
-            states = snapshot_with_hooks(opts, src, &states, name, &fresh, ui)?;
-            keep_selected(&mut states, travels.as_ref());
-            listed_since_locking = true;
-            ui.verbose(&format!("snapshot {}@{name}", opts.source));
-        }
+    let (fresh, relisted) = match &name {
+        Some(name) => take_snapshot(opts, src, &mut states, name, in_sync, ui)?,
+        None => (HashSet::new(), false),
+    };
+    if relisted {
+        keep_selected(&mut states, travels.as_ref());
     }
     let id = cursor_id(opts, dst)?;
     if let Some(locked) = &locked {
@@ -273,7 +228,7 @@ fn prepare(opts: &Options, src: &mut Side, dst: &mut Side, ui: &Ui) -> Result<Pr
             t.and_then(|t| t.snapshots.last())
                 .is_some_and(|n| !d.snapshots.iter().any(|s| s.guid == n.guid))
         });
-        if !listed_since_locking && stale {
+        if !relisted && stale {
             states = src.state_for(&opts.source, opts.recursive, Reading::Source)?;
             keep_selected(&mut states, travels.as_ref());
         }
@@ -295,6 +250,81 @@ fn prepare(opts: &Options, src: &mut Side, dst: &mut Side, ui: &Ui) -> Result<Pr
         id,
         busy,
     })
+}
+
+/// The source tree, and whether the run's snapshot (`snapshot`: one is taken) will
+/// decide in syncing context who gets it.
+///
+/// `written`, which decides that, counts only what is on disk. The snapshot reads it
+/// itself where what was written a moment ago is on disk (one transaction group),
+/// unless the datasets must be known first: a dry run, snapshot hooks (they are told
+/// them), a tree past one answer's size. Those sync the pool first (a dry run too:
+/// recent data is what it would send).
+fn list_source(
+    opts: &Options,
+    src: &mut Side,
+    snapshot: bool,
+) -> Result<(Vec<DatasetState>, bool)> {
+    let hooked = [hooks::Hook::PreSnapshot, hooks::Hook::PostSnapshot]
+        .into_iter()
+        .any(|h| opts.hooks.command(h).is_some());
+    let mut in_sync = snapshot && !opts.allow_empty && !opts.dry_run && !hooked;
+    if snapshot && !opts.allow_empty && !in_sync {
+        src.sync(&opts.source)?;
+    }
+    let mut states = src.state_for(&opts.source, opts.recursive, Reading::Source)?;
+    if in_sync && states.len() > MAX_TAKEN {
+        in_sync = false;
+        src.sync(&opts.source)?;
+        states = src.state_for(&opts.source, opts.recursive, Reading::Source)?;
+    }
+    if states.is_empty() {
+        return Err(err(
+            Kind::NotFound,
+            format!("source {}{} does not exist", src.prefix(), opts.source),
+        ));
+    }
+    Ok((states, in_sync))
+}
+
+/// Takes the run's snapshot `@name` of the datasets that changed (a dry run only
+/// plans as if): in syncing context (`in_sync`, see [`list_source`]) or between the
+/// snapshot hooks. Returns the datasets that got it, and whether `states` was listed
+/// again (then the caller applies its filter again).
+fn take_snapshot(
+    opts: &Options,
+    src: &mut Side,
+    states: &mut Vec<DatasetState>,
+    name: &str,
+    in_sync: bool,
+    ui: &Ui,
+) -> Result<(HashSet<DatasetName>, bool)> {
+    let fresh = match in_sync {
+        true => take_written(src, states, name)?,
+        false => (states.iter())
+            .filter(|d| needs_snapshot(d, opts.allow_empty))
+            .map(|d| d.name.clone())
+            .collect(),
+    };
+    let mut relisted = false;
+    if fresh.is_empty() {
+        ui.verbose(&format!(
+            "{}: nothing written since the newest snapshot, none taken",
+            opts.source
+        ));
+        return Ok((fresh, relisted));
+    }
+    if opts.dry_run {
+        ui.info(&format!("would snapshot {}@{name}", opts.source));
+        plan_as_if_taken(states, name, &fresh);
+        return Ok((fresh, relisted));
+    }
+    if !in_sync {
+        *states = snapshot_with_hooks(opts, src, states, name, &fresh, ui)?;
+        relisted = true;
+    }
+    ui.verbose(&format!("snapshot {}@{name}", opts.source));
+    Ok((fresh, relisted))
 }
 
 /// Takes `@name` of those of `states` written to since their newest snapshot (or
