@@ -65,10 +65,9 @@ fn io_error_conversion_keeps_the_kind() {
 fn io_error_of_truncated_stream_is_unexpected_eof() {
     let pool = TestPool::new();
     let zfs = lzc();
-    let fs = pool.create("fs");
-    write_random(&pool.path("fs/d"), 1 << 20, 1);
-    snap(&zfs, &[&format!("{fs}@s")]);
-    let data = send_bytes(&zfs, &format!("{fs}@s"), None, SendFlags::default()).unwrap();
+    let fs = pool.fs("fs");
+    fs.write("d", 1 << 20, 1).snap("s");
+    let data = send_bytes(&zfs, &fs.at("s"), None, SendFlags::default()).unwrap();
     let e = recv_bytes(
         &zfs,
         &pool.ds("d"),
