@@ -5,187 +5,24 @@ use zrep_tests::*;
 const KEY: [u8; 32] = [7u8; 32];
 const KEY2: [u8; 32] = [9u8; 32];
 
-fn enc_props() -> NvList {
-    let mut p = NvList::new();
-    // Index properties take their enum values: aes-256-gcm is 8, keyformat raw is 1.
-    p.insert("encryption", &8u64).unwrap();
-    p.insert("keyformat", &1u64).unwrap();
-    p.insert("keylocation", "prompt").unwrap();
-    p
+/// Raw send flags (`-w`).
+fn raw() -> SendFlags {
+    SendFlags {
+        raw: true,
+        ..Default::default()
+    }
 }
 
-fn encrypted(pool: &TestPool, zfs: &libzfs::Zfs, rel: &str) -> String {
-    let fs = pool.ds(rel);
-    zfs.create_encrypted(&dn(&fs), &enc_props(), &KEY)
-        .unwrap_or_else(|e| panic!("{e:?}"));
+/// An encrypted `pool/rel` (key [`KEY`] loaded) with `secret` (200 kB) in `@s1`,
+/// unmounted.
+fn with_secret<'p>(pool: &'p TestPool, rel: &str) -> Fs<'p> {
+    let fs = pool.encrypted_fs(rel, &KEY);
+    fs.mount().write("secret", 200_000, 5).snap("s1");
+    zrep_tests::zfs(&["unmount", fs.name()]);
     fs
 }
 
-fn with_data(pool: &TestPool, zfs: &libzfs::Zfs, rel: &str) -> String {
-    let fs = encrypted(pool, zfs, rel);
-    mount(&fs);
-    write_random(&pool.path(&format!("{rel}/secret")), 200_000, 5);
-    snap(zfs, &[&format!("{fs}@s1")]);
-    zrep_tests::zfs(&["unmount", &fs]);
-    fs
-}
-
-#[test]
-fn create_encrypted_fs() {
-    let pool = TestPool::new();
-    let zfs = lzc();
-    let fs = encrypted(&pool, &zfs, "enc");
-    assert_eq!(zfs_get("encryption", &fs), "aes-256-gcm");
-    assert_eq!(zfs_get("keyformat", &fs), "raw");
-    assert_eq!(zfs_get("keystatus", &fs), "available");
-    assert_eq!(zfs_get("encryptionroot", &fs), fs);
-}
-
-#[test]
-fn list_reports_encryption() {
-    let pool = TestPool::new();
-    let zfs = lzc();
-    let fs = encrypted(&pool, &zfs, "enc");
-    let d = zfs.dataset(&dn(&fs)).unwrap().unwrap();
-    // Channel programs cannot read the cipher (zfs.get_prop says "off"): the listing
-    // reports "on", decided from keystatus.
-    assert_eq!(d.encryption, "on");
-    // Nor `encryptionroot`: channel programs do not see it.
-    assert_eq!(d.encryption_root, None);
-    assert_eq!(d.key_status.as_deref(), Some("available"));
-    zfs.unload_key(&dn(&fs)).unwrap();
-    let d = zfs.dataset(&dn(&fs)).unwrap().unwrap();
-    assert_eq!(d.key_status.as_deref(), Some("unavailable"));
-}
-
-#[test]
-fn create_encrypted_with_short_key_fails() {
-    let pool = TestPool::new();
-    let zfs = lzc();
-    let fs = pool.ds("enc");
-    let e = zfs
-        .create_encrypted(&dn(&fs), &enc_props(), &[1u8; 5])
-        .unwrap_err();
-    assert!(e.errno().is_some(), "{e:?}");
-    assert!(!zfs.exists(&fs));
-}
-
-#[test]
-fn child_of_encrypted_fs_inherits_encryption() {
-    let pool = TestPool::new();
-    let zfs = lzc();
-    let fs = encrypted(&pool, &zfs, "enc");
-    let child = format!("{fs}/child");
-    lzc_create(&zfs, &child);
-    assert_eq!(zfs_get("encryptionroot", &child), fs);
-    assert_eq!(zfs_get("encryption", &child), "aes-256-gcm");
-}
-
-#[test]
-fn unload_and_load_key() {
-    let pool = TestPool::new();
-    let zfs = lzc();
-    let fs = encrypted(&pool, &zfs, "enc");
-    zfs.unload_key(&dn(&fs)).unwrap();
-    assert_eq!(zfs_get("keystatus", &fs), "unavailable");
-    zfs.load_key(&dn(&fs), &KEY, false).unwrap();
-    assert_eq!(zfs_get("keystatus", &fs), "available");
-}
-
-#[test]
-fn load_wrong_key_is_key_missing() {
-    let pool = TestPool::new();
-    let zfs = lzc();
-    let fs = encrypted(&pool, &zfs, "enc");
-    zfs.unload_key(&dn(&fs)).unwrap();
-    let e = expect_kind(zfs.load_key(&dn(&fs), &KEY2, false), ErrorKind::KeyMissing);
-    assert!(e.to_string().contains("cannot load key of"), "{e}");
-    assert_eq!(zfs_get("keystatus", &fs), "unavailable");
-}
-
-#[test]
-fn load_key_noop_only_checks() {
-    let pool = TestPool::new();
-    let zfs = lzc();
-    let fs = encrypted(&pool, &zfs, "enc");
-    zfs.unload_key(&dn(&fs)).unwrap();
-    zfs.load_key(&dn(&fs), &KEY, true).unwrap();
-    assert_eq!(zfs_get("keystatus", &fs), "unavailable");
-    expect_kind(zfs.load_key(&dn(&fs), &KEY2, true), ErrorKind::KeyMissing);
-}
-
-#[test]
-fn load_key_already_loaded_is_already_exists() {
-    let pool = TestPool::new();
-    let zfs = lzc();
-    let fs = encrypted(&pool, &zfs, "enc");
-    expect_kind(
-        zfs.load_key(&dn(&fs), &KEY, false),
-        ErrorKind::AlreadyExists,
-    );
-}
-
-#[test]
-fn load_key_of_missing_fs_is_not_found() {
-    let pool = TestPool::new();
-    let zfs = lzc();
-    expect_kind(
-        zfs.load_key(&dn(&pool.ds("nope")), &KEY, false),
-        ErrorKind::NotFound,
-    );
-}
-
-#[test]
-fn unload_key_not_loaded_is_key_missing() {
-    let pool = TestPool::new();
-    let zfs = lzc();
-    let fs = encrypted(&pool, &zfs, "enc");
-    zfs.unload_key(&dn(&fs)).unwrap();
-    expect_kind(zfs.unload_key(&dn(&fs)), ErrorKind::KeyMissing);
-}
-
-#[test]
-fn unload_key_of_mounted_fs_is_busy() {
-    let pool = TestPool::new();
-    let zfs = lzc();
-    let fs = encrypted(&pool, &zfs, "enc");
-    mount(&fs);
-    expect_kind(zfs.unload_key(&dn(&fs)), ErrorKind::Busy);
-    assert_eq!(zfs_get("keystatus", &fs), "available");
-}
-
-#[test]
-fn unload_key_of_missing_fs_is_not_found() {
-    let pool = TestPool::new();
-    let zfs = lzc();
-    expect_kind(zfs.unload_key(&dn(&pool.ds("nope"))), ErrorKind::NotFound);
-}
-
-#[test]
-fn unload_key_of_unencrypted_fs_fails() {
-    let pool = TestPool::new();
-    let zfs = lzc();
-    let fs = pool.ds("plain");
-    lzc_create(&zfs, &fs);
-    let e = zfs.unload_key(&dn(&fs)).unwrap_err();
-    assert!(e.errno().is_some(), "{e:?}");
-}
-
-#[test]
-fn change_key() {
-    let pool = TestPool::new();
-    let zfs = lzc();
-    let fs = encrypted(&pool, &zfs, "enc");
-    let mut props = NvList::new();
-    props.insert("keyformat", &1u64).unwrap();
-    props.insert("keylocation", "prompt").unwrap();
-    zfs.change_key(&dn(&fs), Some(&props), &KEY2).unwrap();
-    zfs.unload_key(&dn(&fs)).unwrap();
-    expect_kind(zfs.load_key(&dn(&fs), &KEY, false), ErrorKind::KeyMissing);
-    zfs.load_key(&dn(&fs), &KEY2, false).unwrap();
-    assert_eq!(zfs_get("keystatus", &fs), "available");
-}
-
+/// What change_key needs besides the new raw key: its keyformat and keylocation.
 fn new_key_props() -> NvList {
     let mut props = NvList::new();
     props.insert("keyformat", &1u64).unwrap();
@@ -194,182 +31,229 @@ fn new_key_props() -> NvList {
 }
 
 #[test]
-fn change_key_without_props_is_refused() {
-    // The kernel wants the new key's keyformat (and keylocation): EINVAL without.
+fn create_encrypted_fs() {
     let pool = TestPool::new();
-    let zfs = lzc();
-    let fs = encrypted(&pool, &zfs, "enc");
-    expect_kind(
-        zfs.change_key(&dn(&fs), None, &KEY2),
-        ErrorKind::InvalidArgument,
-    );
-    zfs.unload_key(&dn(&fs)).unwrap();
-    zfs.load_key(&dn(&fs), &KEY, false).unwrap();
+    let fs = pool.encrypted_fs("enc", &KEY);
+    let fs = fs.name();
+    assert_eq!(zfs_get("encryption", fs), "aes-256-gcm");
+    assert_eq!(zfs_get("keyformat", fs), "raw");
+    assert_eq!(zfs_get("keystatus", fs), "available");
+    assert_eq!(zfs_get("encryptionroot", fs), fs);
+    // A child inherits the encryption.
+    let child = pool.lzc_fs("enc/child");
+    assert_eq!(zfs_get("encryptionroot", child.name()), fs);
+    assert_eq!(zfs_get("encryption", child.name()), "aes-256-gcm");
 }
 
 #[test]
-fn change_key_when_not_loaded_fails() {
+fn list_reports_encryption() {
     let pool = TestPool::new();
     let zfs = lzc();
-    let fs = encrypted(&pool, &zfs, "enc");
-    zfs.unload_key(&dn(&fs)).unwrap();
-    let e = zfs
-        .change_key(&dn(&fs), Some(&new_key_props()), &KEY2)
-        .unwrap_err();
-    assert_eq!(e.errno().unwrap().raw(), libc::EACCES, "{e:?}");
+    let fs = dn(pool.encrypted_fs("enc", &KEY).name());
+    let d = zfs.dataset(&fs).unwrap().unwrap();
+    // Channel programs cannot read the cipher (zfs.get_prop says "off"): the listing
+    // reports "on", decided from keystatus.
+    assert_eq!(d.encryption, "on");
+    // Nor `encryptionroot`: channel programs do not see it.
+    assert_eq!(d.encryption_root, None);
+    assert_eq!(d.key_status.as_deref(), Some("available"));
+    zfs.unload_key(&fs).unwrap();
+    let d = zfs.dataset(&fs).unwrap().unwrap();
+    assert_eq!(d.key_status.as_deref(), Some("unavailable"));
 }
 
+/// A key's life: unloading makes it unavailable, a no-op load only checks it, a load
+/// makes it available again; after a change only the new key loads.
 #[test]
-fn change_key_when_not_loaded_is_key_missing() {
+fn unload_check_load_and_change_key() {
     let pool = TestPool::new();
     let zfs = lzc();
-    let fs = encrypted(&pool, &zfs, "enc");
-    zfs.unload_key(&dn(&fs)).unwrap();
-    expect_kind(
-        zfs.change_key(&dn(&fs), Some(&new_key_props()), &KEY2),
-        ErrorKind::KeyMissing,
-    );
+    let enc = pool.encrypted_fs("enc", &KEY);
+    let (fs, status) = (dn(enc.name()), || zfs_get("keystatus", enc.name()));
+    zfs.unload_key(&fs).unwrap();
+    assert_eq!(status(), "unavailable");
+    zfs.load_key(&fs, &KEY, true).unwrap();
+    assert_eq!(status(), "unavailable");
+    zfs.load_key(&fs, &KEY, false).unwrap();
+    assert_eq!(status(), "available");
+    zfs.change_key(&fs, Some(&new_key_props()), &KEY2).unwrap();
+    zfs.unload_key(&fs).unwrap();
+    expect_kind(zfs.load_key(&fs, &KEY, false), ErrorKind::KeyMissing);
+    zfs.load_key(&fs, &KEY2, false).unwrap();
+    assert_eq!(status(), "available");
 }
 
+/// Key calls that fail, each with its kind, on one pool; they change nothing.
 #[test]
-fn change_key_of_missing_fs_is_not_found() {
+fn failing_key_calls_have_their_kind() {
     let pool = TestPool::new();
     let zfs = lzc();
-    expect_kind(
-        zfs.change_key(&dn(&pool.ds("nope")), None, &KEY2),
-        ErrorKind::NotFound,
+    let loaded = pool.encrypted_fs("loaded", &KEY);
+    let unloaded = with_secret(&pool, "unloaded");
+    zfs.unload_key(&dn(unloaded.name())).unwrap();
+    let mounted = pool.encrypted_fs("mounted", &KEY);
+    mounted.mount();
+    let plain = pool.lzc_fs("plain");
+    let (loaded_fs, unloaded_fs) = (dn(loaded.name()), dn(unloaded.name()));
+    let (missing, short) = (dn(&pool.ds("nope")), pool.ds("short"));
+    let e = expect_kinds([
+        (
+            "create with a 5-byte key",
+            zfs.create_encrypted(&dn(&short), &raw_key_props(), &[1u8; 5]),
+            ErrorKind::InvalidArgument,
+            &[],
+        ),
+        (
+            "load the wrong key",
+            zfs.load_key(&unloaded_fs, &KEY2, false),
+            ErrorKind::KeyMissing,
+            &["cannot load key of"],
+        ),
+        (
+            "check the wrong key",
+            zfs.load_key(&unloaded_fs, &KEY2, true),
+            ErrorKind::KeyMissing,
+            &[],
+        ),
+        (
+            "load a loaded key",
+            zfs.load_key(&loaded_fs, &KEY, false),
+            ErrorKind::AlreadyExists,
+            &[],
+        ),
+        (
+            "load the key of a missing filesystem",
+            zfs.load_key(&missing, &KEY, false),
+            ErrorKind::NotFound,
+            &[],
+        ),
+        (
+            "unload an unloaded key",
+            zfs.unload_key(&unloaded_fs),
+            ErrorKind::KeyMissing,
+            &[],
+        ),
+        (
+            "unload the key of a mounted filesystem",
+            zfs.unload_key(&dn(mounted.name())),
+            ErrorKind::Busy,
+            &[],
+        ),
+        (
+            "unload the key of a missing filesystem",
+            zfs.unload_key(&missing),
+            ErrorKind::NotFound,
+            &[],
+        ),
+        (
+            // The kernel says EACCES, as for a key that is not loaded (2.3.2).
+            "unload the key of an unencrypted filesystem",
+            zfs.unload_key(&dn(plain.name())),
+            ErrorKind::KeyMissing,
+            &[],
+        ),
+        (
+            // The kernel wants the new key's keyformat (and keylocation).
+            "change the key without properties",
+            zfs.change_key(&loaded_fs, None, &KEY2),
+            ErrorKind::InvalidArgument,
+            &[],
+        ),
+        (
+            "change an unloaded key",
+            zfs.change_key(&unloaded_fs, Some(&new_key_props()), &KEY2),
+            ErrorKind::KeyMissing,
+            &[],
+        ),
+        (
+            "change the key of a missing filesystem",
+            zfs.change_key(&missing, None, &KEY2),
+            ErrorKind::NotFound,
+            &[],
+        ),
+        (
+            "send without the key (not raw)",
+            send_bytes(&zfs, &unloaded.at("s1"), None, SendFlags::default()).map(drop),
+            ErrorKind::KeyMissing,
+            &["key"],
+        ),
+    ]);
+    let errno = |what| e[what].errno().map(|n| n.raw());
+    assert_eq!(errno("change an unloaded key"), Some(libc::EACCES));
+    assert_eq!(
+        errno("unload the key of an unencrypted filesystem"),
+        Some(libc::EACCES)
     );
+    assert!(!zfs.exists(&short));
+    assert_eq!(zfs_get("keystatus", unloaded.name()), "unavailable");
+    assert_eq!(zfs_get("keystatus", mounted.name()), "available");
+    // The key that failed to change is still the key.
+    zfs.unload_key(&loaded_fs).unwrap();
+    zfs.load_key(&loaded_fs, &KEY, false).unwrap();
 }
 
 #[test]
 fn raw_send_to_another_pool_without_the_key() {
-    let p1 = TestPool::new();
-    let p2 = TestPool::new();
+    let (p1, p2) = (TestPool::new(), TestPool::new());
     let zfs = lzc();
-    let fs = with_data(&p1, &zfs, "enc");
-    let dst = p2.ds("copy");
-    let raw = SendFlags {
-        raw: true,
-        ..Default::default()
-    };
-    let (s, r) = send_recv_raw(
-        &zfs,
-        &format!("{fs}@s1"),
-        None,
-        raw,
-        &dst,
-        &ReceiveOptions::default(),
-    );
+    let (fs, dst) = (with_secret(&p1, "enc"), p2.fs_at("copy"));
+    let o = ReceiveOptions::default();
+    let (s, r) = send_recv_raw(&zfs, &fs.at("s1"), None, raw(), dst.name(), &o);
     let r = r.unwrap_or_else(|e| panic!("{e:?}"));
     s.unwrap();
     assert!(r.header.is_raw());
-    assert_eq!(zfs_get("keystatus", &dst), "unavailable");
-    assert_eq!(zfs_get("encryption", &dst), "aes-256-gcm");
+    assert_eq!(zfs_get("keystatus", dst.name()), "unavailable");
+    assert_eq!(zfs_get("encryption", dst.name()), "aes-256-gcm");
     assert_eq!(
-        zfs_get("guid", &format!("{dst}@s1")),
-        zfs_get("guid", &format!("{fs}@s1"))
+        zfs_get("guid", &dst.at("s1")),
+        zfs_get("guid", &fs.at("s1"))
     );
     // The same key opens the copy.
-    zfs.load_key(&dn(&dst), &KEY, false).unwrap();
-    mount(&dst);
+    zfs.load_key(&dn(dst.name()), &KEY, false).unwrap();
     assert_eq!(
-        std::fs::read(p2.path("copy/secret")).unwrap(),
-        std::fs::read(p1.path("enc/.zfs/snapshot/s1/secret")).unwrap_or_else(|_| {
-            mount(&fs);
-            std::fs::read(p1.path("enc/secret")).unwrap()
-        })
+        std::fs::read(dst.mount().path("secret")).unwrap(),
+        std::fs::read(fs.path(".zfs/snapshot/s1/secret"))
+            .unwrap_or_else(|_| std::fs::read(fs.mount().path("secret")).unwrap())
     );
 }
 
+/// A raw send, and its estimate, need no key.
 #[test]
 fn raw_send_works_with_key_unloaded() {
     let pool = TestPool::new();
     let zfs = lzc();
-    let fs = with_data(&pool, &zfs, "enc");
-    zfs.unload_key(&dn(&fs)).unwrap();
-    let raw = SendFlags {
-        raw: true,
-        ..Default::default()
-    };
-    let data = send_bytes(&zfs, &format!("{fs}@s1"), None, raw).unwrap();
+    let fs = with_secret(&pool, "enc");
+    zfs.unload_key(&dn(fs.name())).unwrap();
+    let data = send_bytes(&zfs, &fs.at("s1"), None, raw()).unwrap();
     let r = recv_bytes(&zfs, &pool.ds("copy"), &data, &ReceiveOptions::default()).unwrap();
     assert!(r.header.is_raw());
     assert_eq!(zfs_get("keystatus", &pool.ds("copy")), "unavailable");
+    let n = zfs.send_space(&sn(&fs.at("s1")), None, raw()).unwrap();
+    assert!(n >= 200_000, "{n}");
 }
 
 #[test]
 fn raw_incremental_send() {
     let pool = TestPool::new();
     let zfs = lzc();
-    let fs = with_data(&pool, &zfs, "enc");
-    mount(&fs);
-    write_random(&pool.path("enc/more"), 100_000, 6);
-    snap(&zfs, &[&format!("{fs}@s2")]);
-    let raw = SendFlags {
-        raw: true,
-        ..Default::default()
-    };
-    let dst = pool.ds("copy");
-    let o = ReceiveOptions::default();
-    let (_, r) = send_recv_raw(&zfs, &format!("{fs}@s1"), None, raw, &dst, &o);
+    let fs = with_secret(&pool, "enc");
+    fs.mount().write("more", 100_000, 6).snap("s2");
+    let (dst, o) = (pool.fs_at("copy"), ReceiveOptions::default());
+    let (_, r) = send_recv_raw(&zfs, &fs.at("s1"), None, raw(), dst.name(), &o);
     r.unwrap();
-    let (_, r) = send_recv_raw(
-        &zfs,
-        &format!("{fs}@s2"),
-        Some(&format!("{fs}@s1")),
-        raw,
-        &dst,
-        &o,
-    );
+    let from = fs.at("s1");
+    let (_, r) = send_recv_raw(&zfs, &fs.at("s2"), Some(&from), raw(), dst.name(), &o);
     let r = r.unwrap_or_else(|e| panic!("{e:?}"));
     assert!(r.header.is_raw() && r.header.is_incremental());
-    assert!(zfs.exists(&format!("{dst}@s2")));
-}
-
-#[test]
-fn non_raw_send_with_key_unloaded_is_key_missing() {
-    let pool = TestPool::new();
-    let zfs = lzc();
-    let fs = with_data(&pool, &zfs, "enc");
-    zfs.unload_key(&dn(&fs)).unwrap();
-    let e = expect_kind(
-        send_bytes(&zfs, &format!("{fs}@s1"), None, SendFlags::default()),
-        ErrorKind::KeyMissing,
-    );
-    assert!(e.to_string().contains("key"), "{e}");
+    assert!(zfs.exists(&dst.at("s2")));
 }
 
 #[test]
 fn non_raw_send_with_key_loaded_decrypts() {
     let pool = TestPool::new();
-    let zfs = lzc();
-    let fs = with_data(&pool, &zfs, "enc");
-    let dst = pool.ds("plain");
-    replicate(
-        &zfs,
-        &format!("{fs}@s1"),
-        None,
-        &dst,
-        &ReceiveOptions::default(),
-    );
-    assert_eq!(zfs_get("encryption", &dst), "off");
-    mount(&dst);
-    assert_eq!(
-        std::fs::metadata(pool.path("plain/secret")).unwrap().len(),
-        200_000
-    );
-}
-
-#[test]
-fn send_space_of_encrypted_without_key() {
-    let pool = TestPool::new();
-    let zfs = lzc();
-    let fs = with_data(&pool, &zfs, "enc");
-    zfs.unload_key(&dn(&fs)).unwrap();
-    let raw = SendFlags {
-        raw: true,
-        ..Default::default()
-    };
-    let n = zfs.send_space(&sn(&format!("{fs}@s1")), None, raw).unwrap();
-    assert!(n >= 200_000, "{n}");
+    let fs = with_secret(&pool, "enc");
+    let dst = fs.send_to("s1", pool.fs_at("plain"));
+    assert_eq!(zfs_get("encryption", dst.name()), "off");
+    let secret = std::fs::metadata(dst.mount().path("secret")).unwrap();
+    assert_eq!(secret.len(), 200_000);
 }

@@ -5,27 +5,30 @@ use std::os::fd::AsFd;
 use libzfs::{ErrorKind, NvList, ReceiveOptions, ResumeToken, SendFlags};
 use zrep_tests::*;
 
-/// A source fs with some data and snapshot @s1 (and @s2 after more data).
-fn source(pool: &TestPool, zfs: &libzfs::Zfs, two: bool) -> String {
-    let fs = pool.create("src");
-    write_random(&pool.path("src/a"), 300_000, 1);
-    std::fs::create_dir(pool.path("src/dir")).unwrap();
-    write_random(&pool.path("src/dir/b"), 50_000, 2);
-    snap(zfs, &[&format!("{fs}@s1")]);
-    if two {
-        write_random(&pool.path("src/c"), 200_000, 3);
-        std::fs::remove_file(pool.path("src/dir/b")).unwrap();
-        snap(zfs, &[&format!("{fs}@s2")]);
-    }
-    fs
-}
-
-fn same_tree(pool: &TestPool, a: &str, b: &str) {
-    assert_eq!(tree_digest(&pool.path(a)), tree_digest(&pool.path(b)));
-}
-
 fn opts() -> ReceiveOptions {
     ReceiveOptions::default()
+}
+
+/// The options of a forced receive (`-F`).
+fn force() -> ReceiveOptions {
+    ReceiveOptions {
+        force: true,
+        ..Default::default()
+    }
+}
+
+/// The options of a resumable receive (`-s`).
+fn resumable() -> ReceiveOptions {
+    ReceiveOptions {
+        resumable: true,
+        ..Default::default()
+    }
+}
+
+/// The stream of `snap` (incremental from `from`), default flags.
+fn stream(zfs: &libzfs::Zfs, snap: &str, from: Option<&str>) -> Vec<u8> {
+    send_bytes(zfs, snap, from, SendFlags::default())
+        .unwrap_or_else(|e| panic!("send {snap}: {e:?}"))
 }
 
 // ---------- send + receive ----------
@@ -34,24 +37,20 @@ fn opts() -> ReceiveOptions {
 fn full_send_receive() {
     let pool = TestPool::new();
     let zfs = lzc();
-    let fs = source(&pool, &zfs, false);
-    let dst = pool.ds("dst");
-    let r = replicate(&zfs, &format!("{fs}@s1"), None, &dst, &opts());
-    assert_eq!(r.snapshot.as_str(), format!("{dst}@s1"));
-    assert!(zfs.exists(&format!("{dst}@s1")));
-    mount(&dst);
-    same_tree(&pool, "src", "dst");
+    let (src, dst) = (pool.source("src"), pool.fs_at("dst"));
+    let r = replicate(&zfs, &src.at("s1"), None, dst.name(), &opts());
+    assert_eq!(r.snapshot.as_str(), dst.at("s1"));
+    assert!(zfs.exists(&dst.at("s1")));
+    assert_eq!(src.digest(), dst.mount().digest());
 }
 
 #[test]
 fn received_header_describes_the_stream() {
     let pool = TestPool::new();
     let zfs = lzc();
-    let fs = source(&pool, &zfs, true);
-    let s1 = format!("{fs}@s1");
-    let s2 = format!("{fs}@s2");
-    let dst = pool.ds("dst");
-    let r = replicate(&zfs, &s1, None, &dst, &opts());
+    let (src, dst) = (pool.source_s2("src"), pool.fs_at("dst"));
+    let (s1, s2) = (src.at("s1"), src.at("s2"));
+    let r = replicate(&zfs, &s1, None, dst.name(), &opts());
     assert_eq!(r.header.toguid.to_string(), zfs_get("guid", &s1));
     assert_eq!(r.header.fromguid, 0);
     assert!(!r.header.is_incremental());
@@ -59,20 +58,19 @@ fn received_header_describes_the_stream() {
     assert_eq!(r.header.snapshot_short_name(), Some("s1"));
     assert!(!r.header.is_compound() && !r.header.is_raw() && !r.header.byteswapped);
     assert_eq!(r.header.creation_time.to_string(), zfs_get("creation", &s1));
-    let r2 = replicate(&zfs, &s2, Some(&s1), &dst, &opts());
+    let r2 = replicate(&zfs, &s2, Some(&s1), dst.name(), &opts());
     assert!(r2.header.is_incremental());
     assert_eq!(r2.header.fromguid.to_string(), zfs_get("guid", &s1));
     assert_eq!(r2.header.toguid.to_string(), zfs_get("guid", &s2));
     // The received snapshots keep the source guids.
-    assert_eq!(zfs_get("guid", &format!("{dst}@s2")), zfs_get("guid", &s2));
+    assert_eq!(zfs_get("guid", &dst.at("s2")), zfs_get("guid", &s2));
 }
 
 #[test]
 fn received_bytes_match_the_stream_length() {
     let pool = TestPool::new();
     let zfs = lzc();
-    let fs = source(&pool, &zfs, false);
-    let data = send_bytes(&zfs, &format!("{fs}@s1"), None, SendFlags::default()).unwrap();
+    let data = stream(&zfs, &pool.source("src").at("s1"), None);
     let r = recv_bytes(&zfs, &pool.ds("dst"), &data, &opts()).unwrap();
     assert_eq!(r.bytes, data.len() as u64);
     assert!(r.property_errors.is_empty());
@@ -82,29 +80,26 @@ fn received_bytes_match_the_stream_length() {
 fn incremental_send_receive() {
     let pool = TestPool::new();
     let zfs = lzc();
-    let fs = source(&pool, &zfs, true);
-    let dst = pool.ds("dst");
-    replicate(&zfs, &format!("{fs}@s1"), None, &dst, &opts());
+    let (src, dst) = pool.replicated("src", "dst");
     let r = replicate(
         &zfs,
-        &format!("{fs}@s2"),
-        Some(&format!("{fs}@s1")),
-        &dst,
+        &src.at("s2"),
+        Some(&src.at("s1")),
+        dst.name(),
         &opts(),
     );
-    assert_eq!(r.snapshot.as_str(), format!("{dst}@s2"));
-    mount(&dst);
-    same_tree(&pool, "src", "dst");
-    assert!(!pool.path("dst/dir/b").exists());
+    assert_eq!(r.snapshot.as_str(), dst.at("s2"));
+    assert_eq!(src.digest(), dst.mount().digest());
+    assert!(!dst.path("dir/b").exists());
 }
 
 #[test]
 fn receive_into_explicit_snapshot_name() {
     let pool = TestPool::new();
     let zfs = lzc();
-    let fs = source(&pool, &zfs, false);
+    let src = pool.source("src");
     let target = pool.ds("dst@renamed");
-    let r = replicate(&zfs, &format!("{fs}@s1"), None, &target, &opts());
+    let r = replicate(&zfs, &src.at("s1"), None, &target, &opts());
     assert_eq!(r.snapshot.as_str(), target);
     assert!(zfs.exists(&target));
     assert!(!zfs.exists(&pool.ds("dst@s1")));
@@ -112,38 +107,27 @@ fn receive_into_explicit_snapshot_name() {
 
 #[test]
 fn receive_into_another_pool() {
-    let p1 = TestPool::new();
-    let p2 = TestPool::new();
+    let (p1, p2) = (TestPool::new(), TestPool::new());
     let zfs = lzc();
-    let fs = source(&p1, &zfs, true);
-    let dst = p2.ds("copy");
-    replicate(&zfs, &format!("{fs}@s1"), None, &dst, &opts());
+    let src = p1.source_s2("src");
+    let copy = src.send_to("s1", p2.fs_at("copy"));
     replicate(
         &zfs,
-        &format!("{fs}@s2"),
-        Some(&format!("{fs}@s1")),
-        &dst,
+        &src.at("s2"),
+        Some(&src.at("s1")),
+        copy.name(),
         &opts(),
     );
-    mount(&dst);
-    assert_eq!(tree_digest(&p1.path("src")), tree_digest(&p2.path("copy")));
+    assert_eq!(src.digest(), copy.mount().digest());
 }
 
 #[test]
 fn several_streams_on_one_descriptor() {
     let pool = TestPool::new();
     let zfs = lzc();
-    let fs = source(&pool, &zfs, true);
-    let mut data = send_bytes(&zfs, &format!("{fs}@s1"), None, SendFlags::default()).unwrap();
-    data.extend(
-        send_bytes(
-            &zfs,
-            &format!("{fs}@s2"),
-            Some(&format!("{fs}@s1")),
-            SendFlags::default(),
-        )
-        .unwrap(),
-    );
+    let src = pool.source_s2("src");
+    let mut data = stream(&zfs, &src.at("s1"), None);
+    data.extend(stream(&zfs, &src.at("s2"), Some(&src.at("s1"))));
     use std::io::Write;
     let (r, mut w) = os_pipe::pipe().unwrap();
     let writer = std::thread::spawn(move || w.write_all(&data));
@@ -160,51 +144,49 @@ fn several_streams_on_one_descriptor() {
 fn send_to_a_regular_file_then_receive_from_it() {
     let pool = TestPool::new();
     let zfs = lzc();
-    let fs = source(&pool, &zfs, false);
+    let (src, dst) = (pool.source("src"), pool.fs_at("dst"));
     let path = test_dir().join(format!("{}.stream", pool.name()));
     let f = std::fs::File::create(&path).unwrap();
-    zfs.send(&sn(&format!("{fs}@s1")), None, &f, SendFlags::default())
+    zfs.send(&sn(&src.at("s1")), None, &f, SendFlags::default())
         .unwrap();
     drop(f);
     let f = std::fs::File::open(&path).unwrap();
-    let r = zfs.receive(&pool.ds("dst"), &f, &opts()).unwrap();
+    let r = zfs.receive(dst.name(), &f, &opts()).unwrap();
     assert_eq!(r.bytes, std::fs::metadata(&path).unwrap().len());
     std::fs::remove_file(&path).unwrap();
-    mount(&pool.ds("dst"));
-    same_tree(&pool, "src", "dst");
+    assert_eq!(src.digest(), dst.mount().digest());
 }
 
+/// Sends `src@s1`, then `@s1` to `@s2`, with `flags`, and checks the copy's files.
 fn flags_roundtrip(flags: SendFlags) {
     let pool = TestPool::new();
     let zfs = lzc();
-    let fs = pool.create("src");
-    zfs_tests_data(&pool);
-    snap(&zfs, &[&format!("{fs}@s1")]);
-    write_random(&pool.path("src/more"), 100_000, 9);
-    snap(&zfs, &[&format!("{fs}@s2")]);
-    let dst = pool.ds("dst");
-    let (s, r) = send_recv_raw(&zfs, &format!("{fs}@s1"), None, flags, &dst, &opts());
-    r.unwrap_or_else(|e| panic!("{flags:?}: {e:?}"));
-    s.unwrap();
-    let (s, r) = send_recv_raw(
-        &zfs,
-        &format!("{fs}@s2"),
-        Some(&format!("{fs}@s1")),
-        flags,
-        &dst,
-        &opts(),
-    );
-    r.unwrap_or_else(|e| panic!("{flags:?}: {e:?}"));
-    s.unwrap();
-    mount(&dst);
-    same_tree(&pool, "src", "dst");
+    let (src, dst) = (mixed_data(&pool), pool.fs_at("dst"));
+    for (from, to) in [(None, "s1"), (Some("s1"), "s2")] {
+        let from = from.map(|f| src.at(f));
+        let (s, r) = send_recv_raw(
+            &zfs,
+            &src.at(to),
+            from.as_deref(),
+            flags,
+            dst.name(),
+            &opts(),
+        );
+        r.unwrap_or_else(|e| panic!("{flags:?}: {e:?}"));
+        s.unwrap();
+    }
+    assert_eq!(src.digest(), dst.mount().digest());
 }
 
-/// Data with compressible, incompressible and tiny (embeddable) files.
-fn zfs_tests_data(pool: &TestPool) {
-    write_random(&pool.path("src/random"), 300_000, 5);
-    std::fs::write(pool.path("src/zeros"), vec![b'z'; 200_000]).unwrap();
-    std::fs::write(pool.path("src/tiny"), b"tiny file").unwrap();
+/// `src` with compressible, incompressible and tiny (embeddable) files in `@s1`, and
+/// one more file in `@s2`.
+fn mixed_data(pool: &TestPool) -> Fs<'_> {
+    let src = pool.fs("src");
+    src.write("random", 300_000, 5);
+    std::fs::write(src.path("zeros"), vec![b'z'; 200_000]).unwrap();
+    std::fs::write(src.path("tiny"), b"tiny file").unwrap();
+    src.snap("s1").write("more", 100_000, 9).snap("s2");
+    src
 }
 
 macro_rules! flag_tests {
@@ -245,22 +227,16 @@ flag_tests! {
 fn compressed_stream_of_compressed_fs_is_smaller() {
     let pool = TestPool::new();
     let zfs = lzc();
-    let fs = pool.create("src");
-    zrep_tests::zfs(&["set", "compression=lz4", &fs]);
-    std::fs::write(pool.path("src/zeros"), vec![b'q'; 1 << 20]).unwrap();
-    let s = format!("{fs}@s");
-    snap(&zfs, &[&s]);
-    let plain = send_bytes(&zfs, &s, None, SendFlags::default()).unwrap();
-    let comp = send_bytes(
-        &zfs,
-        &s,
-        None,
-        SendFlags {
-            compressed: true,
-            ..Default::default()
-        },
-    )
-    .unwrap();
+    let src = pool.fs("src");
+    zrep_tests::zfs(&["set", "compression=lz4", src.name()]);
+    std::fs::write(src.path("zeros"), vec![b'q'; 1 << 20]).unwrap();
+    let s = src.snap("s").at("s");
+    let plain = stream(&zfs, &s, None);
+    let compressed = SendFlags {
+        compressed: true,
+        ..Default::default()
+    };
+    let comp = send_bytes(&zfs, &s, None, compressed).unwrap();
     assert!(
         comp.len() * 4 < plain.len(),
         "{} vs {}",
@@ -271,125 +247,125 @@ fn compressed_stream_of_compressed_fs_is_smaller() {
     assert_eq!(r.bytes, comp.len() as u64);
 }
 
-// ---------- send errors ----------
-
+/// A clone's stream from its origin is an incremental clone stream; received with
+/// `origin`, it makes a clone of that origin.
 #[test]
-fn send_to_read_only_fd_is_an_error() {
+fn clone_stream_from_its_origin() {
     let pool = TestPool::new();
     let zfs = lzc();
-    let fs = source(&pool, &zfs, false);
-    let path = test_dir().join(format!("{}.ro", pool.name()));
-    std::fs::write(&path, b"").unwrap();
-    let f = std::fs::File::open(&path).unwrap();
-    let e = zfs
-        .send(&sn(&format!("{fs}@s1")), None, &f, SendFlags::default())
-        .unwrap_err();
-    assert_eq!(e.errno().unwrap().raw(), libc::EBADF, "{e:?}");
-    assert_eq!(e.kind(), ErrorKind::Io);
-    std::fs::remove_file(&path).unwrap();
-}
-
-#[test]
-fn send_to_broken_pipe_is_io() {
-    let pool = TestPool::new();
-    let zfs = lzc();
-    let fs = pool.create("src");
-    write_random(&pool.path("src/big"), 4 << 20, 7);
-    let s = format!("{fs}@s");
-    snap(&zfs, &[&s]);
-    let (r, w) = os_pipe::pipe().unwrap();
-    drop(r);
-    let e = expect_kind(
-        zfs.send(&sn(&s), None, w, SendFlags::default()),
-        ErrorKind::Io,
-    );
-    assert_eq!(e.errno().unwrap().raw(), libc::EPIPE, "{e:?}");
-    assert!(e.to_string().contains(&s), "{e}");
-}
-
-#[test]
-fn send_missing_snapshot_is_not_found() {
-    let pool = TestPool::new();
-    let zfs = lzc();
-    let fs = pool.create("src");
-    let (_r, w) = os_pipe::pipe().unwrap();
-    expect_kind(
-        zfs.send(&sn(&format!("{fs}@none")), None, w, SendFlags::default()),
-        ErrorKind::NotFound,
-    );
-}
-
-#[test]
-fn send_from_missing_snapshot_is_not_found() {
-    let pool = TestPool::new();
-    let zfs = lzc();
-    let fs = source(&pool, &zfs, false);
-    let r = send_bytes(
-        &zfs,
-        &format!("{fs}@s1"),
-        Some(&format!("{fs}@none")),
-        SendFlags::default(),
-    );
-    expect_kind(r, ErrorKind::NotFound);
-}
-
-#[test]
-fn send_incremental_from_unrelated_fs_fails() {
-    let pool = TestPool::new();
-    let zfs = lzc();
-    let fs = source(&pool, &zfs, false);
-    let other = pool.create("other");
-    snap(&zfs, &[&format!("{other}@o")]);
-    let e = send_bytes(
-        &zfs,
-        &format!("{fs}@s1"),
-        Some(&format!("{other}@o")),
-        SendFlags::default(),
-    )
-    .unwrap_err();
-    // ZFS says EXDEV: the source is not an ancestor of the snapshot (which is not
-    // "pools differ", though the errno is the same).
-    assert_eq!(e.errno().unwrap().raw(), libc::EXDEV, "{e:?}");
-    assert_ne!(e.kind(), ErrorKind::PoolsDiffer, "{e}");
-}
-
-#[test]
-fn send_incremental_in_wrong_order_fails() {
-    let pool = TestPool::new();
-    let zfs = lzc();
-    let fs = source(&pool, &zfs, true);
-    let e = send_bytes(
-        &zfs,
-        &format!("{fs}@s1"),
-        Some(&format!("{fs}@s2")),
-        SendFlags::default(),
-    )
-    .unwrap_err();
-    assert_eq!(e.errno().unwrap().raw(), libc::EXDEV, "{e:?}");
-}
-
-#[test]
-fn send_incremental_from_itself_fails() {
-    let pool = TestPool::new();
-    let zfs = lzc();
-    let fs = source(&pool, &zfs, false);
-    let s = format!("{fs}@s1");
-    let e = send_bytes(&zfs, &s, Some(&s), SendFlags::default()).unwrap_err();
-    assert!(e.errno().is_some(), "{e:?}");
-}
-
-#[test]
-fn send_from_clone_origin_works() {
-    let pool = TestPool::new();
-    let zfs = lzc();
-    let fs = source(&pool, &zfs, false);
-    let s1 = format!("{fs}@s1");
-    let clone = pool.ds("clone");
-    zfs.clone_snapshot(&dn(&clone), &sn(&s1), None).unwrap();
-    snap(&zfs, &[&format!("{clone}@c")]);
-    let data = send_bytes(&zfs, &format!("{clone}@c"), Some(&s1), SendFlags::default()).unwrap();
+    let (src, clone) = (pool.source("src"), pool.fs_at("clone"));
+    zfs.clone_snapshot(&dn(clone.name()), &sn(&src.at("s1")), None)
+        .unwrap();
+    clone.mount().write("extra", 20_000, 3).snap("c");
+    let data = stream(&zfs, &clone.at("c"), Some(&src.at("s1")));
     let h = libzfs::StreamHeader::parse(&data).unwrap();
     assert!(h.is_incremental() && h.is_clone());
+    // Receive the origin elsewhere, then the clone stream as a clone of it.
+    let base = src.send_to("s1", pool.fs_at("base"));
+    let o = ReceiveOptions {
+        origin: Some(sn(&base.at("s1"))),
+        ..Default::default()
+    };
+    let dst = pool.ds("dclone");
+    let r = recv_bytes(&zfs, &dst, &data, &o).unwrap();
+    assert!(r.header.is_clone());
+    assert_eq!(zfs_get("origin", &dst), base.at("s1"));
+}
+
+// ---------- send errors ----------
+
+/// Sends and estimates that fail, each with its kind, on one pool.
+#[test]
+fn failing_sends_have_their_kind() {
+    let pool = TestPool::new();
+    let zfs = lzc();
+    let fs = pool.source_s2("src");
+    let other = pool.fs("other");
+    other.snap("o");
+    let (s1, s2, none) = (fs.at("s1"), fs.at("s2"), fs.at("none"));
+    let bytes =
+        |snap: &str, from: &str| send_bytes(&zfs, snap, Some(from), SendFlags::default()).map(drop);
+    let send_to = |w: std::os::fd::BorrowedFd| zfs.send(&sn(&s1), None, w, SendFlags::default());
+    let space = |snap: &str, from: Option<&str>| {
+        let from = from.map(src);
+        zfs.send_space(&sn(snap), from.as_ref(), SendFlags::default())
+            .map(drop)
+    };
+    let (closed, w) = os_pipe::pipe().unwrap();
+    drop(closed);
+    let read_only = test_dir().join(format!("{}.ro", pool.name()));
+    std::fs::write(&read_only, b"").unwrap();
+    let ro = std::fs::File::open(&read_only).unwrap();
+    let (_r, open) = os_pipe::pipe().unwrap();
+    let e = expect_kinds([
+        (
+            "send a missing snapshot",
+            zfs.send(&sn(&none), None, open, SendFlags::default()),
+            ErrorKind::NotFound,
+            &[],
+        ),
+        (
+            "send from a missing snapshot",
+            bytes(&s1, &none),
+            ErrorKind::NotFound,
+            &[],
+        ),
+        (
+            "send from an unrelated filesystem",
+            bytes(&s1, &other.at("o")),
+            ErrorKind::NotAnAncestor,
+            &[],
+        ),
+        (
+            "send from a later snapshot",
+            bytes(&s1, &s2),
+            ErrorKind::NotAnAncestor,
+            &[],
+        ),
+        (
+            "send from itself",
+            bytes(&s1, &s1),
+            ErrorKind::NotAnAncestor,
+            &[],
+        ),
+        (
+            "send into a pipe nobody reads",
+            send_to(w.as_fd()),
+            ErrorKind::Io,
+            &[s1.as_str()],
+        ),
+        (
+            "send to a read-only file",
+            send_to(ro.as_fd()),
+            ErrorKind::Io,
+            &[],
+        ),
+        (
+            "estimate a missing snapshot",
+            space(&none, None),
+            ErrorKind::NotFound,
+            &["estimate"],
+        ),
+        (
+            "estimate from a later snapshot",
+            space(&s1, Some(&s2)),
+            ErrorKind::NotAnAncestor,
+            &[],
+        ),
+    ]);
+    std::fs::remove_file(&read_only).unwrap();
+    let errno = |what| e[what].errno().map(|n| n.raw());
+    assert_eq!(errno("send into a pipe nobody reads"), Some(libc::EPIPE));
+    assert_eq!(errno("send to a read-only file"), Some(libc::EBADF));
+    // ZFS says EXDEV: the source is not an ancestor of the snapshot (which is not
+    // "pools differ", though the errno is the same).
+    for what in [
+        "send from an unrelated filesystem",
+        "send from a later snapshot",
+        "estimate from a later snapshot",
+    ] {
+        assert_eq!(errno(what), Some(libc::EXDEV), "{what}: {:?}", e[what]);
+    }
 }
 
 // ---------- send_space ----------
@@ -403,508 +379,308 @@ fn within_5_percent(estimate: u64, actual: usize) {
     );
 }
 
+/// Estimates of a full and an incremental send are within 5% of the stream, and grow
+/// with the data.
 #[test]
-fn send_space_full_is_accurate() {
+fn send_space_estimates_the_stream() {
     let pool = TestPool::new();
     let zfs = lzc();
-    let fs = pool.create("src");
-    write_random(&pool.path("src/d"), 2 << 20, 4);
-    let s = format!("{fs}@s");
-    snap(&zfs, &[&s]);
-    let est = zfs.send_space(&sn(&s), None, SendFlags::default()).unwrap();
-    let data = send_bytes(&zfs, &s, None, SendFlags::default()).unwrap();
-    within_5_percent(est, data.len());
-}
-
-#[test]
-fn send_space_incremental_is_accurate() {
-    let pool = TestPool::new();
-    let zfs = lzc();
-    let fs = pool.create("src");
-    write_random(&pool.path("src/d"), 1 << 20, 4);
-    snap(&zfs, &[&format!("{fs}@a")]);
-    write_random(&pool.path("src/e"), 2 << 20, 5);
-    snap(&zfs, &[&format!("{fs}@b")]);
-    let from = src(&format!("{fs}@a"));
-    let est = zfs
-        .send_space(&sn(&format!("{fs}@b")), Some(&from), SendFlags::default())
-        .unwrap();
-    let data = send_bytes(
-        &zfs,
-        &format!("{fs}@b"),
-        Some(&format!("{fs}@a")),
-        SendFlags::default(),
-    )
-    .unwrap();
-    within_5_percent(est, data.len());
-}
-
-#[test]
-fn send_space_missing_is_not_found() {
-    let pool = TestPool::new();
-    let zfs = lzc();
-    let fs = pool.create("src");
-    let e = expect_kind(
-        zfs.send_space(&sn(&format!("{fs}@no")), None, SendFlags::default()),
-        ErrorKind::NotFound,
-    );
-    assert!(e.to_string().contains("estimate"), "{e}");
-}
-
-#[test]
-fn send_space_wrong_order_fails() {
-    let pool = TestPool::new();
-    let zfs = lzc();
-    let fs = source(&pool, &zfs, true);
-    let e = zfs
-        .send_space(
-            &sn(&format!("{fs}@s1")),
-            Some(&src(&format!("{fs}@s2"))),
-            SendFlags::default(),
-        )
-        .unwrap_err();
-    assert_eq!(e.errno().unwrap().raw(), libc::EXDEV, "{e:?}");
-}
-
-#[test]
-fn send_space_grows_with_data() {
-    let pool = TestPool::new();
-    let zfs = lzc();
-    let fs = pool.create("src");
-    snap(&zfs, &[&format!("{fs}@empty")]);
-    write_random(&pool.path("src/d"), 1 << 20, 4);
-    snap(&zfs, &[&format!("{fs}@full")]);
-    let a = zfs
-        .send_space(&sn(&format!("{fs}@empty")), None, SendFlags::default())
-        .unwrap();
-    let b = zfs
-        .send_space(&sn(&format!("{fs}@full")), None, SendFlags::default())
-        .unwrap();
-    assert!(b > a + (1 << 20) * 9 / 10, "{a} {b}");
+    let fs = pool.fs("src");
+    fs.snap("empty").write("d", 1 << 20, 4).snap("a");
+    fs.write("e", 2 << 20, 5).snap("b");
+    let space = |snap: &str, from: Option<&str>| {
+        let from = from.map(|f| src(&fs.at(f)));
+        zfs.send_space(&sn(&fs.at(snap)), from.as_ref(), SendFlags::default())
+            .unwrap()
+    };
+    within_5_percent(space("b", None), stream(&zfs, &fs.at("b"), None).len());
+    let incremental = stream(&zfs, &fs.at("b"), Some(&fs.at("a")));
+    within_5_percent(space("b", Some("a")), incremental.len());
+    let (empty, full) = (space("empty", None), space("a", None));
+    assert!(full > empty + (1 << 20) * 9 / 10, "{empty} {full}");
 }
 
 // ---------- receive: refusals ----------
 
-#[test]
-fn receive_full_into_existing_fs_is_already_exists() {
-    let pool = TestPool::new();
-    let zfs = lzc();
-    let fs = source(&pool, &zfs, false);
-    let dst = pool.create("dst");
-    let (_, r) = send_recv_raw(
-        &zfs,
-        &format!("{fs}@s1"),
-        None,
-        SendFlags::default(),
-        &dst,
-        &opts(),
-    );
-    let e = expect_kind(r, ErrorKind::AlreadyExists);
-    assert!(e.to_string().contains(&dst), "{e}");
-    assert!(!zfs.exists(&format!("{dst}@s1")));
+/// Targets that refuse `src`'s streams unless forced.
+struct Refusing<'p> {
+    /// A filesystem with a file and no snapshots: a full stream is refused.
+    exists: Fs<'p>,
+    /// A filesystem with a snapshot of its own: a full stream is refused.
+    snapped: Fs<'p>,
+    /// `src@s1` received, then a file written (mounted): the incremental is refused.
+    modified: Fs<'p>,
+    /// `src@s1` received, then a file written and `@local` taken (mounted): the
+    /// incremental is refused (a later snapshot without changes would be accepted).
+    later: Fs<'p>,
 }
 
+fn refusing<'p>(pool: &'p TestPool, src: &Fs) -> Refusing<'p> {
+    let exists = pool.fs("exists");
+    exists.write("junk", 1000, 1);
+    let snapped = pool.lzc_fs("snapped");
+    snapped.snap("old");
+    let modified = src.send_to("s1", pool.fs_at("modified"));
+    modified.mount().write("local", 50_000, 8);
+    let later = src.send_to("s1", pool.fs_at("later"));
+    later.mount().write("local", 20_000, 4).snap("local");
+    lzc().sync(pool.name(), true).unwrap();
+    Refusing {
+        exists,
+        snapped,
+        modified,
+        later,
+    }
+}
+
+/// Receives the target refuses, each with its kind, on one pool; they change nothing.
 #[test]
-fn force_receive_full_into_existing_fs_without_snapshots() {
+fn refused_receives_have_their_kind() {
     let pool = TestPool::new();
     let zfs = lzc();
-    let fs = source(&pool, &zfs, false);
-    let dst = pool.create("dst");
-    write_random(&pool.path("dst/junk"), 1000, 1);
+    let src = pool.source_s2("src");
+    let t = refusing(&pool, &src);
+    let full = stream(&zfs, &src.at("s1"), None);
+    let incr = stream(&zfs, &src.at("s2"), Some(&src.at("s1")));
+    let other = pool.fs("other");
+    let unrelated = other.snap("x").send_to("x", pool.fs_at("unrelated"));
+    let twice = src.send_to("s1", pool.fs_at("twice"));
+    recv_bytes(&zfs, twice.name(), &incr, &opts()).unwrap();
+    let taken = src.send_to("s1", pool.fs_at("taken"));
+    taken.snap("s2");
+    let recv = |target: &str, data: &[u8]| recv_bytes(&zfs, target, data, &opts()).map(drop);
+    expect_kinds([
+        (
+            "full into a filesystem",
+            recv(t.exists.name(), &full),
+            ErrorKind::AlreadyExists,
+            &[t.exists.name()],
+        ),
+        (
+            "full into a filesystem with snapshots",
+            recv(t.snapped.name(), &full),
+            ErrorKind::AlreadyExists,
+            &[],
+        ),
+        (
+            "full without the parent",
+            recv(&pool.ds("no/parent"), &full),
+            ErrorKind::NotFound,
+            &[],
+        ),
+        (
+            "incremental into a modified filesystem",
+            recv(t.modified.name(), &incr),
+            ErrorKind::DestinationModified,
+            &["modified"],
+        ),
+        (
+            "incremental under a later snapshot",
+            recv(t.later.name(), &incr),
+            ErrorKind::DestinationModified,
+            &[],
+        ),
+        (
+            "incremental into an unrelated filesystem",
+            recv(unrelated.name(), &incr),
+            ErrorKind::StreamMismatch,
+            &["incremental source"],
+        ),
+        (
+            "incremental into a missing filesystem",
+            recv(&pool.ds("nothere"), &incr),
+            ErrorKind::NotFound,
+            &[],
+        ),
+        (
+            "incremental received twice",
+            recv(twice.name(), &incr),
+            ErrorKind::AlreadyExists,
+            &[],
+        ),
+        (
+            "incremental whose snapshot name is taken",
+            recv(taken.name(), &incr),
+            ErrorKind::AlreadyExists,
+            &[],
+        ),
+    ]);
+    assert!(!zfs.exists(&t.exists.at("s1")));
+    assert!(!zfs.exists(&t.modified.at("s2")));
+    assert!(t.modified.path("local").exists());
+}
+
+/// A forced receive replaces what refused the stream: a filesystem without snapshots,
+/// one with snapshots (2.1.11 and 2.3 alike), changes, and later snapshots.
+#[test]
+fn forced_receives_replace_the_target() {
+    let pool = TestPool::new();
+    let zfs = lzc();
+    let src = pool.source_s2("src");
+    let t = refusing(&pool, &src);
+    let (s1, s2) = (src.at("s1"), src.at("s2"));
     // lzc_receive does not unmount: a mounted target would be left stale.
-    zrep_tests::zfs(&["unmount", &dst]);
-    let o = ReceiveOptions {
-        force: true,
-        ..Default::default()
-    };
-    replicate(&zfs, &format!("{fs}@s1"), None, &dst, &o);
-    assert!(zfs.exists(&format!("{dst}@s1")));
-    mount(&dst);
-    same_tree(&pool, "src", "dst");
+    zrep_tests::zfs(&["unmount", t.exists.name()]);
+    replicate(&zfs, &s2, None, t.exists.name(), &force());
+    assert!(zfs.exists(&t.exists.at("s2")));
+    assert_eq!(src.digest(), t.exists.mount().digest());
+    replicate(&zfs, &s1, None, t.snapped.name(), &force());
+    assert_eq!(zfs_get("guid", &t.snapped.at("s1")), zfs_get("guid", &s1));
+    replicate(&zfs, &s2, Some(&s1), t.modified.name(), &force());
+    assert!(zfs.exists(&t.modified.at("s2")));
+    t.modified.mount();
+    assert!(!t.modified.path("local").exists());
+    assert_eq!(src.digest(), t.modified.digest());
+    replicate(&zfs, &s2, Some(&s1), t.later.name(), &force());
+    assert!(!zfs.exists(&t.later.at("local")));
+    assert!(zfs.exists(&t.later.at("s2")));
 }
 
+/// Streams that are not streams, or damaged ones, fail and leave no target.
 #[test]
-fn force_receive_full_into_fs_with_snapshots_replaces_it() {
+fn bad_streams_are_refused() {
     let pool = TestPool::new();
     let zfs = lzc();
-    let fs = source(&pool, &zfs, false);
-    let dst = pool.ds("dst");
-    lzc_create(&zfs, &dst);
-    snap(&zfs, &[&format!("{dst}@old")]);
-    let (_, r) = send_recv_raw(
-        &zfs,
-        &format!("{fs}@s1"),
-        None,
-        SendFlags::default(),
-        &dst,
-        &opts(),
-    );
-    expect_kind(r, ErrorKind::AlreadyExists);
-    let o = ReceiveOptions {
-        force: true,
-        ..Default::default()
-    };
-    // A forced full receive replaces a filesystem with snapshots (2.1.11 and 2.3 alike).
-    replicate(&zfs, &format!("{fs}@s1"), None, &dst, &o);
-    assert_eq!(
-        zfs_get("guid", &format!("{dst}@s1")),
-        zfs_get("guid", &format!("{fs}@s1"))
-    );
-}
-
-#[test]
-fn receive_full_without_parent_is_not_found() {
-    let pool = TestPool::new();
-    let zfs = lzc();
-    let fs = source(&pool, &zfs, false);
-    let (_, r) = send_recv_raw(
-        &zfs,
-        &format!("{fs}@s1"),
-        None,
-        SendFlags::default(),
-        &pool.ds("no/parent"),
-        &opts(),
-    );
-    expect_kind(r, ErrorKind::NotFound);
-}
-
-#[test]
-fn receive_incremental_into_modified_fs_is_destination_modified() {
-    let pool = TestPool::new();
-    let zfs = lzc();
-    let fs = source(&pool, &zfs, true);
-    let dst = pool.ds("dst");
-    replicate(&zfs, &format!("{fs}@s1"), None, &dst, &opts());
-    mount(&dst);
-    write_random(&pool.path("dst/local"), 50_000, 8);
-    zfs.sync(pool.name(), true).unwrap();
-    let (_, r) = send_recv_raw(
-        &zfs,
-        &format!("{fs}@s2"),
-        Some(&format!("{fs}@s1")),
-        SendFlags::default(),
-        &dst,
-        &opts(),
-    );
-    let e = expect_kind(r, ErrorKind::DestinationModified);
-    assert!(e.to_string().contains("modified"), "{e}");
-    assert!(!zfs.exists(&format!("{dst}@s2")));
-    assert!(pool.path("dst/local").exists());
-}
-
-#[test]
-fn force_receive_incremental_into_modified_fs() {
-    let pool = TestPool::new();
-    let zfs = lzc();
-    let fs = source(&pool, &zfs, true);
-    let dst = pool.ds("dst");
-    replicate(&zfs, &format!("{fs}@s1"), None, &dst, &opts());
-    mount(&dst);
-    write_random(&pool.path("dst/local"), 50_000, 8);
-    zfs.sync(pool.name(), true).unwrap();
-    let o = ReceiveOptions {
-        force: true,
-        ..Default::default()
-    };
-    replicate(
-        &zfs,
-        &format!("{fs}@s2"),
-        Some(&format!("{fs}@s1")),
-        &dst,
-        &o,
-    );
-    assert!(zfs.exists(&format!("{dst}@s2")));
-    mount(&dst);
-    assert!(!pool.path("dst/local").exists());
-    same_tree(&pool, "src", "dst");
-}
-
-#[test]
-fn force_receive_incremental_discards_later_snapshots() {
-    let pool = TestPool::new();
-    let zfs = lzc();
-    let fs = source(&pool, &zfs, true);
-    let dst = pool.ds("dst");
-    replicate(&zfs, &format!("{fs}@s1"), None, &dst, &opts());
-    // A later snapshot with changes in it (one without changes would be accepted).
-    mount(&dst);
-    write_random(&pool.path("dst/local"), 20_000, 4);
-    snap(&zfs, &[&format!("{dst}@local")]);
-    let (_, r) = send_recv_raw(
-        &zfs,
-        &format!("{fs}@s2"),
-        Some(&format!("{fs}@s1")),
-        SendFlags::default(),
-        &dst,
-        &opts(),
-    );
-    // Without force, a later snapshot on the target refuses the stream.
-    expect_kind(r, ErrorKind::DestinationModified);
-    let o = ReceiveOptions {
-        force: true,
-        ..Default::default()
-    };
-    replicate(
-        &zfs,
-        &format!("{fs}@s2"),
-        Some(&format!("{fs}@s1")),
-        &dst,
-        &o,
-    );
-    assert!(!zfs.exists(&format!("{dst}@local")));
-    assert!(zfs.exists(&format!("{dst}@s2")));
-}
-
-#[test]
-fn receive_incremental_with_source_missing_is_stream_mismatch() {
-    let pool = TestPool::new();
-    let zfs = lzc();
-    let fs = source(&pool, &zfs, true);
-    // The target holds an unrelated filesystem.
-    let other = pool.create("other");
-    snap(&zfs, &[&format!("{other}@x")]);
-    let dst = pool.ds("dst");
-    replicate(&zfs, &format!("{other}@x"), None, &dst, &opts());
-    let (_, r) = send_recv_raw(
-        &zfs,
-        &format!("{fs}@s2"),
-        Some(&format!("{fs}@s1")),
-        SendFlags::default(),
-        &dst,
-        &opts(),
-    );
-    let e = expect_kind(r, ErrorKind::StreamMismatch);
-    assert!(e.to_string().contains("incremental source"), "{e}");
-}
-
-#[test]
-fn receive_incremental_into_missing_fs_is_not_found() {
-    let pool = TestPool::new();
-    let zfs = lzc();
-    let fs = source(&pool, &zfs, true);
-    let (_, r) = send_recv_raw(
-        &zfs,
-        &format!("{fs}@s2"),
-        Some(&format!("{fs}@s1")),
-        SendFlags::default(),
-        &pool.ds("nothere"),
-        &opts(),
-    );
-    expect_kind(r, ErrorKind::NotFound);
-}
-
-#[test]
-fn receive_incremental_twice_fails() {
-    let pool = TestPool::new();
-    let zfs = lzc();
-    let fs = source(&pool, &zfs, true);
-    let dst = pool.ds("dst");
-    replicate(&zfs, &format!("{fs}@s1"), None, &dst, &opts());
-    let incr = send_bytes(
-        &zfs,
-        &format!("{fs}@s2"),
-        Some(&format!("{fs}@s1")),
-        SendFlags::default(),
-    )
-    .unwrap();
-    recv_bytes(&zfs, &dst, &incr, &opts()).unwrap();
-    let e = recv_bytes(&zfs, &dst, &incr, &opts()).unwrap_err();
-    assert!(e.errno().is_some(), "{e:?}");
-}
-
-#[test]
-fn receive_incremental_snapshot_name_taken_is_already_exists() {
-    let pool = TestPool::new();
-    let zfs = lzc();
-    let fs = source(&pool, &zfs, true);
-    let dst = pool.ds("dst");
-    replicate(&zfs, &format!("{fs}@s1"), None, &dst, &opts());
-    let incr = send_bytes(
-        &zfs,
-        &format!("{fs}@s2"),
-        Some(&format!("{fs}@s1")),
-        SendFlags::default(),
-    )
-    .unwrap();
-    snap(&zfs, &[&format!("{dst}@s2")]);
-    expect_kind(
-        recv_bytes(&zfs, &dst, &incr, &opts()),
-        ErrorKind::AlreadyExists,
-    );
-}
-
-#[test]
-fn receive_garbage_is_bad_stream_and_leaves_no_target() {
-    let pool = TestPool::new();
-    let zfs = lzc();
-    let mut junk = vec![0u8; 64 << 10];
-    let mut x = 12345u64;
-    for b in junk.iter_mut() {
-        x = x
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        *b = (x >> 33) as u8;
-    }
-    let dst = pool.ds("dst");
-    let e = expect_kind(recv_bytes(&zfs, &dst, &junk, &opts()), ErrorKind::BadStream);
-    assert!(matches!(e, libzfs::Error::Stream(_)), "{e:?}");
-    assert!(!zfs.exists(&dst));
-}
-
-#[test]
-fn receive_empty_input_fails() {
-    let pool = TestPool::new();
-    let zfs = lzc();
-    let dst = pool.ds("dst");
-    let e = expect_kind(recv_bytes(&zfs, &dst, &[], &opts()), ErrorKind::BadStream);
-    assert!(e.to_string().contains("empty"), "{e}");
-    assert!(!zfs.exists(&dst));
-}
-
-#[test]
-fn receive_short_header_fails() {
-    let pool = TestPool::new();
-    let zfs = lzc();
-    let fs = source(&pool, &zfs, false);
-    let data = send_bytes(&zfs, &format!("{fs}@s1"), None, SendFlags::default()).unwrap();
-    let e = expect_kind(
-        recv_bytes(&zfs, &pool.ds("dst"), &data[..100], &opts()),
-        ErrorKind::BadStream,
-    );
-    assert!(e.to_string().contains("truncated"), "{e}");
-}
-
-#[test]
-fn receive_corrupted_payload_fails() {
-    let pool = TestPool::new();
-    let zfs = lzc();
-    let fs = source(&pool, &zfs, false);
-    let mut data = send_bytes(&zfs, &format!("{fs}@s1"), None, SendFlags::default()).unwrap();
+    let full = stream(&zfs, &pool.source("src").at("s1"), None);
+    let (closed, w) = os_pipe::pipe().unwrap();
+    drop(w);
+    let recv = |target: &str, data: &[u8]| recv_bytes(&zfs, target, data, &opts()).map(drop);
+    let e = expect_kinds([
+        (
+            "garbage",
+            recv(&pool.ds("junk"), &random_bytes(64 << 10, 12345)),
+            ErrorKind::BadStream,
+            &[],
+        ),
+        (
+            "empty input",
+            recv(&pool.ds("empty"), &[]),
+            ErrorKind::BadStream,
+            &["empty"],
+        ),
+        (
+            "a descriptor at EOF straight away",
+            zfs.receive(&pool.ds("closed"), closed.as_fd(), &opts())
+                .map(drop),
+            ErrorKind::BadStream,
+            &["empty"],
+        ),
+        (
+            "a short header",
+            recv(&pool.ds("short"), &full[..100]),
+            ErrorKind::BadStream,
+            &["truncated"],
+        ),
+    ]);
+    assert!(matches!(e["garbage"], libzfs::Error::Stream(_)), "{e:?}");
     // Flip bytes after the BEGIN record: the stream checksum no longer matches.
-    let n = data.len();
-    for b in &mut data[n / 2..n / 2 + 64] {
-        *b ^= 0xff;
-    }
-    let dst = pool.ds("dst");
-    let e = recv_bytes(&zfs, &dst, &data, &opts()).unwrap_err();
+    let mut corrupt = full.clone();
+    let n = corrupt.len();
+    corrupt[n / 2..n / 2 + 64]
+        .iter_mut()
+        .for_each(|b| *b ^= 0xff);
+    let e = recv(&pool.ds("corrupt"), &corrupt).unwrap_err();
     assert!(
         matches!(e.kind(), ErrorKind::BadStream | ErrorKind::InvalidArgument),
         "{e:?}"
     );
-    assert!(!zfs.exists(&format!("{dst}@s1")));
-}
-
-#[test]
-fn receive_truncated_stream_fails() {
-    let pool = TestPool::new();
-    let zfs = lzc();
-    let fs = source(&pool, &zfs, false);
-    let data = send_bytes(&zfs, &format!("{fs}@s1"), None, SendFlags::default()).unwrap();
-    let dst = pool.ds("dst");
-    let e = recv_bytes(&zfs, &dst, &data[..data.len() / 2], &opts()).unwrap_err();
+    let e = recv(&pool.ds("cut"), &full[..full.len() / 2]).unwrap_err();
     assert!(
         matches!(e.kind(), ErrorKind::StreamTruncated | ErrorKind::BadStream),
         "{e:?}"
     );
-    assert!(!zfs.exists(&format!("{dst}@s1")));
-    assert!(!zfs.exists(&dst), "a non-resumable receive leaves nothing");
+    assert!(!zfs.exists(&pool.ds("corrupt@s1")) && !zfs.exists(&pool.ds("cut@s1")));
+    for gone in ["junk", "empty", "cut"] {
+        // A non-resumable receive leaves nothing.
+        assert!(!zfs.exists(&pool.ds(gone)), "{gone}");
+    }
 }
 
 // ---------- resumable receive ----------
 
-fn truncated_resumable(pool: &TestPool, zfs: &libzfs::Zfs) -> (String, String, Vec<u8>) {
-    truncated_resumable_into(pool, zfs, &pool.ds("dst"))
-}
-
-/// A resumable full receive of src@s1 into `dst`, cut at two thirds: (the snapshot,
-/// `dst`, the whole stream).
-fn truncated_resumable_into(
-    pool: &TestPool,
-    zfs: &libzfs::Zfs,
-    dst: &str,
-) -> (String, String, Vec<u8>) {
-    let fs = pool.create("src");
-    write_random(&pool.path("src/big"), 3 << 20, 11);
-    write_random(&pool.path("src/small"), 10_000, 12);
-    let s = format!("{fs}@s1");
-    snap(zfs, &[&s]);
-    let data = send_bytes(zfs, &s, None, SendFlags::default()).unwrap();
-    let o = ReceiveOptions {
-        resumable: true,
-        ..Default::default()
-    };
-    let e = recv_bytes(zfs, dst, &data[..data.len() * 2 / 3], &o).unwrap_err();
+/// Receives `data` cut to `len` bytes, resumably: the receive fails as truncated and
+/// leaves its state in `dst`.
+fn receive_cut(zfs: &libzfs::Zfs, dst: &str, data: &[u8], len: usize) {
+    let e = recv_bytes(zfs, dst, &data[..len], &resumable()).unwrap_err();
     assert!(
         matches!(e.kind(), ErrorKind::StreamTruncated | ErrorKind::BadStream),
         "{e:?}"
     );
-    (s, dst.to_string(), data)
+}
+
+/// A resumable full receive of `src@s1` (3 MiB) into `dst`, cut at two thirds: the
+/// source, and the whole stream.
+fn truncated_resumable<'p>(pool: &'p TestPool, zfs: &libzfs::Zfs, dst: &str) -> (Fs<'p>, Vec<u8>) {
+    let src = pool.fs("src");
+    src.write("big", 3 << 20, 11)
+        .write("small", 10_000, 12)
+        .snap("s1");
+    let data = stream(zfs, &src.at("s1"), None);
+    receive_cut(zfs, dst, &data, data.len() * 2 / 3);
+    (src, data)
+}
+
+/// The resume token the library lists for `ds`.
+fn listed_token(zfs: &libzfs::Zfs, ds: &str) -> Option<String> {
+    let info = zfs.dataset(&dn(ds)).unwrap();
+    info.expect("the target is there").receive_resume_token
+}
+
+/// Completes the interrupted receive into `dst`: sends from its resume token (in a
+/// thread) and receives resumably.
+fn resume(zfs: &libzfs::Zfs, dst: &str) -> libzfs::Received {
+    let t = ResumeToken::parse(&zfs_get("receive_resume_token", dst)).unwrap();
+    let (r, w) = os_pipe::pipe().unwrap();
+    let sender = std::thread::spawn(move || lzc().send_from_token(&t, w));
+    let got = zfs
+        .receive(dst, &r, &resumable())
+        .unwrap_or_else(|e| panic!("{e:?}"));
+    drop(r);
+    sender.join().unwrap().unwrap();
+    got
 }
 
 #[test]
 fn resumable_receive_leaves_a_token() {
     let pool = TestPool::new();
     let zfs = lzc();
-    let (s, dst, _) = truncated_resumable(&pool, &zfs);
-    let info = zfs
-        .dataset(&dn(&dst))
-        .unwrap()
-        .expect("partial target kept");
-    let token = info.receive_resume_token.expect("a resume token");
+    let dst = pool.ds("dst");
+    let (src, data) = truncated_resumable(&pool, &zfs, &dst);
+    let s = src.at("s1");
+    let token = listed_token(&zfs, &dst).expect("a resume token");
     assert_eq!(token, zfs_get("receive_resume_token", &dst));
     let t = ResumeToken::parse(&token).unwrap();
     assert_eq!(t.to.as_str(), s);
     assert_eq!(t.toguid.to_string(), zfs_get("guid", &s));
     assert!(t.from.is_none());
     assert_eq!(t.fromguid, 0);
+    // What is left to send is at most the whole stream.
+    let left = zfs.send_space_from_token(&t).unwrap();
+    assert!(left <= data.len() as u64 + 4096, "{left} vs {}", data.len());
 }
 
 #[test]
 fn resume_completes_the_receive() {
     let pool = TestPool::new();
     let zfs = lzc();
-    let (s, dst, _) = truncated_resumable(&pool, &zfs);
-    let token = zfs_get("receive_resume_token", &dst);
-    let t = ResumeToken::parse(&token).unwrap();
-    let (r, w) = os_pipe::pipe().unwrap();
-    let t2 = t.clone();
-    let sender = std::thread::spawn(move || lzc().send_from_token(&t2, w));
-    let o = ReceiveOptions {
-        resumable: true,
-        ..Default::default()
-    };
-    let got = zfs
-        .receive(&dst, &r, &o)
-        .unwrap_or_else(|e| panic!("{e:?}"));
-    drop(r);
-    sender.join().unwrap().unwrap();
+    let dst = pool.fs_at("dst");
+    let (src, _) = truncated_resumable(&pool, &zfs, dst.name());
+    let got = resume(&zfs, dst.name());
     assert_eq!(got.snapshot.short_name(), "s1");
-    assert_eq!(zfs_get("guid", &format!("{dst}@s1")), zfs_get("guid", &s));
-    assert!(zfs
-        .dataset(&dn(&dst))
-        .unwrap()
-        .unwrap()
-        .receive_resume_token
-        .is_none());
-    mount(&dst);
-    same_tree(&pool, "src", "dst");
-}
-
-#[test]
-fn send_space_from_token_is_at_most_the_full_size() {
-    let pool = TestPool::new();
-    let zfs = lzc();
-    let (_, dst, data) = truncated_resumable(&pool, &zfs);
-    let t = ResumeToken::parse(&zfs_get("receive_resume_token", &dst)).unwrap();
-    let left = zfs.send_space_from_token(&t).unwrap();
-    assert!(left <= data.len() as u64 + 4096, "{left} vs {}", data.len());
+    assert_eq!(
+        zfs_get("guid", &dst.at("s1")),
+        zfs_get("guid", &src.at("s1"))
+    );
+    assert!(listed_token(&zfs, dst.name()).is_none());
+    assert_eq!(src.digest(), dst.mount().digest());
 }
 
 #[test]
 fn abort_resumable_receive_discards_the_state() {
     let pool = TestPool::new();
     let zfs = lzc();
-    let (_, dst, data) = truncated_resumable(&pool, &zfs);
+    let dst = pool.ds("dst");
+    let (_, data) = truncated_resumable(&pool, &zfs, &dst);
     assert!(zfs.abort_resumable_receive(&dn(&dst)).unwrap());
     assert!(!zfs.exists(&dst));
     assert!(!zfs.abort_resumable_receive(&dn(&dst)).unwrap_or(false));
@@ -921,7 +697,7 @@ fn abort_resumable_receive_on_a_250_byte_target() {
     let pool = TestPool::new();
     let zfs = lzc();
     let dst = pool.ds_of_len(250);
-    truncated_resumable_into(&pool, &zfs, &dst);
+    truncated_resumable(&pool, &zfs, &dst);
     assert!(zfs.exists(&dst), "the partial target is kept");
     assert!(zfs.abort_resumable_receive(&dn(&dst)).unwrap());
     assert!(!zfs.exists(&dst));
@@ -930,89 +706,59 @@ fn abort_resumable_receive_on_a_250_byte_target() {
 
 /// An incremental receive cut in half: `src@s1` received into `dst`, then 3 MiB
 /// written and `src@s2` sent from @s1, only half of that stream received
-/// (resumable): `dst` holds a resume token.
-struct Interrupted {
-    fs: String,
-    dst: String,
-    /// The whole incremental stream.
-    incr: Vec<u8>,
-    /// The resumable receive's options.
-    o: ReceiveOptions,
-}
-
-fn interrupted_incremental(pool: &TestPool, zfs: &libzfs::Zfs) -> Interrupted {
-    let fs = pool.create("src");
-    write_random(&pool.path("src/a"), 100_000, 1);
-    snap(zfs, &[&format!("{fs}@s1")]);
-    let dst = pool.ds("dst");
-    replicate(zfs, &format!("{fs}@s1"), None, &dst, &opts());
-    write_random(&pool.path("src/b"), 3 << 20, 2);
-    snap(zfs, &[&format!("{fs}@s2")]);
-    let incr = send_bytes(
-        zfs,
-        &format!("{fs}@s2"),
-        Some(&format!("{fs}@s1")),
-        SendFlags::default(),
-    )
-    .unwrap();
-    let o = ReceiveOptions {
-        resumable: true,
-        ..Default::default()
-    };
-    assert!(recv_bytes(zfs, &dst, &incr[..incr.len() / 2], &o).is_err());
-    Interrupted { fs, dst, incr, o }
+/// (resumable): `dst` holds a resume token. Returns src, dst and the whole stream.
+fn interrupted_incremental<'p>(pool: &'p TestPool, zfs: &libzfs::Zfs) -> (Fs<'p>, Fs<'p>, Vec<u8>) {
+    let src = pool.fs("src");
+    src.write("a", 100_000, 1).snap("s1");
+    let dst = src.send_to("s1", pool.fs_at("dst"));
+    src.write("b", 3 << 20, 2).snap("s2");
+    let incr = stream(zfs, &src.at("s2"), Some(&src.at("s1")));
+    receive_cut(zfs, dst.name(), &incr, incr.len() / 2);
+    (src, dst, incr)
 }
 
 #[test]
 fn resumable_incremental_receive_and_abort() {
     let pool = TestPool::new();
     let zfs = lzc();
-    let Interrupted { fs, dst, incr, o } = interrupted_incremental(&pool, &zfs);
-    let token = zfs
-        .dataset(&dn(&dst))
-        .unwrap()
-        .unwrap()
-        .receive_resume_token;
-    let t = ResumeToken::parse(&token.expect("token after incremental")).unwrap();
-    assert_eq!(t.fromguid.to_string(), zfs_get("guid", &format!("{fs}@s1")));
+    let (src, dst, incr) = interrupted_incremental(&pool, &zfs);
+    let token = listed_token(&zfs, dst.name()).expect("token after incremental");
+    let t = ResumeToken::parse(&token).unwrap();
+    assert_eq!(t.fromguid.to_string(), zfs_get("guid", &src.at("s1")));
     // A second resumable receive is refused while the state exists.
-    let again = recv_bytes(&zfs, &dst, &incr, &o);
-    assert!(again.is_err(), "{again:?}");
-    assert!(zfs.abort_resumable_receive(&dn(&dst)).unwrap());
-    assert!(zfs
-        .dataset(&dn(&dst))
-        .unwrap()
-        .unwrap()
-        .receive_resume_token
-        .is_none());
-    assert!(zfs.exists(&format!("{dst}@s1")), "the target itself stays");
-    recv_bytes(&zfs, &dst, &incr, &opts()).unwrap();
-    assert!(zfs.exists(&format!("{dst}@s2")));
+    expect_kind(
+        recv_bytes(&zfs, dst.name(), &incr, &resumable()),
+        ErrorKind::Busy,
+    );
+    assert!(zfs.abort_resumable_receive(&dn(dst.name())).unwrap());
+    assert!(listed_token(&zfs, dst.name()).is_none());
+    assert!(zfs.exists(&dst.at("s1")), "the target itself stays");
+    recv_bytes(&zfs, dst.name(), &incr, &opts()).unwrap();
+    assert!(zfs.exists(&dst.at("s2")));
 }
 
 #[test]
 fn resume_incremental_completes() {
     let pool = TestPool::new();
     let zfs = lzc();
-    let Interrupted { dst, o, .. } = interrupted_incremental(&pool, &zfs);
-    let t = ResumeToken::parse(&zfs_get("receive_resume_token", &dst)).unwrap();
-    let (r, w) = os_pipe::pipe().unwrap();
-    let sender = std::thread::spawn(move || lzc().send_from_token(&t, w));
-    zfs.receive(&dst, &r, &o)
-        .unwrap_or_else(|e| panic!("{e:?}"));
-    drop(r);
-    sender.join().unwrap().unwrap();
-    mount(&dst);
-    same_tree(&pool, "src", "dst");
+    let (src, dst, _) = interrupted_incremental(&pool, &zfs);
+    resume(&zfs, dst.name());
+    assert_eq!(src.digest(), dst.mount().digest());
 }
 
 // ---------- receive options ----------
+
+/// Where `ds`'s `prop` comes from (`local`, `inherited from ...`), via the CLI.
+fn prop_source(prop: &str, ds: &str) -> String {
+    let out = zrep_tests::zfs(&["get", "-H", "-o", "source", prop, ds]);
+    out.trim().to_string()
+}
 
 #[test]
 fn receive_props_override() {
     let pool = TestPool::new();
     let zfs = lzc();
-    let fs = source(&pool, &zfs, false);
+    let src = pool.source("src");
     let mut props = NvList::new();
     props.insert("zrep:origin", "test").unwrap();
     // compression is an index property: lz4 is 15 (enum zio_compress).
@@ -1023,66 +769,27 @@ fn receive_props_override() {
         ..Default::default()
     };
     let dst = pool.ds("dst");
-    let r = replicate(&zfs, &format!("{fs}@s1"), None, &dst, &o);
+    let r = replicate(&zfs, &src.at("s1"), None, &dst, &o);
     assert!(r.property_errors.is_empty(), "{:?}", r.property_errors);
     assert_eq!(zfs_get("zrep:origin", &dst), "test");
     assert_eq!(zfs_get("compression", &dst), "lz4");
     assert_eq!(zfs_get("recordsize", &dst), "32768");
-    let source = zrep_tests::zfs(&["get", "-H", "-o", "source", "compression", &dst]);
-    assert_eq!(source.trim(), "local");
+    assert_eq!(prop_source("compression", &dst), "local");
 }
 
 #[test]
 fn receive_exclude_inherits() {
     let pool = TestPool::new();
     let zfs = lzc();
-    let fs = source(&pool, &zfs, false);
+    let src = pool.source("src");
     zrep_tests::zfs(&["set", "compression=gzip", pool.name()]);
     let o = ReceiveOptions {
         exclude: vec!["compression".into()],
         ..Default::default()
     };
     let dst = pool.ds("dst");
-    replicate(&zfs, &format!("{fs}@s1"), None, &dst, &o);
+    replicate(&zfs, &src.at("s1"), None, &dst, &o);
     assert_eq!(zfs_get("compression", &dst), "gzip");
-    let source = zrep_tests::zfs(&["get", "-H", "-o", "source", "compression", &dst]);
+    let source = prop_source("compression", &dst);
     assert!(source.contains("inherited"), "{source}");
-}
-
-#[test]
-fn receive_clone_stream_with_origin() {
-    let pool = TestPool::new();
-    let zfs = lzc();
-    let fs = source(&pool, &zfs, false);
-    let s1 = format!("{fs}@s1");
-    let clone = pool.ds("clone");
-    zfs.clone_snapshot(&dn(&clone), &sn(&s1), None).unwrap();
-    mount(&clone);
-    write_random(&pool.path("clone/extra"), 20_000, 3);
-    snap(&zfs, &[&format!("{clone}@c")]);
-    // Receive the origin elsewhere, then the clone stream as a clone of it.
-    let base = pool.ds("base");
-    replicate(&zfs, &s1, None, &base, &opts());
-    let o = ReceiveOptions {
-        origin: Some(sn(&format!("{base}@s1"))),
-        ..Default::default()
-    };
-    let dst = pool.ds("dclone");
-    let r = replicate(&zfs, &format!("{clone}@c"), Some(&s1), &dst, &o);
-    assert!(r.header.is_clone());
-    assert_eq!(zfs_get("origin", &dst), format!("{base}@s1"));
-}
-
-#[test]
-fn receive_from_a_closed_descriptor_is_an_error() {
-    let pool = TestPool::new();
-    let zfs = lzc();
-    let (r, w) = os_pipe::pipe().unwrap();
-    drop(w);
-    // EOF straight away.
-    let e = expect_kind(
-        zfs.receive(&pool.ds("dst"), r.as_fd(), &opts()),
-        ErrorKind::BadStream,
-    );
-    assert!(e.to_string().contains("empty"), "{e}");
 }

@@ -7,6 +7,7 @@
 use std::io::{Read, Write};
 use std::os::unix::thread::JoinHandleExt;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::thread::JoinHandle;
 use std::time::Duration;
 
 use libzfs::{ReceiveOptions, SendFlags};
@@ -29,34 +30,33 @@ fn handle_sigchld() {
     }
 }
 
-/// Sends SIGCHLD to `thread` every few milliseconds until `done` says stop.
-fn pester(thread: libc::pthread_t, done: &dyn Fn() -> bool) -> u64 {
+/// Sends SIGCHLD to `thread` every few milliseconds until it ends (more than ten
+/// times), then joins it.
+fn pester<T>(thread: JoinHandle<T>) -> T {
     let mut sent = 0;
-    while !done() {
+    while !thread.is_finished() {
         // SAFETY: the thread is not joined yet, so its pthread_t is valid.
-        if unsafe { libc::pthread_kill(thread, libc::SIGCHLD) } == 0 {
+        if unsafe { libc::pthread_kill(thread.as_pthread_t(), libc::SIGCHLD) } == 0 {
             sent += 1;
         }
         std::thread::sleep(Duration::from_millis(3));
     }
-    sent
+    assert!(sent > 10, "only {sent} signals sent");
+    thread.join().unwrap()
 }
 
 #[test]
 fn sigchld_does_not_interrupt_send_or_receive() {
     let pool = TestPool::new();
     let zfs = lzc();
-    let fs = pool.create("src");
-    write_random(&pool.path("src/data"), 24 << 20, 7);
-    let snapshot = format!("{fs}@s");
-    snap(&zfs, &[&snapshot]);
+    let src = pool.fs("src");
+    src.write("data", 24 << 20, 7).snap("s");
     handle_sigchld();
 
     // Send into a pipe read slowly, so the ioctl waits on a full pipe again and again.
     let (mut r, w) = os_pipe::pipe().unwrap();
     let sender = {
-        let zfs = lzc();
-        let s = sn(&snapshot);
+        let s = sn(&src.at("s"));
         std::thread::spawn(move || zfs.send(&s, None, w, SendFlags::default()))
     };
     let reader = std::thread::spawn(move || {
@@ -72,17 +72,14 @@ fn sigchld_does_not_interrupt_send_or_receive() {
             std::thread::sleep(Duration::from_millis(1));
         }
     });
-    let signals = pester(sender.as_pthread_t(), &|| sender.is_finished());
-    sender.join().unwrap().expect("the send survives SIGCHLD");
+    pester(sender).expect("the send survives SIGCHLD");
     let stream = reader.join().unwrap();
-    assert!(signals > 10, "only {signals} signals sent");
 
     // Receive from a pipe written slowly, with the same signals at the receiver.
     let (r, mut w) = os_pipe::pipe().unwrap();
-    let target = pool.ds("copy");
+    let copy = pool.fs_at("copy");
     let receiver = {
-        let zfs = lzc();
-        let target = target.clone();
+        let target = copy.name().to_owned();
         std::thread::spawn(move || zfs.receive(&target, &r, &ReceiveOptions::default()))
     };
     let writer = std::thread::spawn(move || {
@@ -91,19 +88,10 @@ fn sigchld_does_not_interrupt_send_or_receive() {
             std::thread::sleep(Duration::from_millis(1));
         }
     });
-    let signals = pester(receiver.as_pthread_t(), &|| receiver.is_finished());
-    let got = receiver
-        .join()
-        .unwrap()
-        .expect("the receive survives SIGCHLD");
+    let got = pester(receiver).expect("the receive survives SIGCHLD");
     writer.join().unwrap();
-    assert!(signals > 10, "only {signals} signals sent");
-    assert_eq!(got.snapshot.as_str(), format!("{target}@s"));
-    mount(&target);
-    assert_eq!(
-        tree_digest(&pool.path("src")),
-        tree_digest(&pool.path("copy"))
-    );
+    assert_eq!(got.snapshot.as_str(), copy.at("s"));
+    assert_eq!(src.digest(), copy.mount().digest());
     // Each blocked signal was delivered once the stream ended.
     assert!(CAUGHT.load(Ordering::Relaxed) > 0);
 }
@@ -111,8 +99,7 @@ fn sigchld_does_not_interrupt_send_or_receive() {
 #[test]
 fn sigchld_does_not_cancel_a_listing() {
     let pool = TestPool::new();
-    let zfs = lzc();
-    snapshot_grid(&zfs, &pool, 10, 10);
+    snapshot_grid(&lzc(), &pool, 10, 10);
     handle_sigchld();
 
     // The same listing, again and again, with SIGCHLD at the listing thread.
@@ -126,11 +113,6 @@ fn sigchld_does_not_cancel_a_listing() {
             })
             .collect::<libzfs::Result<Vec<usize>>>()
     });
-    let signals = pester(lister.as_pthread_t(), &|| lister.is_finished());
-    let counts = lister
-        .join()
-        .unwrap()
-        .expect("the listing survives SIGCHLD");
-    assert!(signals > 10, "only {signals} signals sent");
+    let counts = pester(lister).expect("the listing survives SIGCHLD");
     assert!(counts.iter().all(|&n| n == 100), "{counts:?}");
 }

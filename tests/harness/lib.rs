@@ -175,6 +175,54 @@ impl TestPool {
             name: self.ds(rel),
         }
     }
+
+    /// A source to send: `pool/rel` (CLI-created, mounted) with `a` (300 kB) and
+    /// `dir/b` (50 kB), in `@s1`.
+    pub fn source(&self, rel: &str) -> Fs<'_> {
+        let fs = self.fs(rel);
+        std::fs::create_dir(fs.path("dir")).expect("mkdir dir");
+        fs.write("a", 300_000, 1)
+            .write("dir/b", 50_000, 2)
+            .snap("s1");
+        fs
+    }
+
+    /// [`TestPool::source`], then `@s2`, which adds `c` (200 kB) and removes `dir/b`:
+    /// an incremental with new data and a deletion.
+    pub fn source_s2(&self, rel: &str) -> Fs<'_> {
+        let fs = self.source(rel);
+        fs.write("c", 200_000, 3);
+        std::fs::remove_file(fs.path("dir/b")).expect("remove dir/b");
+        fs.snap("s2");
+        fs
+    }
+
+    /// A replicated pair: [`TestPool::source_s2`] at `src`, and its `@s1` received into
+    /// `dst` (unmounted), ready for the incremental `@s1` to `@s2`.
+    pub fn replicated(&self, src: &str, dst: &str) -> (Fs<'_>, Fs<'_>) {
+        let src = self.source_s2(src);
+        let dst = src.send_to("s1", self.fs_at(dst));
+        (src, dst)
+    }
+
+    /// Creates `pool/rel` with the library, encrypted with the raw `key`
+    /// ([`raw_key_props`]): key loaded, unmounted.
+    pub fn encrypted_fs(&self, rel: &str, key: &[u8]) -> Fs<'_> {
+        lzc()
+            .create_encrypted(&dn(&self.ds(rel)), &raw_key_props(), key)
+            .unwrap_or_else(|e| panic!("create encrypted {}: {e:?}", self.ds(rel)));
+        self.fs_at(rel)
+    }
+}
+
+/// The properties of a filesystem encrypted with a 32-byte raw key: aes-256-gcm,
+/// keyformat=raw, keylocation=prompt (index properties as their enum values: 8, 1).
+pub fn raw_key_props() -> libzfs::NvList {
+    let mut p = libzfs::NvList::new();
+    p.insert("encryption", &8u64).expect("nvlist insert");
+    p.insert("keyformat", &1u64).expect("nvlist insert");
+    p.insert("keylocation", "prompt").expect("nvlist insert");
+    p
 }
 
 /// A filesystem of a [`TestPool`], for one-line setups in the style of zrepl's
@@ -231,6 +279,25 @@ impl Fs<'_> {
         self
     }
 
+    /// Mounts it with the CLI (lzc_receive leaves received filesystems unmounted).
+    pub fn mount(&self) -> &Self {
+        mount(&self.name);
+        self
+    }
+
+    /// The [`tree_digest`] of its files (mounted), to compare with another's.
+    pub fn digest(&self) -> Vec<(PathBuf, u64, u64)> {
+        tree_digest(&self.pool.path(&self.rel))
+    }
+
+    /// Receives a full stream of `@snap` (default flags) into `target` with the
+    /// library, and returns `target` (unmounted), which may be in another pool.
+    pub fn send_to<'q>(&self, snap: &str, target: Fs<'q>) -> Fs<'q> {
+        let opts = libzfs::ReceiveOptions::default();
+        replicate(&lzc(), &self.at(snap), None, target.name(), &opts);
+        target
+    }
+
     /// Holds `@snap` with `tag` (no cleanup descriptor).
     pub fn hold(&self, snap: &str, tag: &str) -> &Self {
         let hold = libzfs::Hold {
@@ -271,6 +338,11 @@ impl Drop for TestPool {
 
 /// Writes `len` bytes of pseudo-random (incompressible) data to `path`.
 pub fn write_random(path: &Path, len: usize, seed: u64) {
+    std::fs::write(path, random_bytes(len, seed)).expect("write test data");
+}
+
+/// `len` pseudo-random (incompressible) bytes from `seed`.
+pub fn random_bytes(len: usize, seed: u64) -> Vec<u8> {
     let mut x = seed | 1;
     let mut buf = Vec::with_capacity(len);
     while buf.len() < len {
@@ -281,7 +353,7 @@ pub fn write_random(path: &Path, len: usize, seed: u64) {
         buf.extend_from_slice(&x.wrapping_mul(0x2545_F491_4F6C_DD1D).to_le_bytes());
     }
     buf.truncate(len);
-    std::fs::write(path, buf).expect("write test data");
+    buf
 }
 
 /// A digest of every file (path, size, content) under `dir`, for comparing trees.
@@ -449,29 +521,49 @@ pub fn expect_errno<T: std::fmt::Debug>(r: libzfs::Result<T>, errno: i32) -> lib
 }
 
 /// Checks a table of calls that must fail, each `(what, result, kind, mentions)`: the
-/// exact kind, and every `mentions` text in the message. Returns the errors by `what`.
+/// exact kind, and every `mentions` text in the message. Returns the errors by `what`;
+/// panics listing every row that is wrong.
 #[track_caller]
 pub fn expect_kinds<const N: usize>(
     rows: [(&'static str, libzfs::Result<()>, libzfs::ErrorKind, &[&str]); N],
 ) -> std::collections::BTreeMap<&'static str, libzfs::Error> {
     let mut errors = std::collections::BTreeMap::new();
+    let mut wrong = Vec::new();
     for (what, r, kind, mentions) in rows {
-        let e = match r {
-            Ok(()) => panic!("{what}: expected {kind:?}, got Ok"),
-            Err(e) => e,
-        };
-        assert_eq!(
-            e.kind(),
-            kind,
-            "{what}: {e} / {e:?} / errno {:?}",
-            e.errno()
-        );
-        for m in mentions {
-            assert!(e.to_string().contains(m), "{what}: {m:?} not in {e}");
+        match r {
+            Ok(()) => wrong.push(format!("{what}: expected {kind:?}, got Ok")),
+            Err(e) => {
+                wrong.extend(row_mismatch(what, &e, kind, mentions));
+                assert!(errors.insert(what, e).is_none(), "{what}: two rows");
+            }
         }
-        assert!(errors.insert(what, e).is_none(), "{what}: two rows");
     }
+    assert!(
+        wrong.is_empty(),
+        "{} wrong:\n{}",
+        wrong.len(),
+        wrong.join("\n")
+    );
     errors
+}
+
+/// What is wrong with a row of [`expect_kinds`]: its kind, or a text its message lacks.
+fn row_mismatch(
+    what: &str,
+    e: &libzfs::Error,
+    kind: libzfs::ErrorKind,
+    mentions: &[&str],
+) -> Option<String> {
+    if e.kind() != kind {
+        let errno = e.errno();
+        let got = e.kind();
+        return Some(format!(
+            "{what}: {got:?}, not {kind:?}: {e} / {e:?} / errno {errno:?}"
+        ));
+    }
+    let msg = e.to_string();
+    let missing: Vec<_> = mentions.iter().filter(|m| !msg.contains(*m)).collect();
+    (!missing.is_empty()).then(|| format!("{what}: {missing:?} not in {msg}"))
 }
 
 /// Sends `snap` (incremental from `from`) into a pipe and collects the stream.
@@ -554,13 +646,13 @@ pub fn str_props(pairs: &[(&str, &str)]) -> libzfs::NvList {
     nv
 }
 
-/// Whether `name` exists, via the CLI (independent of the library).
 /// A dataset's resume token (the `zfs` CLI), if an interrupted receive left one.
 pub fn resume_token(ds: &str) -> Option<String> {
     let v = zfs_get("receive_resume_token", ds);
     (v != "-" && !v.is_empty()).then_some(v)
 }
 
+/// Whether `name` exists, via the CLI (independent of the library).
 pub fn cli_exists(name: &str) -> bool {
     Command::new("zfs")
         .args(["list", "-H", "-t", "all", name])
