@@ -211,7 +211,9 @@ section("Where a scheduled run's time goes: ZFS ioctls of one `zrep replicate -r
         "each ioctl, summed over zrep's threads (parallel datasets overlap). Calls that "
         "change the pool (snapshot, hold, release, bookmark, receive, sync) wait for a "
         "transaction group to commit. CHANNEL_PROGRAM is the listing (one read-only "
-        "program per tree): each property it reads looks its dataset or snapshot up "
+        "program per tree) and the run's snapshot (one program that decides in syncing "
+        "context who gets it, and waits for its transaction group even when nobody "
+        "does): each property a listing reads looks its dataset or snapshot up "
         "again, which costs most on a target, whose datasets are not mounted and so "
         "not kept in memory, and grows with the number of snapshots; zrep reads only "
         "the properties replication needs.",
