@@ -580,7 +580,7 @@ fn calls_across_pools_fail() {
 
 /// Only datasets written to since their newest snapshot, or without one, get it, in
 /// one transaction group; what was written a moment ago counts (no sync first), and
-/// a snapshot that exists is left alone.
+/// a snapshot that exists is left alone and returned with them.
 #[test]
 fn snapshot_written_takes_what_changed_in_one_txg() {
     let pool = TestPool::new();
@@ -602,7 +602,9 @@ fn snapshot_written_takes_what_changed_in_one_txg() {
     };
     let taken = zfs.snapshot_written(&asked("n")).unwrap();
     let names: Vec<String> = taken.iter().map(|t| t.name.to_string()).collect();
-    assert_eq!(names, [written.at("n"), never.at("n")]);
+    // `again` had its @n already: it comes back, left alone.
+    assert_eq!(names, [written.at("n"), never.at("n"), again.at("n")]);
+    assert_eq!(taken[2].guid.to_string(), again_guid, "left alone");
     for t in &taken {
         let name = t.name.as_str();
         assert_eq!(t.guid.to_string(), zfs_get("guid", name), "{name}");
@@ -621,7 +623,7 @@ fn snapshot_written_takes_what_changed_in_one_txg() {
     assert_eq!(zfs_get("guid", &again.at("n")), again_guid, "left alone");
     let referenced: u64 = zfs_get("referenced", &written.at("n")).parse().unwrap();
     assert!(referenced > 4 << 20, "the 4 MiB are in it: {referenced}");
-    // Only `again` had been written to since its @n (which was left alone).
+    // Only `again` had been written to since its @n.
     let taken = zfs.snapshot_written(&asked("m")).unwrap();
     assert_eq!(taken.len(), 1, "{taken:?}");
     assert_eq!(taken[0].name.as_str(), again.at("m"));

@@ -429,8 +429,9 @@ impl Zfs {
 /// read-only ones, kept with them because it answers as they do.
 impl Zfs {
     /// Takes those of `snaps` whose dataset was written to since its newest snapshot,
-    /// or has no snapshot, in one transaction group, and returns them. A snapshot that
-    /// exists already is left alone.
+    /// or has no snapshot, in one transaction group. Returns them, and those of `snaps`
+    /// that existed already (left alone: another run may have taken the same name a
+    /// moment before), in the order asked.
     ///
     /// `written` is read in syncing context, where what was written a moment ago has
     /// reached the disk: no pool sync is needed first, so deciding and snapshotting
@@ -443,20 +444,25 @@ impl Zfs {
     pub fn snapshot_written(&self, snaps: &[SnapshotName]) -> Result<Vec<SnapshotInfo>> {
         const PROGRAM: &str = r#"
 local args = ...
-local want = {}
+local want, had = {}, {}
 for _, s in ipairs(args["snaps"]) do
     local ds = string.match(s, "^[^@]+")
     if not zfs.exists(ds) then return {failed = s, errno = 2} end -- ENOENT
-    if not zfs.exists(s) and (zfs.get_prop(ds, "written") > 0 or zfs.list.snapshots(ds)() == nil) then
+    if zfs.exists(s) then
+        table.insert(had, s)
+    elseif zfs.get_prop(ds, "written") > 0 or zfs.list.snapshots(ds)() == nil then
         local e = zfs.check.snapshot(s)
         if e ~= 0 then return {failed = s, errno = e} end
         table.insert(want, s)
     end
 end
-local taken = {}
 for _, s in ipairs(want) do
     local e = zfs.sync.snapshot(s)
     if e ~= 0 then return {failed = s, errno = e} end
+    table.insert(had, s)
+end
+local taken = {}
+for _, s in ipairs(had) do
     taken[s] = {guid = zfs.get_prop(s, "guid"), createtxg = zfs.get_prop(s, "createtxg"),
                 creation = zfs.get_prop(s, "creation")}
 end

@@ -449,7 +449,7 @@ pub const MAX_PROPERTIES: usize = 1024;
 /// a pool sync and `Snapshot`).
 pub const MAX_TAKEN: usize = 2_500;
 
-/// A snapshot `SnapshotWritten` took.
+/// A snapshot `SnapshotWritten` took (or found taken).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Taken {
     /// Its name.
@@ -871,7 +871,7 @@ pub enum Response {
         /// The tags.
         tags: Vec<String>,
     },
-    /// The snapshots `SnapshotWritten` took, in the order asked.
+    /// The snapshots `SnapshotWritten` took or found taken, in the order asked.
     Taken {
         /// Each with its identity.
         snapshots: Vec<Taken>,

@@ -329,7 +329,8 @@ fn take_snapshot(
 
 /// Takes `@name` of those of `states` written to since their newest snapshot (or
 /// without one) in one transaction group, and adds it to their listings: the
-/// datasets that got it.
+/// datasets that have it (another run on the same source may have taken the same
+/// name in the same second; then it is sent as the run's own).
 fn take_written(
     src: &mut Side,
     states: &mut [DatasetState],
@@ -348,6 +349,10 @@ fn take_written(
             continue; // not asked for: Side::snapshot_written refuses such answers
         };
         let d = &mut states[i];
+        fresh.insert(dataset);
+        if d.snapshots.iter().any(|s| s.name == name) {
+            continue;
+        }
         d.snapshots.push(SnapEntry {
             name: name.to_string(),
             guid: t.guid,
@@ -356,7 +361,6 @@ fn take_written(
             userrefs: 0,
         });
         d.written = 0;
-        fresh.insert(dataset);
     }
     Ok(fresh)
 }

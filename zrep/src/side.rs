@@ -748,8 +748,8 @@ impl Side {
 
     /// Takes those of `snapshots` (at most [`proto::MAX_TAKEN`]) whose datasets were
     /// written to since their newest snapshot, or have none, in one transaction group
-    /// and without a pool sync first; returns them. A peer's answer may name only
-    /// snapshots asked for, each once.
+    /// and without a pool sync first; returns them and those that existed already. A
+    /// peer's answer may name only snapshots asked for, each once.
     pub fn snapshot_written(&mut self, snapshots: &[SnapshotName]) -> Result<Vec<proto::Taken>> {
         if snapshots.is_empty() {
             return Ok(Vec::new());
