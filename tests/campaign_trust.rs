@@ -204,10 +204,23 @@ fn receive_only_target_survives_a_compromised_source() {
         (
             "pull (send) from the backup host",
             args(
-                &["replicate", &format!("localhost:{target}"), &s.ds("stolen")],
+                &[
+                    "replicate",
+                    "--no-snapshot",
+                    &format!("localhost:{target}"),
+                    &s.ds("stolen"),
+                ],
                 &forced,
             ),
             "sending is not allowed (zrep serve --receive-only)",
+        ),
+        (
+            "pull with a snapshot from the backup host",
+            args(
+                &["replicate", &format!("localhost:{target}"), &s.ds("stolen")],
+                &forced,
+            ),
+            "taking snapshots is not allowed (zrep serve --receive-only)",
         ),
         (
             "list a dataset outside the root",
