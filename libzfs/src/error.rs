@@ -223,7 +223,8 @@ pub enum ErrorKind {
     /// rollback_to: the snapshot is not the most recent one.
     NotLatestSnapshot,
     /// send: the incremental source is not an earlier snapshot (or bookmark) of the
-    /// same dataset, or the two are given in the wrong order.
+    /// same dataset, or the two are given in the wrong order; bookmark: the source
+    /// is not a snapshot (or bookmark) of the bookmark's dataset.
     NotAnAncestor,
     /// Out of space or over quota.
     NoSpace,
@@ -423,8 +424,12 @@ pub fn classify(op: Op, errno: Errno) -> ErrorKind {
     if errno == Errno::RESUME_EXISTS {
         return K::ResumeStateExists;
     }
-    if e == code::ZFS_ERR_UNKNOWN_SEND_STREAM_FEATURE {
-        return K::Unsupported;
+    match e {
+        code::ZFS_ERR_UNKNOWN_SEND_STREAM_FEATURE => return K::Unsupported,
+        code::ZFS_ERR_BOOKMARK_SOURCE_NOT_ANCESTOR => return K::NotAnAncestor,
+        // A filesystem created or received below a volume.
+        code::ZFS_ERR_WRONG_PARENT => return K::InvalidArgument,
+        _ => {}
     }
     if errno == Errno::ECKSUM && op == Op::Receive {
         return K::BadStream;
@@ -708,6 +713,10 @@ mod tests {
             ErrorKind::StreamTruncated
         );
         assert_eq!(classify(Op::Receive, Errno::ECKSUM), ErrorKind::BadStream);
+        let bookmark = Errno(code::ZFS_ERR_BOOKMARK_SOURCE_NOT_ANCESTOR);
+        assert_eq!(classify(Op::Bookmark, bookmark), ErrorKind::NotAnAncestor);
+        let parent = Errno(code::ZFS_ERR_WRONG_PARENT);
+        assert_eq!(classify(Op::Create, parent), ErrorKind::InvalidArgument);
     }
 
     #[test]
