@@ -364,10 +364,10 @@ mod tests {
         assert!(state("other").is_err());
     }
 
-    /// Every request type against a receive-only server: what a compromised source
-    /// could try on its backup host.
+    /// A receive-only server takes what a backup needs: receives, cursor moves, and
+    /// its own locks and resume states.
     #[test]
-    fn receive_only_is_append_only() {
+    fn receive_only_takes_what_a_backup_needs() {
         let p = policy(Mode::ReceiveOnly);
         let ok = [
             Request::Receive(Receive::new(ds("back/a/new"), false)),
@@ -391,6 +391,13 @@ mod tests {
         for r in &ok {
             assert!(p.check(r).is_ok(), "{r:?}");
         }
+    }
+
+    /// Every other request type against a receive-only server: what a compromised
+    /// source could try on its backup host.
+    #[test]
+    fn receive_only_refuses_the_rest() {
+        let p = policy(Mode::ReceiveOnly);
         let refused = [
             (
                 Request::Receive(Receive::new(ds("back/a"), true)),
