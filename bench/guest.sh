@@ -44,7 +44,9 @@ fresh() {
 
 # BENCH_ONLY=link runs only the two link workloads (bwlimit, shaped link), and only it
 # does: `scripts/bench --only-link`, whose rows join the other run's in BENCHMARKS.md.
-if [[ ${BENCH_ONLY:-} != link ]]; then
+# BENCH_ONLY=history runs only workloads 4 and 5 (foreign snapshots, a long history):
+# `scripts/bench --only-history`, for when the whole run does not fit in one boot.
+if [[ -z ${BENCH_ONLY:-} ]]; then
 # Workload 1: 300 MB incompressible, full stream.
 zfs create bsrc/full
 head -c 300M /dev/urandom >/tmp/bsrc/full/data
@@ -179,6 +181,12 @@ else
 fi
 fi
 if [[ ${BENCH_ONLY:-} != link ]]; then
+traced() { # NAME ARGS...: a zrep run under strace, summed per ZFS ioctl
+    local name=$1; shift
+    strace -f -T -e trace=ioctl -o "/tmp/$name.strace" "$zrep" "$@" >/dev/null 2>&1
+    python3 "$repo/bench/ioctls.py" "/tmp/$name.strace" /usr/include/libzfs/sys/fs/zfs.h >"$BENCH_OUT/ioctls-$name.txt"
+}
+if [[ ${BENCH_ONLY:-} != history ]]; then
 # Workload 2: one incremental of 4 MB, each contender taking its own snapshot, on its
 # own source dataset (same base, same change) so that none sends another's snapshots.
 inc_tools=(pipe zrep zrepssh)
@@ -276,16 +284,12 @@ if [[ $BENCH_PEERS == 1 ]]; then
     zfs-autobackup --no-progress many bdst/many-zab >/dev/null 2>&1
     row "$w" "zfs-autobackup" "" -- zfs-autobackup --no-progress many bdst/many-zab
 fi
-traced() { # NAME ARGS...: a zrep run under strace, summed per ZFS ioctl
-    local name=$1; shift
-    strace -f -T -e trace=ioctl -o "/tmp/$name.strace" "$zrep" "$@" >/dev/null 2>&1
-    python3 "$repo/bench/ioctls.py" "/tmp/$name.strace" /usr/include/libzfs/sys/fs/zfs.h >"$BENCH_OUT/ioctls-$name.txt"
-}
 traced noop replicate -q -r bsrc/many-zrep bdst/many-zrep
 zfs destroy -r bsrc/many-syncoid 2>/dev/null; zfs destroy -r bsrc/many-zab 2>/dev/null
 fresh many-zrep many-syncoid many-zab
 zfs destroy -r bsrc/many-zrep
 
+fi
 # Workload 4: 50 datasets where another tool (sanoid, say) took two snapshots of each,
 # each after a small write, since this tool's last run: every dataset has something to
 # send. Mounted trees (the writes need them), each tool on its own.
@@ -331,6 +335,7 @@ row "$w" "zrep replicate" "" -- "$zrep" replicate -q bsrc/hist bdst/hist
 row "$w" "zrep replicate over ssh" "" -- "$zrep" replicate -q --ssh "$ssh" --remote-zrep "$zrep" bsrc/hist localhost:bdst/hist
 zfs destroy -r bsrc/hist; fresh hist
 
+if [[ ${BENCH_ONLY:-} != history ]]; then
 # Workload 6: listing a tree of D datasets with 10 snapshots each.
 # listing_rows WORKLOAD: zfs list, zrep list and zrep list over SSH of bsrc/wide's
 # snapshots; how many each listed goes to listings.txt.
@@ -403,6 +408,7 @@ if command -v perf >/dev/null && ((tmpfs_free_mb > 1500)); then
     }
     by_command sshpipe sh -c "zfs send bsrc/prof@s1 | $ssh localhost zfs receive -u bdst/prof-sshpipe"
     by_command zrepssh "$zrep" replicate -q --no-snapshot --ssh "$ssh" --remote-zrep "$zrep" bsrc/prof localhost:bdst/prof-zrepssh
+fi
 fi
 fi
 uname -r >"$BENCH_OUT/kernel"
