@@ -76,10 +76,15 @@ def made(d):
 
 ran = [d for d in dirs if os.path.exists(os.path.join(d, "results.tsv"))]
 if len(ran) > 1:
-    print(f"The link workloads (`--bwlimit`, the shaped link) run in a boot of their own "
-          f"(`scripts/bench --only-link`): that run is of {made(ran[1])}, the other of "
-          f"{made(ran[0])}. Every table's rows come from one boot.\n")
-print("Reproduce: `scripts/setup && scripts/bench --peers && scripts/bench --peers --only-link`.\n")
+    # bench, bench-history, bench-link: `scripts/bench`, `--only-history`, `--only-link`.
+    def how(d):
+        kind = os.path.basename(d.rstrip("/")).partition("-")[2]
+        return f"`scripts/bench{' --only-' + kind if kind else ''}` of {made(d)}"
+    print(f"These rows come from {len(ran)} boots: {', '.join(how(d) for d in ran)}. "
+          "Every table's rows come from one boot.\n")
+print("Reproduce: `scripts/setup && scripts/bench --peers`, then `scripts/bench --peers "
+      "--only-history` and `scripts/bench --peers --only-link` (workloads that need a "
+      "boot of their own).\n")
 for w, rs in rows.items():
     base = None
     for c, s, *_ in rs:
