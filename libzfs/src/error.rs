@@ -412,20 +412,14 @@ fn item_reason(op: Op, errno: Errno) -> String {
 pub fn classify(op: Op, errno: Errno) -> ErrorKind {
     use ErrorKind as K;
     let e = errno.0;
-    if errno == Errno::STREAM_TRUNCATED {
-        return K::StreamTruncated;
-    }
-    if errno == Errno::IOC_CMD_UNAVAIL
-        || e == code::ZFS_ERR_IOC_ARG_UNAVAIL
-        || e == code::ZFS_ERR_CRYPTO_NOTSUP
-    {
-        return K::Unsupported;
-    }
-    if errno == Errno::RESUME_EXISTS {
-        return K::ResumeStateExists;
-    }
+    // OpenZFS's own codes mean the same whatever the operation.
     match e {
-        code::ZFS_ERR_UNKNOWN_SEND_STREAM_FEATURE => return K::Unsupported,
+        code::ZFS_ERR_STREAM_TRUNCATED => return K::StreamTruncated,
+        code::ZFS_ERR_IOC_CMD_UNAVAIL
+        | code::ZFS_ERR_IOC_ARG_UNAVAIL
+        | code::ZFS_ERR_CRYPTO_NOTSUP
+        | code::ZFS_ERR_UNKNOWN_SEND_STREAM_FEATURE => return K::Unsupported,
+        code::ZFS_ERR_RESUME_EXISTS => return K::ResumeStateExists,
         code::ZFS_ERR_BOOKMARK_SOURCE_NOT_ANCESTOR => return K::NotAnAncestor,
         // A filesystem created or received below a volume.
         code::ZFS_ERR_WRONG_PARENT => return K::InvalidArgument,
