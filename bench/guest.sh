@@ -34,19 +34,59 @@ row() {
 # free it in the background), then trims both pools: their image files live on the
 # guest's tmpfs, which gets back what ZFS freed only when the vdev punches holes in them.
 # Without it the tmpfs fills up after the first workload and later rows fail "out of space".
+# gone DATASET: destroys it and all below it. zrep keeps holds on the snapshots both
+# ends share: they are released first, or the destroy fails and the copy stays (the
+# pool ran out of space so once).
+gone() {
+    local snap tag
+    zfs list -H -r -t snapshot -o name,userrefs "$1" 2>/dev/null | awk '$2 > 0 { print $1 }' |
+        while read -r snap; do
+            zfs holds -H "$snap" | while read -r _ tag _; do zfs release "$tag" "$snap"; done
+        done
+    zfs destroy -r "$1" 2>/dev/null
+}
 fresh() {
     local d
-    for d in "$@"; do zfs destroy -r "bdst/$d" 2>/dev/null; done
+    for d in "$@"; do gone "bdst/$d"; done
     zpool wait -t free bdst
     zpool trim -w bsrc && zpool trim -w bdst || log "trim failed"
     log "tmpfs: $(df -h --output=used,avail /tmp | tail -1)"
 }
 
-# BENCH_ONLY=link runs only the two link workloads (bwlimit, shaped link), and only it
-# does: `scripts/bench --only-link`, whose rows join the other run's in BENCHMARKS.md.
-# BENCH_ONLY=history runs only workloads 4 and 5 (foreign snapshots, a long history):
-# `scripts/bench --only-history`, for when the whole run does not fit in one boot.
-if [[ -z ${BENCH_ONLY:-} ]]; then
+# Which workloads this boot runs. `scripts/bench` runs all but the link, whose rows
+# come from a boot of their own; --only-KIND runs one kind (BENCH_ONLY=KIND), for
+# when the whole run at full size does not fit in one boot. BENCHMARKS.md joins the
+# last run of each kind.
+#   full: full streams (1, 1b)          inc: one incremental (2), and the process
+#   tree: a no-change -r run (3)             counts and profiles, which reuse it
+#   busy: foreign snapshots (4)         hist: a long history (5)
+#   list: a wide tree's listing (6, 7)  link: --bwlimit and a shaped link
+case ${BENCH_ONLY:-} in
+    "") want="full inc tree busy hist list" ;;
+    history) want="busy hist" ;;
+    scale) want="list tree" ;;  # the two largest trees, with the peers on the first
+    link) want="link" ;;
+    *) log "unknown BENCH_ONLY=$BENCH_ONLY"; exit 2 ;;
+esac
+wants() { [[ " $want " == *" $1 "* ]]; }
+
+traced() { # NAME ARGS...: a zrep run under strace, summed per ZFS ioctl
+    local name=$1; shift
+    strace -f -T -e trace=ioctl -o "/tmp/$name.strace" "$zrep" "$@" >/dev/null 2>&1
+    python3 "$repo/bench/ioctls.py" "/tmp/$name.strace" /usr/include/libzfs/sys/fs/zfs.h >"$BENCH_OUT/ioctls-$name.txt"
+}
+# make_tree ROOT N: ROOT with N child filesystems, unmounted (a backup host's shape,
+# and quick to make), and one recursive snapshot @seed.
+make_tree() {
+    local root=$1 n=$2 i
+    zfs create -o canmount=off "$root"
+    for i in $(seq 1 "$n"); do zfs create -o canmount=off "$root/d$i"; done
+    zfs snapshot -r "$root@seed"
+}
+# copy_tree FROM TO: TO, a copy of FROM on the source pool (one replication stream).
+copy_tree() { zfs send -R "$1@seed" | zfs receive -u "$2"; }
+
+if wants full; then
 # Workload 1: 300 MB incompressible, full stream.
 zfs create bsrc/full
 head -c 300M /dev/urandom >/tmp/bsrc/full/data
@@ -102,13 +142,13 @@ if [[ $BENCH_PEERS == 1 ]]; then
     zfs inherit autobackup:cbench bsrc/comp
 fi
 fresh crecvonly cpipe csshpipe czrep czrepssh csyncoid czab
-zfs destroy -r bsrc/comp
+gone bsrc/comp
 
 fi
 # The link workloads run in a boot of their own (`scripts/bench --only-link`): after the
 # full streams, the guest's tmpfs (which holds both pools) had too little room left for
 # their 300 MB copies and a pool ran out of space (the whole bench hung once).
-if [[ ${BENCH_ONLY:-} == link ]]; then
+if wants link; then
 # Workload: --bwlimit on loopback (issue 17): BENCH_BWLIMIT (5) MiB/s, 32 seconds' worth
 # of incompressible data pushed over ssh without compression; bench/rate.py samples
 # the bytes zrep writes to ssh every second.
@@ -127,7 +167,7 @@ printf '%s\t%s\t%.3f\t0\t%s\t0\n' "$w" "zrep --bwlimit ${bw}M --compress none" \
     "average $(sed -n 's/^average=//p' "$BENCH_OUT/bwlimit.txt"), peak second $(sed -n 's/^peak=//p' "$BENCH_OUT/bwlimit.txt") of the limit" >>"$res"
 log "$w: $(tr '\n' ' ' <"$BENCH_OUT/bwlimit.txt")"
 fresh bw
-zfs destroy -r bsrc/bw
+gone bsrc/bw
 # Workload: a rate-limited link (issue 17). A second sshd runs in a network namespace
 # behind a veth pair shaped to BENCH_LINK_MBIT (20) Mbit/s each way (tbf); the senders
 # run outside it, so every byte crosses the shaped link. The data: BENCH_LINK_MB (300)
@@ -175,18 +215,12 @@ if ip netns add zshape 2>/dev/null; then
     kill "$(cat /tmp/zrep-ssh/sshd-shaped.pid)" 2>/dev/null
     ip netns del zshape
     ip link del zveth0 2>/dev/null
-    zfs destroy -r bsrc/link
+    gone bsrc/link
 else
     log "$w: cannot create a network namespace: skipped"
 fi
 fi
-if [[ ${BENCH_ONLY:-} != link ]]; then
-traced() { # NAME ARGS...: a zrep run under strace, summed per ZFS ioctl
-    local name=$1; shift
-    strace -f -T -e trace=ioctl -o "/tmp/$name.strace" "$zrep" "$@" >/dev/null 2>&1
-    python3 "$repo/bench/ioctls.py" "/tmp/$name.strace" /usr/include/libzfs/sys/fs/zfs.h >"$BENCH_OUT/ioctls-$name.txt"
-}
-if [[ ${BENCH_ONLY:-} != history ]]; then
+if wants inc; then
 # Workload 2: one incremental of 4 MB, each contender taking its own snapshot, on its
 # own source dataset (same base, same change) so that none sends another's snapshots.
 inc_tools=(pipe zrep zrepssh)
@@ -254,18 +288,37 @@ fi
 head -c 4M /dev/urandom >/tmp/bsrc/inc-zrep/delta2
 strace -f -T -e trace=ioctl -o /tmp/inc.strace "$zrep" replicate -q bsrc/inc-zrep bdst/inc-zrep >/dev/null 2>&1
 python3 "$repo/bench/ioctls.py" /tmp/inc.strace /usr/include/libzfs/sys/fs/zfs.h >"$BENCH_OUT/ioctls-incremental.txt"
-
-# make_tree ROOT N: ROOT with N child filesystems, unmounted (a backup host's shape,
-# and quick to make), and one recursive snapshot @seed.
-make_tree() {
-    local root=$1 n=$2 i
-    zfs create -o canmount=off "$root"
-    for i in $(seq 1 "$n"); do zfs create -o canmount=off "$root/d$i"; done
-    zfs snapshot -r "$root@seed"
+fi
+if wants list; then
+# Workload 6: listing a tree of D datasets with 10 snapshots each.
+# listing_rows WORKLOAD: zfs list, zrep list and zrep list over SSH of bsrc/wide's
+# snapshots; how many each listed goes to listings.txt.
+listing_rows() {
+    row "$1" "ref: zfs list -H -r -t snapshot -o name,guid,createtxg" "" -- sh -c \
+        'zfs list -H -r -t snapshot -o name,guid,createtxg bsrc/wide | wc -l >/tmp/list.ref'
+    row "$1" "zrep list -r -t snapshot" "" -- sh -c "$zrep list -r -t snapshot bsrc/wide | wc -l >/tmp/list.local"
+    row "$1" "zrep list -r -t snapshot over ssh" "" -- sh -c \
+        "$zrep list -r -t snapshot --ssh '$ssh' --remote-zrep $zrep localhost:bsrc/wide | wc -l >/tmp/list.ssh"
+    echo "$1: zfs list $(cat /tmp/list.ref) snapshots, zrep list $(($(cat /tmp/list.local) - 1)), over ssh $(($(cat /tmp/list.ssh) - 1))" >>"$BENCH_OUT/listings.txt"
 }
-# copy_tree FROM TO: TO, a copy of FROM on the source pool (one replication stream).
-copy_tree() { zfs send -R "$1@seed" | zfs receive -u "$2"; }
+d=${BENCH_LIST_DATASETS:-1000}
+make_tree bsrc/wide "$d"
+for j in $(seq 1 9); do zfs snapshot -r "bsrc/wide@s$j"; done
+listing_rows "listing $d datasets x 10 snapshots"
 
+# Workload 7 (BENCH_BIG_SNAPSHOTS=N, off by default): the same tree grown to about N
+# snapshots in all, past what one channel program can list, listed locally and over SSH.
+big=${BENCH_BIG_SNAPSHOTS:-0}
+if ((big > 0)); then
+    rounds=$(((big + d) / (d + 1)))
+    for j in $(seq 11 "$rounds"); do zfs snapshot -r "bsrc/wide@s$j"; done
+    listing_rows "listing $d datasets x $rounds snapshots"
+fi
+# bsrc/wide stays: destroying thousands of snapshots here would make the final
+# `zpool destroy` wait for their space to be freed.
+
+fi
+if wants tree; then
 # Workload 3: a scheduled run over N datasets where nothing changed, each tool on its
 # own copy of the tree, against `zfs list -t all -r` of both trees.
 n=${BENCH_DATASETS:-300}
@@ -275,8 +328,12 @@ w="scheduled, $n datasets, no change"
 row "$w" "ref: zfs list -t all -r of both trees" "" -- sh -c 'zfs list -t all -r bsrc/many-zrep bdst/many-zrep >/dev/null'
 row "$w" "zrep -r" "" -- "$zrep" replicate -q -r bsrc/many-zrep bdst/many-zrep
 if [[ $BENCH_PEERS == 1 ]]; then
+    # syncoid's target starts as a replication stream of its source (syncoid's own
+    # first run, one full stream per dataset, takes longer than the guest's hour
+    # allows here); the timed run then takes and sends its sync snapshots as on any
+    # later run, but has no older ones to prune: if anything, syncoid's row is short.
     copy_tree bsrc/many-zrep bsrc/many-syncoid
-    syncoid --quiet -r bsrc/many-syncoid bdst/many-syncoid >/dev/null 2>&1
+    zfs send -R bsrc/many-syncoid@seed | zfs receive -u bdst/many-syncoid
     row "$w" "syncoid -r" "" -- syncoid --quiet -r bsrc/many-syncoid bdst/many-syncoid
     copy_tree bsrc/many-zrep bsrc/many-zab
     zfs set autobackup:many=true bsrc/many-zab
@@ -285,11 +342,12 @@ if [[ $BENCH_PEERS == 1 ]]; then
     row "$w" "zfs-autobackup" "" -- zfs-autobackup --no-progress many bdst/many-zab
 fi
 traced noop replicate -q -r bsrc/many-zrep bdst/many-zrep
-zfs destroy -r bsrc/many-syncoid 2>/dev/null; zfs destroy -r bsrc/many-zab 2>/dev/null
+gone bsrc/many-syncoid; gone bsrc/many-zab
 fresh many-zrep many-syncoid many-zab
-zfs destroy -r bsrc/many-zrep
+gone bsrc/many-zrep
 
 fi
+if wants busy; then
 # Workload 4: 50 datasets where another tool (sanoid, say) took two snapshots of each,
 # each after a small write, since this tool's last run: every dataset has something to
 # send. Mounted trees (the writes need them), each tool on its own.
@@ -318,8 +376,10 @@ if [[ $BENCH_PEERS == 1 ]]; then
 fi
 for i in $(seq 1 "$m"); do echo "again $i" >>"/tmp/bsrc/busy-zrep/d$i/f"; done
 traced changed replicate -q -r bsrc/busy-zrep bdst/busy-zrep
-for t in "${fs_tools[@]}"; do zfs destroy -r "bsrc/busy-$t"; done
+for t in "${fs_tools[@]}"; do gone "bsrc/busy-$t"; done
 fresh busy-zrep busy-syncoid busy-zab
+fi
+if wants hist; then
 
 # Workload 5: a dataset with K snapshots, replicated, nothing changed since, against
 # `zfs list -t snapshot` of both sides. The target gets them in one replication stream.
@@ -333,36 +393,10 @@ row "$w" "ref: zfs list -t snapshot -o name,guid,createtxg,userrefs of both" "" 
     'zfs list -t snapshot -o name,guid,createtxg,userrefs bsrc/hist bdst/hist >/dev/null'
 row "$w" "zrep replicate" "" -- "$zrep" replicate -q bsrc/hist bdst/hist
 row "$w" "zrep replicate over ssh" "" -- "$zrep" replicate -q --ssh "$ssh" --remote-zrep "$zrep" bsrc/hist localhost:bdst/hist
-zfs destroy -r bsrc/hist; fresh hist
+gone bsrc/hist; fresh hist
 
-if [[ ${BENCH_ONLY:-} != history ]]; then
-# Workload 6: listing a tree of D datasets with 10 snapshots each.
-# listing_rows WORKLOAD: zfs list, zrep list and zrep list over SSH of bsrc/wide's
-# snapshots; how many each listed goes to listings.txt.
-listing_rows() {
-    row "$1" "ref: zfs list -H -r -t snapshot -o name,guid,createtxg" "" -- sh -c \
-        'zfs list -H -r -t snapshot -o name,guid,createtxg bsrc/wide | wc -l >/tmp/list.ref'
-    row "$1" "zrep list -r -t snapshot" "" -- sh -c "$zrep list -r -t snapshot bsrc/wide | wc -l >/tmp/list.local"
-    row "$1" "zrep list -r -t snapshot over ssh" "" -- sh -c \
-        "$zrep list -r -t snapshot --ssh '$ssh' --remote-zrep $zrep localhost:bsrc/wide | wc -l >/tmp/list.ssh"
-    echo "$1: zfs list $(cat /tmp/list.ref) snapshots, zrep list $(($(cat /tmp/list.local) - 1)), over ssh $(($(cat /tmp/list.ssh) - 1))" >>"$BENCH_OUT/listings.txt"
-}
-d=${BENCH_LIST_DATASETS:-1000}
-make_tree bsrc/wide "$d"
-for j in $(seq 1 9); do zfs snapshot -r "bsrc/wide@s$j"; done
-listing_rows "listing $d datasets x 10 snapshots"
-
-# Workload 7 (BENCH_BIG_SNAPSHOTS=N, off by default): the same tree grown to about N
-# snapshots in all, past what one channel program can list, listed locally and over SSH.
-big=${BENCH_BIG_SNAPSHOTS:-0}
-if ((big > 0)); then
-    rounds=$(((big + d) / (d + 1)))
-    for j in $(seq 11 "$rounds"); do zfs snapshot -r "bsrc/wide@s$j"; done
-    listing_rows "listing $d datasets x $rounds snapshots"
 fi
-# bsrc/wide stays: destroying thousands of snapshots here would make the final
-# `zpool destroy` wait for their space to be freed.
-
+if wants inc; then
 # Processes each tool starts for one incremental run (a small change first).
 spawned() {
     local c=$1 t=$2; shift 2
@@ -408,7 +442,6 @@ if command -v perf >/dev/null && ((tmpfs_free_mb > 1500)); then
     }
     by_command sshpipe sh -c "zfs send bsrc/prof@s1 | $ssh localhost zfs receive -u bdst/prof-sshpipe"
     by_command zrepssh "$zrep" replicate -q --no-snapshot --ssh "$ssh" --remote-zrep "$zrep" bsrc/prof localhost:bdst/prof-zrepssh
-fi
 fi
 fi
 uname -r >"$BENCH_OUT/kernel"

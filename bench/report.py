@@ -1,7 +1,7 @@
 """Turns bench/guest.sh's results.tsv into BENCHMARKS.md (stdout).
 
-    report.py DIR [DIR2]   DIR2 (a `scripts/bench --only-link` run) adds its workloads
-                           to DIR's, replacing any of the same name
+    report.py DIR [DIR...]   each later DIR (a `scripts/bench --only-KIND` run) adds its
+                             workloads to the earlier ones', replacing any of the same name
 """
 import collections
 import datetime
@@ -76,15 +76,15 @@ def made(d):
 
 ran = [d for d in dirs if os.path.exists(os.path.join(d, "results.tsv"))]
 if len(ran) > 1:
-    # bench, bench-history, bench-link: `scripts/bench`, `--only-history`, `--only-link`.
+    # bench, bench-KIND: `scripts/bench`, `scripts/bench --only-KIND`.
     def how(d):
         kind = os.path.basename(d.rstrip("/")).partition("-")[2]
         return f"`scripts/bench{' --only-' + kind if kind else ''}` of {made(d)}"
     print(f"These rows come from {len(ran)} boots: {', '.join(how(d) for d in ran)}. "
           "Every table's rows come from one boot.\n")
 print("Reproduce: `scripts/setup && scripts/bench --peers`, then `scripts/bench --peers "
-      "--only-history` and `scripts/bench --peers --only-link` (workloads that need a "
-      "boot of their own).\n")
+      "--only-history`, `--only-scale` and `--only-link` (workloads that need a boot of "
+      "their own).\n")
 for w, rs in rows.items():
     base = None
     for c, s, *_ in rs:
