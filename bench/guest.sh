@@ -87,7 +87,7 @@ make_tree() {
     for i in $(seq 1 "$n"); do zfs create -o canmount=off "$root/d$i"; done
     zfs snapshot -r "$root@seed"
 }
-# copy_tree FROM TO: TO, a copy of FROM on the source pool (one replication stream).
+# copy_tree FROM TO: TO, a copy of FROM@seed and all below it (one replication stream).
 copy_tree() { zfs send -R "$1@seed" | zfs receive -u "$2"; }
 
 if wants full; then
@@ -290,8 +290,7 @@ fi
 # The transaction groups of one incremental run: zrep's sync tasks, by ioctl, with
 # the wall-clock time of each (strace -T), for BENCHMARKS.md.
 head -c 4M /dev/urandom >/tmp/bsrc/inc-zrep/delta2
-strace -f -T -e trace=ioctl -o /tmp/inc.strace "$zrep" replicate -q bsrc/inc-zrep bdst/inc-zrep >/dev/null 2>&1
-python3 "$repo/bench/ioctls.py" /tmp/inc.strace /usr/include/libzfs/sys/fs/zfs.h >"$BENCH_OUT/ioctls-incremental.txt"
+traced incremental replicate -q bsrc/inc-zrep bdst/inc-zrep
 fi
 if wants list; then
 # Workload 6: listing a tree of D datasets with 10 snapshots each.
@@ -333,11 +332,11 @@ row "$w" "ref: zfs list -t all -r of both trees" "" -- sh -c 'zfs list -t all -r
 row "$w" "zrep -r" "" -- "$zrep" replicate -q -r bsrc/many-zrep bdst/many-zrep
 if [[ $BENCH_PEERS == 1 ]]; then
     # syncoid's target starts as a replication stream of its source (syncoid's own
-    # first run, one full stream per dataset, takes longer than the guest's hour
+    # first run, one full stream per dataset, takes longer than the guest's time
     # allows here); the timed run then takes and sends its sync snapshots as on any
     # later run, but has no older ones to prune: if anything, syncoid's row is short.
     copy_tree bsrc/many-zrep bsrc/many-syncoid
-    zfs send -R bsrc/many-syncoid@seed | zfs receive -u bdst/many-syncoid
+    copy_tree bsrc/many-syncoid bdst/many-syncoid
     row "$w" "syncoid -r" "" -- syncoid --quiet -r bsrc/many-syncoid bdst/many-syncoid
     copy_tree bsrc/many-zrep bsrc/many-zab
     zfs set autobackup:many=true bsrc/many-zab
@@ -384,7 +383,6 @@ for t in "${fs_tools[@]}"; do gone "bsrc/busy-$t"; done
 fresh busy-zrep busy-syncoid busy-zab
 fi
 if wants hist; then
-
 # Workload 5: a dataset with K snapshots, replicated, nothing changed since, against
 # `zfs list -t snapshot` of both sides. The target gets them in one replication stream.
 k=${BENCH_SNAPSHOTS:-1000}
