@@ -162,11 +162,18 @@ fn campaign_concurrency() {
             .stderr(std::process::Stdio::piped())
             .spawn()
             .unwrap();
-        // Start the second run as soon as the first holds the target's lock.
+        // Start the second run as soon as the first holds the target's lock, and
+        // keep the first from finishing while the second waits: a fast guest once
+        // sent the whole 144 MB within the 2 s wait.
         wait_locked(&dst);
+        let pid = libc::pid_t::try_from(first.id()).unwrap();
+        // SAFETY: kill sends a signal to our own child, which has not been reaped.
+        assert_eq!(unsafe { libc::kill(pid, libc::SIGSTOP) }, 0);
         let t1 = Instant::now();
         let second = zrep(&["replicate", "--lock-wait", wait, &src, &dst]);
         let waited = t1.elapsed().as_secs_f64();
+        // SAFETY: as above.
+        assert_eq!(unsafe { libc::kill(pid, libc::SIGCONT) }, 0);
         let o = first.wait_with_output().unwrap();
         assert!(o.status.success());
         let new: Vec<String> = cli_snapshots(&src)
