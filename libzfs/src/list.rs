@@ -120,6 +120,8 @@ pub struct SnapshotInfo {
 pub struct Fields {
     /// Of datasets, comma-separated.
     dataset: &'static str,
+    /// Of the listing's root only (beside `dataset`), comma-separated.
+    root: &'static str,
     /// Of snapshots, comma-separated.
     snapshot: &'static str,
     /// User properties of datasets, comma-separated.
@@ -141,6 +143,7 @@ impl Fields {
     pub const ALL: Fields = Fields {
         dataset: "type,guid,createtxg,creation,used,referenced,available,written,\
                   receive_resume_token,encryption,encryptionroot,keystatus,origin",
+        root: "",
         snapshot: "guid,createtxg,creation,used,referenced,written,userrefs",
         user: "",
     };
@@ -152,24 +155,28 @@ impl Fields {
     /// [`Fields::ALL`].
     pub const REPLICATION: Fields = Fields {
         dataset: "type,guid,referenced,available,written,receive_resume_token,keystatus",
+        root: "",
         snapshot: "guid,createtxg,creation,userrefs",
         user: "",
     };
 
     /// What replication needs of its source: [`Fields::REPLICATION`] without the
-    /// kind, free space and resume token, and without a snapshot's `creation` (every
-    /// property read opens the dataset's objset in the kernel: for an unmounted
-    /// dataset that is most of a listing's cost).
+    /// kind, free space and resume token, without a snapshot's `creation`, and the
+    /// `guid` of the root only (every property read opens the dataset's objset in the
+    /// kernel: for an unmounted dataset that is most of a listing's cost).
     pub const SOURCE: Fields = Fields {
-        dataset: "guid,referenced,written,keystatus",
+        dataset: "referenced,written,keystatus",
+        root: "guid",
         snapshot: "guid,createtxg,userrefs",
         user: "",
     };
 
     /// What replication needs of its target: [`Fields::REPLICATION`] without the
-    /// kind, size and encryption, and without a snapshot's `creation`.
+    /// kind, size and encryption, without a snapshot's `creation`, and the `guid` of
+    /// the root only.
     pub const TARGET: Fields = Fields {
-        dataset: "guid,available,written,receive_resume_token",
+        dataset: "available,written,receive_resume_token",
+        root: "guid",
         snapshot: "guid,createtxg,userrefs",
         user: "",
     };
@@ -178,13 +185,15 @@ impl Fields {
     /// of snapshots: a dataset's kind, a snapshot's `guid` and `createtxg`.
     pub const LISTING: Fields = Fields {
         dataset: "type",
+        root: "",
         snapshot: "guid,createtxg",
         user: "",
     };
 
     /// No property: the names of datasets (and snapshots) only.
-    pub(crate) const NAMES: Fields = Fields {
+    pub const NAMES: Fields = Fields {
         dataset: "",
+        root: "",
         snapshot: "",
         user: "",
     };
@@ -212,6 +221,7 @@ local function props(ds, names)
 end
 local userprops = names(args["userprops"])
 local dsprops = names(args["dsprops"])
+local rootprops = names(args["dsprops"] .. "," .. args["rootprops"])
 local snapprops = names(args["snapprops"])
 local tokens = false
 for _, p in ipairs(dsprops) do tokens = tokens or p == "receive_resume_token" end
@@ -221,7 +231,7 @@ for _, p in ipairs(dsprops) do tokens = tokens or p == "receive_resume_token" en
 local function room(ds) return #ds <= 253 end
 local function visit(ds)
     n = n + 1
-    local t = props(ds, dsprops)
+    local t = props(ds, ds == root and rootprops or dsprops)
     if #userprops > 0 then
         local u = {}
         for _, p in ipairs(userprops) do
@@ -374,6 +384,7 @@ impl Zfs {
         args.insert("recursive", &recursive)?;
         args.insert("snapshots", &snapshots)?;
         args.insert("dsprops", fields.dataset)?;
+        args.insert("rootprops", fields.root)?;
         args.insert("snapprops", fields.snapshot)?;
         args.insert("userprops", fields.user)?;
         let out = self

@@ -146,6 +146,7 @@ pub fn listing(
         Reading::Source => libzfs::Fields::SOURCE.with_user(crate::names::OPT_OUT),
         Reading::Target => libzfs::Fields::TARGET,
         Reading::List => libzfs::Fields::LISTING,
+        Reading::Names => libzfs::Fields::NAMES.with_user(crate::names::OPT_OUT),
     };
     let Some(listed) = zfs.list_fields(dataset, recursive, snapshots, fields)? else {
         return Ok(Vec::new());
@@ -153,7 +154,7 @@ pub fn listing(
     let mut out = Vec::with_capacity(listed.len());
     for l in listed {
         let d = l.dataset;
-        let bookmarks = if snapshots {
+        let bookmarks = if snapshots && reading.bookmarks() {
             zfs.bookmarks(&d.name)?
         } else {
             Vec::new()

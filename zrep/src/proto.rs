@@ -28,7 +28,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::Error;
 
 /// The protocol version; both ends must speak the same.
-pub const VERSION: u32 = 4;
+pub const VERSION: u32 = 5;
 /// Bytes of a frame header (kind and length).
 pub const HEAD_LEN: usize = 5;
 /// Largest control message accepted (and sent: both ends enforce it).
@@ -294,16 +294,24 @@ pub enum Reading {
     /// free space or resume token, no snapshot's `creation`.
     Source,
     /// What a replication target is planned from: no kind, size or encryption, no
-    /// snapshot's `creation`.
+    /// snapshot's `creation`, no bookmarks (a run's bookmarks are on its source).
     Target,
     /// What `zrep list` shows: a dataset's kind, a snapshot's or bookmark's GUID and
     /// creation txg.
     List,
+    /// Names, and the opt-out property: what a recursive run chooses the datasets it
+    /// locks from, before it lists them in full.
+    Names,
 }
 
 impl Reading {
     fn is_full(&self) -> bool {
         *self == Reading::Full
+    }
+
+    /// Whether a listing with snapshots reads bookmarks too (one request per dataset).
+    pub fn bookmarks(self) -> bool {
+        self != Reading::Target
     }
 }
 

@@ -185,23 +185,46 @@ struct Prepared {
 }
 
 /// Phase 1: locks, listings and the run's snapshot.
+///
+/// The source and target trees are listed at the same time (they are different pools,
+/// often different hosts), and the target only once its children are locked, so that
+/// no run aimed at a child changes it between the listing and the plan. The children
+/// to lock come from a first listing of the source tree's names, which costs a small
+/// part of a full one.
 fn prepare(opts: &Options, src: &mut Side, dst: &mut Side, ui: &Ui) -> Result<Prepared> {
     let mut locks = Vec::new();
     if !opts.dry_run {
         locks.extend(dst.lock(&opts.target, opts.lock_wait)?);
     }
     let name = opts.takes_snapshot().then(names::new_snapshot);
-    let (mut states, in_sync) = list_source(opts, src, name.is_some())?;
-    let travels = select_datasets(opts, &mut states, ui)?;
-    let (child_locks, busy, locked) = lock_children(opts, dst, &states)?;
+    let chosen = choose_children(opts, src, ui)?;
+    let (listed, locked_and_listed) = std::thread::scope(|s| {
+        let source = s.spawn(|| list_source(opts, src, name.is_some()));
+        let target = (|| {
+            let children = match &chosen {
+                Some(c) => lock_children(opts, dst, &c.names)?,
+                None => (Vec::new(), HashMap::new(), None),
+            };
+            let targets = dst.state_for(&opts.target, opts.recursive, Reading::Target)?;
+            Ok::<_, Error>((children, targets))
+        })();
+        let source = (source.join()).unwrap_or_else(|_| Err(err(Kind::Other, "listing panicked")));
+        (source, target)
+    });
+    let (mut states, in_sync) = listed?;
+    let ((child_locks, busy, locked), targets) = locked_and_listed?;
     locks.extend(child_locks);
-    // The target tree, listed once: every target of the run is locked now, so it stays
-    // as listed (the run's snapshot on the source does not touch it).
-    let targets: HashMap<DatasetName, DatasetState> = dst
-        .state_for(&opts.target, opts.recursive, Reading::Target)?
-        .into_iter()
-        .map(|t| (t.name.clone(), t))
-        .collect();
+    let travels = match chosen {
+        Some(c) => {
+            keep_selected(&mut states, c.travels.as_ref());
+            c.travels
+        }
+        None => select_datasets(opts, &mut states, ui)?,
+    };
+    // The target tree, listed once: every target of the run was locked before it was
+    // listed, so it stays as listed (the run's snapshot on the source does not touch it).
+    let targets: HashMap<DatasetName, DatasetState> =
+        targets.into_iter().map(|t| (t.name.clone(), t)).collect();
     let target = targets.get(&opts.target);
     // A new target tree lands in its parent: asked once, not once per dataset.
     let above = match (target, opts.target.parent()) {
@@ -260,6 +283,11 @@ fn prepare(opts: &Options, src: &mut Side, dst: &mut Side, ui: &Ui) -> Result<Pr
 /// unless the datasets must be known first: a dry run, snapshot hooks (they are told
 /// them), a tree past one answer's size. Those sync the pool first (a dry run too:
 /// recent data is what it would send).
+///
+/// A tree (`-r`) is synced first in every case: when its listing then shows nothing
+/// written anywhere, as on most scheduled runs, no dataset gets the snapshot and its
+/// program is not run (it would look every dataset up again, in syncing context). The
+/// sync runs beside the target's listing, which takes longer.
 fn list_source(
     opts: &Options,
     src: &mut Side,
@@ -269,22 +297,48 @@ fn list_source(
         .into_iter()
         .any(|h| opts.hooks.command(h).is_some());
     let mut in_sync = snapshot && !opts.allow_empty && !opts.dry_run && !hooked;
-    if snapshot && !opts.allow_empty && !in_sync {
+    let synced = snapshot && !opts.allow_empty && (!in_sync || opts.recursive);
+    if synced {
         src.sync(&opts.source)?;
     }
-    let mut states = src.state_for(&opts.source, opts.recursive, Reading::Source)?;
-    if in_sync && states.len() > MAX_TAKEN {
-        in_sync = false;
-        src.sync(&opts.source)?;
-        states = src.state_for(&opts.source, opts.recursive, Reading::Source)?;
-    }
+    let states = src.state_for(&opts.source, opts.recursive, Reading::Source)?;
     if states.is_empty() {
         return Err(err(
             Kind::NotFound,
             format!("source {}{} does not exist", src.prefix(), opts.source),
         ));
     }
+    // Past one answer's size, and when nothing needs it, this (synced) listing decides.
+    if states.len() > MAX_TAKEN || (synced && !states.iter().any(|d| needs_snapshot(d, false))) {
+        in_sync = false;
+    }
     Ok((states, in_sync))
+}
+
+/// The datasets of a recursive run whose targets it locks.
+struct Chosen {
+    /// Their names (and opt-out property), the tree's root first.
+    names: Vec<DatasetState>,
+    /// The filter's choice (`None`: every dataset).
+    travels: Option<HashSet<DatasetName>>,
+}
+
+/// The datasets of a recursive run's source tree whose targets it locks, chosen by
+/// the filter from a listing of names (and the opt-out property); `None` when nothing
+/// is locked (one dataset, a dry run).
+fn choose_children(opts: &Options, src: &mut Side, ui: &Ui) -> Result<Option<Chosen>> {
+    if opts.dry_run || !opts.recursive {
+        return Ok(None);
+    }
+    let mut names = src.datasets_for(&opts.source, true, Reading::Names)?;
+    if names.is_empty() {
+        return Err(err(
+            Kind::NotFound,
+            format!("source {}{} does not exist", src.prefix(), opts.source),
+        ));
+    }
+    let travels = select_datasets(opts, &mut names, ui)?;
+    Ok(Some(Chosen { names, travels }))
 }
 
 /// Takes the run's snapshot `@name` of the datasets that changed (a dry run only
