@@ -65,14 +65,19 @@ fresh() {
 #   tree: a no-change -r run (3)             counts and profiles, which reuse it
 #   busy: foreign snapshots (4)         hist: a long history (5)
 #   list: a wide tree's listing (6, 7)  link: --bwlimit and a shaped link
+# (--only-trees: tree and busy, the recursive runs.)
 case ${BENCH_ONLY:-} in
     "") want="full inc tree busy hist list" ;;
     history) want="busy hist" ;;
     scale) want="list tree" ;;  # the two largest trees, with the peers on the first
+    trees) want="tree busy" ;;  # the recursive runs, with the peers
     link) want="link" ;;
     *) log "unknown BENCH_ONLY=$BENCH_ONLY"; exit 2 ;;
 esac
 wants() { [[ " $want " == *" $1 "* ]]; }
+# peer NAME: whether this boot runs that peer (syncoid, zab) on the tree workloads: all
+# of them with BENCH_PEERS=1, or those BENCH_PEER_TOOLS names.
+peer() { [[ $BENCH_PEERS == 1 && " ${BENCH_PEER_TOOLS:-syncoid zab} " == *" $1 "* ]]; }
 
 traced() { # NAME ARGS...: a zrep run under strace, summed per ZFS ioctl
     local name=$1; shift
@@ -330,7 +335,7 @@ make_tree bsrc/many-zrep "$n"
 w="scheduled, $n datasets, no change"
 row "$w" "ref: zfs list -t all -r of both trees" "" -- sh -c 'zfs list -t all -r bsrc/many-zrep bdst/many-zrep >/dev/null'
 row "$w" "zrep -r" "" -- "$zrep" replicate -q -r bsrc/many-zrep bdst/many-zrep
-if [[ $BENCH_PEERS == 1 ]]; then
+if peer syncoid; then
     # syncoid's target starts as a replication stream of its source (syncoid's own
     # first run, one full stream per dataset, takes longer than the guest's time
     # allows here); the timed run then takes and sends its sync snapshots as on any
@@ -338,6 +343,8 @@ if [[ $BENCH_PEERS == 1 ]]; then
     copy_tree bsrc/many-zrep bsrc/many-syncoid
     copy_tree bsrc/many-syncoid bdst/many-syncoid
     row "$w" "syncoid -r" "" -- syncoid --quiet -r bsrc/many-syncoid bdst/many-syncoid
+fi
+if peer zab; then
     copy_tree bsrc/many-zrep bsrc/many-zab
     zfs set autobackup:many=true bsrc/many-zab
     zfs create bdst/many-zab
@@ -356,7 +363,8 @@ if wants busy; then
 # send. Mounted trees (the writes need them), each tool on its own.
 m=${BENCH_CHANGED:-50}
 fs_tools=(zrep)
-[[ $BENCH_PEERS == 1 ]] && fs_tools+=(syncoid zab)
+peer syncoid && fs_tools+=(syncoid)
+peer zab && fs_tools+=(zab)
 for t in "${fs_tools[@]}"; do
     zfs create "bsrc/busy-$t"
     for i in $(seq 1 "$m"); do zfs create "bsrc/busy-$t/d$i"; echo "$i" >"/tmp/bsrc/busy-$t/d$i/f"; done
@@ -373,10 +381,8 @@ for t in "${fs_tools[@]}"; do
 done
 w="scheduled, $m datasets, two foreign snapshots each"
 row "$w" "zrep -r" "" -- "$zrep" replicate -q -r bsrc/busy-zrep bdst/busy-zrep
-if [[ $BENCH_PEERS == 1 ]]; then
-    row "$w" "syncoid -r" "" -- syncoid --quiet -r bsrc/busy-syncoid bdst/busy-syncoid
-    row "$w" "zfs-autobackup" "" -- zfs-autobackup --no-progress busy bdst/busy-zab
-fi
+peer syncoid && row "$w" "syncoid -r" "" -- syncoid --quiet -r bsrc/busy-syncoid bdst/busy-syncoid
+peer zab && row "$w" "zfs-autobackup" "" -- zfs-autobackup --no-progress busy bdst/busy-zab
 for i in $(seq 1 "$m"); do echo "again $i" >>"/tmp/bsrc/busy-zrep/d$i/f"; done
 traced changed replicate -q -r bsrc/busy-zrep bdst/busy-zrep
 for t in "${fs_tools[@]}"; do gone "bsrc/busy-$t"; done

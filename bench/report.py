@@ -83,8 +83,9 @@ if len(ran) > 1:
     print(f"These rows come from {len(ran)} boots: {', '.join(how(d) for d in ran)}. "
           "Every table's rows come from one boot.\n")
 print("Reproduce: `scripts/setup && scripts/bench --peers`, then `scripts/bench --peers "
-      "--only-history`, `--only-scale` and `--only-link` (workloads that need a boot of "
-      "their own).\n")
+      "--only-history`, `--only-scale`, `--only-trees` and `--only-link` (workloads that "
+      "need a boot of their own; `--peer syncoid` leaves zfs-autobackup out of the tree "
+      "runs).\n")
 for w, rs in rows.items():
     base = None
     for c, s, *_ in rs:
