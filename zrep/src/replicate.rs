@@ -201,10 +201,8 @@ fn prepare(opts: &Options, src: &mut Side, dst: &mut Side, ui: &Ui) -> Result<Pr
     let (listed, locked_and_listed) = std::thread::scope(|s| {
         let source = s.spawn(|| list_source(opts, src, name.is_some()));
         let target = (|| {
-            let children = match &chosen {
-                Some(c) => lock_children(opts, dst, &c.names)?,
-                None => (Vec::new(), HashMap::new(), None),
-            };
+            let names = chosen.as_ref().map_or(&[][..], |c| &c.names[..]);
+            let children = lock_children(opts, dst, names)?;
             let targets = dst.state_for(&opts.target, opts.recursive, Reading::Target)?;
             Ok::<_, Error>((children, targets))
         })();
@@ -303,10 +301,7 @@ fn list_source(
     }
     let states = src.state_for(&opts.source, opts.recursive, Reading::Source)?;
     if states.is_empty() {
-        return Err(err(
-            Kind::NotFound,
-            format!("source {}{} does not exist", src.prefix(), opts.source),
-        ));
+        return Err(no_source(src, &opts.source));
     }
     // Past one answer's size, and when nothing needs it, this (synced) listing decides.
     if states.len() > MAX_TAKEN || (synced && !states.iter().any(|d| needs_snapshot(d, false))) {
@@ -332,10 +327,7 @@ fn choose_children(opts: &Options, src: &mut Side, ui: &Ui) -> Result<Option<Cho
     }
     let mut names = src.datasets_for(&opts.source, true, Reading::Names)?;
     if names.is_empty() {
-        return Err(err(
-            Kind::NotFound,
-            format!("source {}{} does not exist", src.prefix(), opts.source),
-        ));
+        return Err(no_source(src, &opts.source));
     }
     let travels = select_datasets(opts, &mut names, ui)?;
     Ok(Some(Chosen { names, travels }))
@@ -518,12 +510,17 @@ fn decide(source: &DatasetName, filter: &Filter, states: &[DatasetState]) -> Res
 pub fn covered(source: &DatasetName, filter: &Filter, src: &mut Side) -> Result<Vec<Decision>> {
     let states = src.datasets_for(source, true, Reading::Source)?;
     if states.is_empty() {
-        return Err(err(
-            Kind::NotFound,
-            format!("source {}{source} does not exist", src.prefix()),
-        ));
+        return Err(no_source(src, source));
     }
     decide(source, filter, &states)
+}
+
+/// The error of a run whose source is missing.
+pub fn no_source(src: &Side, source: &DatasetName) -> Error {
+    err(
+        Kind::NotFound,
+        format!("source {}{source} does not exist", src.prefix()),
+    )
 }
 
 /// Keeps the datasets the filter selected (a dataset created since it decided waits
@@ -546,7 +543,7 @@ type ChildLocks = (
 /// rather than deadlock. Returns the locks, the children another run holds, and the
 /// datasets locked (a child created since waits for the next run).
 fn lock_children(opts: &Options, dst: &mut Side, states: &[DatasetState]) -> Result<ChildLocks> {
-    if opts.dry_run || states.len() < 2 {
+    if states.len() < 2 {
         return Ok((Vec::new(), HashMap::new(), None));
     }
     let mut locks = Vec::new();

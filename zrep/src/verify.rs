@@ -23,7 +23,7 @@ use std::time::Instant;
 use libzfs::DatasetName;
 use serde::Serialize;
 
-use crate::error::{err, Kind, Result};
+use crate::error::Result;
 use crate::filter::Filter;
 use crate::names::PREFIX;
 use crate::proto::DatasetState;
@@ -105,10 +105,7 @@ pub fn verify(opts: &Options, src: &mut Side, dst: &mut Side) -> Result<Vec<Verd
     let id = crate::replicate::target_cursor_id(&opts.target, &opts.target_host, dst)?;
     let sources = src.state(&opts.source, opts.recursive)?;
     if sources.is_empty() {
-        return Err(err(
-            Kind::NotFound,
-            format!("source {}{} does not exist", src.prefix(), opts.source),
-        ));
+        return Err(crate::replicate::no_source(src, &opts.source));
     }
     let travels: Option<HashSet<String>> = match &opts.filter {
         Some(f) if opts.recursive => Some(
