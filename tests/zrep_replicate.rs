@@ -122,6 +122,40 @@ fn a_tree_goes_in_parallel_over_ssh() {
 }
 
 #[test]
+fn a_local_tree_sends_small_streams_beside_large_ones() {
+    let p = TestPool::with_size(512 << 20);
+    let pair = p.pair();
+    // Eight children with work: locally and by default, up to 16 go at once while
+    // the streams beyond four are small; the two large ones take two of four permits.
+    let kids = ["a", "b", "c", "d", "e", "f", "g", "h"];
+    for (i, c) in kids.iter().enumerate() {
+        let size = if i < 2 { 20 << 20 } else { 64 << 10 };
+        p.fs(&format!("src/{c}")).write("x", size, 40 + i as u64);
+    }
+    let j = pair.replicate(&["-r", "--json"]).ok().json();
+    let all = j.as_array().unwrap();
+    assert_eq!(all.len(), 9, "{j}");
+    assert!(
+        all.iter()
+            .all(|o| o["mode"] == "full" && o["error"].is_null()),
+        "{j}"
+    );
+    for (i, c) in kids.iter().enumerate() {
+        p.fs_at(&format!("src/{c}"))
+            .write("y", 64 << 10, 50 + i as u64);
+    }
+    let j = pair.replicate(&["-r", "--json"]).ok().json();
+    for o in j.as_array().unwrap() {
+        let root = o["source"] == pair.src.name();
+        assert_eq!(o["mode"], if root { "noop" } else { "incremental" }, "{o}");
+    }
+    for c in kids {
+        p.pair_at(&format!("src/{c}"), &format!("dst/{c}"))
+            .same_data();
+    }
+}
+
+#[test]
 fn diverged_target_is_refused_then_forced() {
     let p = TestPool::new();
     let pair = p.pair();
@@ -313,6 +347,29 @@ fn pruned_common_snapshot_is_bridged_by_the_bookmark() {
     assert_eq!(j["mode"], "incremental");
     assert_eq!(pair.dst.short_snaps(), ["s1", "s2"]);
     pair.same_data();
+}
+
+#[test]
+fn a_cursor_hold_placed_already_is_kept_and_the_old_one_released() {
+    let p = TestPool::new();
+    let pair = p.pair();
+    let (s1, s2) = (pair.src.at("s1"), pair.src.at("s2"));
+    pair.src.snap("s1");
+    pair.replicate(&["--no-snapshot"]).ok();
+    let holds = zfs(&["holds", "-H", &s1]);
+    let tag = holds.split('\t').nth(1).expect("a zrep hold").to_string();
+    // zrep places its holds all at once, and a hold that exists fails the whole call:
+    // here the source's is there before the run.
+    pair.src.write("x", 64 << 10, 16).snap("s2");
+    zfs(&["hold", &tag, &s2]);
+    let j = pair.replicate_json(&["--no-snapshot"]);
+    assert_eq!(j["mode"], "incremental", "{j}");
+    let d2 = format!("{}@s2", pair.dst.name());
+    let d1 = format!("{}@s1", pair.dst.name());
+    for (snap, held) in [(&s2, true), (&d2, true), (&s1, false), (&d1, false)] {
+        let h = zfs(&["holds", "-H", snap]);
+        assert_eq!(h.contains(&tag), held, "{snap}: {h}");
+    }
 }
 
 #[test]

@@ -428,10 +428,11 @@ pub struct ReplicateArgs {
     /// incrementals until rolled back).
     #[arg(long)]
     pub writable: bool,
-    /// Datasets sent at once with -r (each with its own SSH connection when remote).
-    #[arg(short = 'j', long, default_value_t = 4, value_name = "N",
+    /// Datasets sent at once with -r, each with its own SSH connection when remote
+    /// [default: 4; between local pools, up to 16 when the streams beyond 4 are small].
+    #[arg(short = 'j', long, value_name = "N",
           value_parser = clap::value_parser!(u16).range(1..=64))]
-    pub jobs: u16,
+    pub jobs: Option<u16>,
     /// Seconds to wait when another zrep is replicating into the same target.
     #[arg(long, default_value_t = 30, value_name = "SECS")]
     pub lock_wait: u64,

@@ -91,8 +91,8 @@ pub struct Job {
     pub snapshot: bool,
     /// Snapshot datasets nothing was written to since their newest snapshot.
     pub allow_empty: bool,
-    /// Datasets sent at once.
-    pub parallel: usize,
+    /// Datasets sent at once: the default's rule when unset (see `zrep replicate -j`).
+    pub parallel: Option<usize>,
     /// Stream flags.
     pub flags: Flags,
     /// SSH command for the remote side.
@@ -811,10 +811,14 @@ fn check_target_only(
     Ok(())
 }
 
-fn parallel(src: &Source, name: &str, p: &Option<Spanned<usize>>) -> Result<usize, ConfigError> {
+fn parallel(
+    src: &Source,
+    name: &str,
+    p: &Option<Spanned<usize>>,
+) -> Result<Option<usize>, ConfigError> {
     match p {
-        None => Ok(4),
-        Some(p) if (1..=64).contains(p.get_ref()) => Ok(*p.get_ref()),
+        None => Ok(None),
+        Some(p) if (1..=64).contains(p.get_ref()) => Ok(Some(*p.get_ref())),
         Some(p) => Err(src.at(
             p.span(),
             format!(

@@ -168,7 +168,9 @@ fn run_locked(job: &Job, source: &str, ui: &Ui, report: &mut JobReport) -> Resul
         lock_wait: job.lock_wait,
         writable: job.writable,
         allow_empty: job.allow_empty,
-        jobs: job.parallel,
+        jobs: job
+            .parallel
+            .map_or(replicate::Jobs::Auto, replicate::Jobs::Exactly),
         travel: job.travel.clone(),
         hooks: job.hooks.clone(),
     };

@@ -385,15 +385,23 @@ pub fn together(
     })
 }
 
-/// Places holds (one pool per call); holds that exist already are fine.
+/// Places holds (one pool per call); holds that exist already are fine. All at once
+/// first: a hold that exists fails the whole call, and only then are the snapshots'
+/// holds read to leave those out (one request per snapshot).
 fn hold(zfs: &Zfs, holds: &[Hold]) -> Result<()> {
-    let mut todo = Vec::new();
-    for one in holds {
-        if !zfs.holds(&one.snapshot)?.iter().any(|(t, _)| *t == one.tag) {
-            todo.push(to_libzfs(one));
+    let all: Vec<_> = holds.iter().map(to_libzfs).collect();
+    let missing = match zfs.hold(&all, None) {
+        Err(e) if e.kind() == libzfs::ErrorKind::AlreadyExists => {
+            let mut todo = Vec::new();
+            for one in holds {
+                if !zfs.holds(&one.snapshot)?.iter().any(|(t, _)| *t == one.tag) {
+                    todo.push(to_libzfs(one));
+                }
+            }
+            zfs.hold(&todo, None)?
         }
-    }
-    let missing = zfs.hold(&todo, None)?;
+        other => other?,
+    };
     if let Some(m) = missing.first() {
         return Err(err(
             Kind::NotFound,
@@ -403,8 +411,15 @@ fn hold(zfs: &Zfs, holds: &[Hold]) -> Result<()> {
     Ok(())
 }
 
-/// Releases holds; holds or snapshots that are gone are ignored.
+/// Releases holds; holds or snapshots that are gone are ignored. All at once first
+/// (the kernel skips a tag that is not there); when that fails for a snapshot that is
+/// gone, the others one by one as they are.
 fn release(zfs: &Zfs, holds: &[Hold]) -> Result<()> {
+    let all: Vec<_> = holds.iter().map(to_libzfs).collect();
+    match zfs.release(&all) {
+        Err(e) if e.kind() == libzfs::ErrorKind::NotFound => {}
+        other => return other.map(drop).map_err(Into::into),
+    }
     let mut todo = Vec::new();
     for one in holds {
         if !zfs.exists(one.snapshot.as_str()) {

@@ -242,7 +242,9 @@ fn cmd_replicate(a: Box<ReplicateArgs>, failover: bool) -> Result<ExitCode> {
         lock_wait: a.lock_wait,
         writable: a.writable,
         allow_empty: a.allow_empty,
-        jobs: usize::from(a.jobs),
+        jobs: a.jobs.map_or(replicate::Jobs::Auto, |n| {
+            replicate::Jobs::Exactly(n.into())
+        }),
         travel: zrep::travel::Travel::new(&a.travel.words())?,
         hooks: Default::default(),
     };

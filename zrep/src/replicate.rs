@@ -12,6 +12,7 @@
 //! The names it gives are in [`crate::names`].
 
 use std::collections::{HashMap, HashSet};
+use std::sync::{Condvar, Mutex};
 use std::time::Instant;
 
 use libzfs::{DatasetName, SendSource, SnapshotName};
@@ -62,11 +63,42 @@ pub struct Options {
     /// Snapshot datasets that nothing was written to since their newest snapshot.
     pub allow_empty: bool,
     /// Datasets sent at once (each with its own connection to a remote side).
-    pub jobs: usize,
+    pub jobs: Jobs,
     /// What travels and how it lands.
     pub travel: Travel,
     /// A job's commands around the snapshot (none for `zrep replicate`).
     pub hooks: Hooks,
+}
+
+/// How many datasets a `-r` run sends at once.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Jobs {
+    /// At most this many, whatever their size (`-j N`, a job's `parallel`).
+    Exactly(usize),
+    /// [`Jobs::DEFAULT`] at once; between two local pools, up to [`Jobs::SMALL`] when
+    /// the others send small streams. A small stream's cost is its receive's wait for
+    /// a transaction group, not data: receives that run together share their groups,
+    /// and a local worker costs no connection.
+    Auto,
+}
+
+impl Jobs {
+    /// Transfers at once by default.
+    pub const DEFAULT: usize = 4;
+    /// Local transfers at once by default when the streams beyond [`Jobs::DEFAULT`]
+    /// are small.
+    pub const SMALL: usize = 16;
+    /// A stream estimated below this is small.
+    pub const SMALL_STREAM: u64 = 16 << 20;
+
+    /// Workers, and how many of them may send a stream that is not small at once.
+    fn limits(self, local: bool) -> (usize, usize) {
+        match self {
+            Jobs::Exactly(n) => (n, n),
+            Jobs::Auto if local => (Jobs::SMALL, Jobs::DEFAULT),
+            Jobs::Auto => (Jobs::DEFAULT, Jobs::DEFAULT),
+        }
+    }
 }
 
 impl Options {
@@ -691,9 +723,11 @@ impl Work<'_> {
     ) -> (Vec<Outcome>, Vec<(usize, Cursor)>) {
         let states = &self.run.states;
         let busy = states.iter().filter(|d| self.has_work(d)).count();
+        let local = matches!((&*src, &*dst), (Side::Local(_), Side::Local(_)));
+        let (workers, heavy) = self.opts.jobs.limits(local);
         let mut extra = Vec::new();
         if !self.opts.dry_run {
-            for _ in 1..self.opts.jobs.min(busy) {
+            for _ in 1..workers.min(busy) {
                 match more() {
                     Ok(pair) => extra.push(pair),
                     Err(e) => {
@@ -704,20 +738,29 @@ impl Work<'_> {
             }
         }
         if !extra.is_empty() {
-            return self.parallel(src, dst, extra, &ui.without_progress());
+            let heavy = (heavy <= extra.len()).then(|| Permits::new(heavy));
+            return self.parallel(src, dst, extra, heavy.as_ref(), &ui.without_progress());
         }
         let mut out = Vec::new();
         let mut moves = Vec::new();
         for i in 0..states.len() {
-            let (o, c) = self.one(i, src, dst, ui);
+            let (o, c) = self.one(i, src, dst, None, ui);
             moves.extend(c.map(|c| (i, c)));
             out.push(o);
         }
         (out, moves)
     }
 
-    /// Replicates dataset `i`; its outcome and, on success, its cursor move.
-    fn one(&self, i: usize, src: &mut Side, dst: &mut Side, ui: &Ui) -> (Outcome, Option<Cursor>) {
+    /// Replicates dataset `i`; its outcome and, on success, its cursor move. A
+    /// stream that is not small waits for one of the `heavy` permits, if any.
+    fn one(
+        &self,
+        i: usize,
+        src: &mut Side,
+        dst: &mut Side,
+        heavy: Option<&Permits>,
+        ui: &Ui,
+    ) -> (Outcome, Option<Cursor>) {
         let d = &self.run.states[i];
         let target = self.opts.target_of(&d.name);
         let shown = target
@@ -732,7 +775,12 @@ impl Work<'_> {
                 let planned = self.plan(d, target, src, dst, ui, &mut o);
                 match planned {
                     Ok(_) if self.opts.dry_run => Ok(None),
-                    Ok(p) => self.execute(&p, src, dst, ui, &mut o),
+                    Ok(p) => {
+                        let _permit = heavy
+                            .filter(|_| p.estimate >= Jobs::SMALL_STREAM)
+                            .map(Permits::take);
+                        self.execute(&p, src, dst, ui, &mut o)
+                    }
                     Err(e) => Err(e),
                 }
             }
@@ -943,9 +991,9 @@ impl Work<'_> {
         src: &mut Side,
         dst: &mut Side,
         extra: Vec<(Side, Side)>,
+        heavy: Option<&Permits>,
         ui: &Ui,
     ) -> (Vec<Outcome>, Vec<(usize, Cursor)>) {
-        use std::sync::{Condvar, Mutex};
         let states = &self.run.states;
         let n = states.len();
         let parent: Vec<Option<usize>> = states
@@ -980,7 +1028,7 @@ impl Work<'_> {
             let Some(i) = next else { return };
             b.started[i] = true;
             drop(b);
-            let r = self.one(i, src, dst, ui);
+            let r = self.one(i, src, dst, heavy, ui);
             let mut b = board.lock().unwrap_or_else(|e| e.into_inner());
             b.done[i] = true;
             b.results[i] = Some(r);
@@ -1007,6 +1055,41 @@ impl Work<'_> {
             out.push(o);
         }
         (out, moves)
+    }
+}
+
+/// At most so many holders at once (a counting semaphore).
+struct Permits {
+    free: Mutex<usize>,
+    freed: Condvar,
+}
+
+/// One of the [`Permits`], given back when dropped.
+struct Permit<'a>(&'a Permits);
+
+impl Permits {
+    fn new(n: usize) -> Permits {
+        Permits {
+            free: Mutex::new(n),
+            freed: Condvar::new(),
+        }
+    }
+
+    /// Waits for a permit.
+    fn take(&self) -> Permit<'_> {
+        let mut free = self.free.lock().unwrap_or_else(|e| e.into_inner());
+        while *free == 0 {
+            free = self.freed.wait(free).unwrap_or_else(|e| e.into_inner());
+        }
+        *free -= 1;
+        Permit(self)
+    }
+}
+
+impl Drop for Permit<'_> {
+    fn drop(&mut self) {
+        *self.0.free.lock().unwrap_or_else(|e| e.into_inner()) += 1;
+        self.0.freed.notify_one();
     }
 }
 
@@ -1319,7 +1402,7 @@ mod tests {
             lock_wait: 0,
             writable: false,
             allow_empty: false,
-            jobs: 1,
+            jobs: Jobs::Exactly(1),
             travel: Travel::default(),
             hooks: Hooks::default(),
         }
