@@ -416,6 +416,7 @@ fn list_too_large_for_one_program_lists_in_steps() {
             instructions: 10_000_000,
             memory: 1 << 20,
         },
+        parallel: 1,
     };
     while zfs.list_program(&dn(&root), small).is_ok() {
         small.limits.memory /= 2;
@@ -440,6 +441,39 @@ fn list_too_large_for_one_program_lists_in_steps() {
     assert_eq!(whole.len(), 41);
     assert_eq!(whole.iter().map(|d| d.snapshots.len()).sum::<usize>(), 410);
     assert_eq!(flat(&steps), flat(&whole));
+
+    // Listed by two programs at once, a child's subtree at a time: one too large for
+    // its program goes in two steps too.
+    let split = pool.create("split");
+    for c in ["a", "b"] {
+        lzc_create(&zfs, &format!("{split}/{c}"));
+        for i in 0..20 {
+            lzc_create(&zfs, &format!("{split}/{c}/d{i:02}"));
+        }
+    }
+    for s in 0..10 {
+        let name = format!("{split}@s{s}-{}", "x".repeat(200));
+        zrep_tests::zfs(&["snapshot", "-r", &name]);
+    }
+    let whole = zfs
+        .list_fields(&dn(&split), true, true, fields)
+        .unwrap()
+        .unwrap();
+    small.limits.memory = 1 << 20;
+    while zfs.list_program(&dn(&format!("{split}/a")), small).is_ok() {
+        small.limits.memory /= 2;
+        assert!(
+            small.limits.memory >= 32 << 10,
+            "no limit stops a child's program"
+        );
+    }
+    let two = libzfs::Scope {
+        parallel: 2,
+        ..small
+    };
+    let parts = zfs.list_within(&dn(&split), two).unwrap().unwrap();
+    assert_eq!(whole.len(), 43);
+    assert_eq!(flat(&parts), flat(&whole));
 }
 
 // ---------- calls that fail ----------

@@ -6,8 +6,15 @@ use std::process::{Child, Command, Output, Stdio};
 
 use crate::{test_dir, zrep_bin};
 
-/// The shim directory (created on first use).
+/// The shim directory (created on first use: once per test process, whose threads
+/// would otherwise race on the same temporary name; each shim is renamed into place
+/// for the other test processes).
 pub fn shim_dir() -> PathBuf {
+    static MADE: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    MADE.get_or_init(make_shims).clone()
+}
+
+fn make_shims() -> PathBuf {
     let d = test_dir().join("shims");
     if !d.join("zfs").exists() {
         std::fs::create_dir_all(&d).unwrap();
