@@ -252,13 +252,20 @@ fn dry_run_changes_nothing() {
 
 #[test]
 fn killed_full_transfer_resumes_to_identical_data() {
-    let p = TestPool::with_size(512 << 20);
+    let p = TestPool::with_size(1 << 30);
     let pair = p.pair();
     let dst = pair.dst.name();
-    pair.src.write("big", 96 << 20, 11).snap("s1");
+    // Larger than the dirty data that makes ZFS sync (a fifth of its maximum, a tenth
+    // of the guest's memory: about 120 MB), so that a transaction group writes part of
+    // the stream before its end: otherwise the first `referenced` seen can be the
+    // whole stream's, its receive done, and nothing left to resume.
+    pair.src.write("big", 200 << 20, 11).snap("s1");
     let mut child = pair.spawn(Way::Local, &["--no-snapshot"]);
-    // The partially received dataset appears as soon as the stream starts.
-    kill_when(&mut child, || receiving(dst, 8 << 20));
+    // The partially received dataset appears as soon as the stream starts; its token
+    // shows the receive still under way as of the last transaction group.
+    kill_when(&mut child, || {
+        receiving(dst, 8 << 20) && resume_token(dst).is_some()
+    });
     let token = resume_token(dst).expect("an interrupted receive leaves a resume token");
     assert!(!token.is_empty());
     let j = pair.replicate_json(&["--no-snapshot"]);
