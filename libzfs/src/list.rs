@@ -421,7 +421,7 @@ impl Zfs {
         let mut tree = Vec::new();
         let mut at = root.clone();
         let children = loop {
-            let Some((mut listed, children)) = self.list_one(&at, alone, true)? else {
+            let Some((mut listed, children)) = self.list_one(&at, alone)? else {
                 // The root is missing, or a lone child went since its parent's listing.
                 return Ok((!tree.is_empty()).then_some(tree));
             };
@@ -477,18 +477,21 @@ impl Zfs {
         Ok(Some(tree))
     }
 
-    /// `root` alone and, with `children`, its children's names.
+    /// LIST_PROGRAM with `args`, its errors as the listing's of `root`.
+    fn run_list(&self, root: &DatasetName, args: &NvList, scope: Scope) -> Result<NvList> {
+        self.channel_program(root.pool(), LIST_PROGRAM, args, scope.limits, false)
+            .map_err(|e| relabel(e, Op::List, root))
+    }
+
+    /// `root` alone, and its children's names.
     fn list_one(
         &self,
         root: &DatasetName,
         scope: Scope,
-        children: bool,
     ) -> Result<Option<(Vec<Listed>, Vec<DatasetName>)>> {
         let mut args = program_args(root, scope)?;
-        args.insert("children", &children)?;
-        let out = self
-            .channel_program(root.pool(), LIST_PROGRAM, &args, scope.limits, false)
-            .map_err(|e| relabel(e, Op::List, root))?;
+        args.insert("children", &true)?;
+        let out = self.run_list(root, &args, scope)?;
         let Some(datasets) = program_datasets(&out, Op::List)? else {
             return Ok(None);
         };
@@ -517,9 +520,7 @@ impl Zfs {
         let mut args = program_args(root, scope)?;
         let names: Vec<&str> = names.iter().map(DatasetName::as_str).collect();
         args.insert("names", &names)?;
-        let out = self
-            .channel_program(root.pool(), LIST_PROGRAM, &args, scope.limits, false)
-            .map_err(|e| relabel(e, Op::List, root))?;
+        let out = self.run_list(root, &args, scope)?;
         match program_datasets(&out, Op::List)? {
             Some(datasets) => listed(datasets),
             None => Ok(Vec::new()),
@@ -530,9 +531,7 @@ impl Zfs {
     #[doc(hidden)]
     pub fn list_program(&self, root: &DatasetName, scope: Scope) -> Result<Option<Vec<Listed>>> {
         let args = program_args(root, scope)?;
-        let out = self
-            .channel_program(root.pool(), LIST_PROGRAM, &args, scope.limits, false)
-            .map_err(|e| relabel(e, Op::List, root))?;
+        let out = self.run_list(root, &args, scope)?;
         let Some(datasets) = program_datasets(&out, Op::List)? else {
             return Ok(None);
         };
