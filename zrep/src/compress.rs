@@ -19,7 +19,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::proto::{ProtoError, MAX_CHUNK, Z_HEAD};
+use crate::proto::{resize_for, ProtoError, MAX_CHUNK, Z_HEAD};
 
 /// A compression codec on the wire.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
@@ -239,9 +239,7 @@ impl Decoder {
                 "claims {len} bytes once decompressed, over the {MAX_CHUNK}-byte limit"
             )));
         }
-        self.out.clear();
-        self.out.reserve_exact(len);
-        self.out.resize(len, 0);
+        resize_for(&mut self.out, len);
         let got = match codec {
             Codec::Zstd => {
                 if self.zstd.is_none() {

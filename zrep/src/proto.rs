@@ -179,6 +179,17 @@ pub fn read_body(r: &mut dyn Read, head: Head) -> Result<Frame, ProtoError> {
     })
 }
 
+/// Makes `buf` `len` zero bytes for a payload a peer announced. It grows to exactly
+/// `len` (not `Vec`'s doubling) and lets the old allocation go first, so that a
+/// sequence of growing frames holds one frame's bytes, never two or three.
+pub fn resize_for(buf: &mut Vec<u8>, len: usize) {
+    if buf.capacity() < len {
+        *buf = Vec::new();
+        buf.reserve_exact(len);
+    }
+    buf.resize(len, 0);
+}
+
 /// Reads one frame; `Ok(None)` on a clean end of input (between frames).
 pub fn read_frame(r: &mut dyn Read) -> Result<Option<Frame>, ProtoError> {
     match read_head(r)? {

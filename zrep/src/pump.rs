@@ -211,7 +211,7 @@ pub fn frames_in(
                 _ => Err(ProtoError::Unexpected("a message inside a stream".into())),
             };
         }
-        buf.resize(head.len, 0);
+        proto::resize_for(&mut buf, head.len);
         if !proto::read_exact_or_eof(from, &mut buf)? && head.len > 0 {
             return Err(ProtoError::Closed(" in the middle of a frame"));
         }

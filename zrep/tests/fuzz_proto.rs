@@ -319,6 +319,27 @@ fn input(rng: &mut Rng, corpus: &[Vec<u8>]) -> Vec<u8> {
     v
 }
 
+/// Frames whose lengths grow past what `Vec`'s doubling keeps. A full data frame and
+/// then a compressed frame 5 bytes longer grew the pump's buffer to twice a chunk,
+/// the old and new buffers live at once: with a decompressed chunk held, 14 MiB (CI
+/// after session 15 found it with a random seed). A small compressed chunk and then
+/// a full one grow the decoder's output the same way.
+fn growing() -> Vec<Vec<u8>> {
+    let full = frame(b'D', &vec![1u8; proto::MAX_CHUNK]);
+    let mut z_head = vec![b'Z'];
+    z_head.extend_from_slice(&(proto::MAX_Z_FRAME as u32).to_be_bytes());
+    let mut enc = zrep::compress::Encoder::new(Codec::Zstd).unwrap();
+    let mut zframe = |n: usize| {
+        let chunk: Vec<u8> = (0..n).map(|i| (i % 251) as u8).collect();
+        frame(b'Z', enc.encode(&chunk).expect("a pattern compresses"))
+    };
+    let half = zframe(proto::MAX_CHUNK / 2 + 1);
+    vec![
+        [half.clone(), full, z_head].concat(),
+        [half, zframe(proto::MAX_CHUNK)].concat(),
+    ]
+}
+
 /// Hands out the input in random-sized pieces, with an occasional EINTR.
 struct Pieces<'a> {
     data: &'a [u8],
@@ -386,8 +407,13 @@ fn fuzz_protocol_parsers() {
     let t0 = Instant::now();
     let (mut runs, mut bytes, mut frames, mut errors) = (0u64, 0u64, 0u64, 0u64);
     let mut worst = 0usize;
+    let growing = growing();
     while t0.elapsed() < Duration::from_secs(secs) {
-        let data = input(&mut rng, &corpus);
+        // The fixed inputs first, each through the stream pump; then random ones.
+        let (data, mode) = match growing.get(runs as usize) {
+            Some(fixed) => (fixed.clone(), 4),
+            None => (input(&mut rng, &corpus), rng.below(5)),
+        };
         bytes += data.len() as u64;
         let base = LIVE.load(Ordering::Relaxed);
         PEAK.store(base, Ordering::Relaxed);
@@ -395,7 +421,7 @@ fn fuzz_protocol_parsers() {
             data: &data,
             rng: Rng(rng.bits() | 1),
         };
-        match rng.below(5) {
+        match mode {
             0 => loop {
                 match proto::read_frame(&mut r) {
                     Ok(Some(_)) => frames += 1,
@@ -413,7 +439,10 @@ fn fuzz_protocol_parsers() {
             _ => {
                 let sink = Until(rng.below(1 << 20));
                 let shaping = zrep::pump::Shaping {
-                    codec: [None, Some(Codec::Zstd), Some(Codec::Lz4)][rng.below(3)],
+                    codec: match mode {
+                        4 if (runs as usize) < growing.len() => Some(Codec::Zstd),
+                        _ => [None, Some(Codec::Zstd), Some(Codec::Lz4)][rng.below(3)],
+                    },
                     limit: Default::default(),
                 };
                 let r = zrep::pump::frames_in(&mut r, sink, &|_| {}, &shaping);
