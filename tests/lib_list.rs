@@ -70,7 +70,9 @@ fn list_values_match_zfs_get() {
     assert_eq!(i.creation.to_string(), zfs_get("creation", &s));
     assert_eq!((i.userrefs, i.used, i.written), (0, 0, 0));
 
+    // userrefs is counted from the holds (zfs.list.holds), not read: two tags, two.
     fs.hold("s", "t");
+    fs.hold("s", "u");
     let snaps = zfs.snapshots(&dn(name)).unwrap().unwrap();
     assert_eq!(snaps.len(), 1);
     let i = &snaps[0];
@@ -80,7 +82,8 @@ fn list_values_match_zfs_get() {
     assert_eq!(i.creation.to_string(), zfs_get("creation", &s));
     assert_eq!(i.referenced.to_string(), zfs_get("referenced", &s));
     assert_eq!(i.written.to_string(), zfs_get("written", &s));
-    assert_eq!(i.userrefs, 1);
+    assert_eq!(i.userrefs.to_string(), zfs_get("userrefs", &s));
+    assert_eq!(i.userrefs, 2);
 }
 
 #[test]

@@ -214,10 +214,18 @@ local function names(csv)
     for p in string.gmatch(csv, "[^,%s]+") do table.insert(t, p) end
     return t
 end
+-- A snapshot's userrefs counted from its holds: zfs.get_prop opens the snapshot's
+-- objset (to check that the property applies), which zfs.list.holds does not.
+local function userrefs(snap)
+    local n = 0
+    for _ in zfs.list.holds(snap) do n = n + 1 end
+    return n
+end
 local function props(ds, names)
     local t = {}
     for _, p in ipairs(names) do
-        local v = zfs.get_prop(ds, p)
+        local v
+        if p == "userrefs" then v = userrefs(ds) else v = zfs.get_prop(ds, p) end
         if v ~= nil then t[p] = v end
     end
     return t
