@@ -379,6 +379,31 @@ fn a_cursor_hold_placed_already_is_kept_and_the_old_one_released() {
     }
 }
 
+/// A run with nothing new reads the cursor snapshot's hold tags from its listing:
+/// where zrep's hold is there it places none (no transaction group), and where only
+/// another tool's is (zrep's released by hand) it places its own again.
+#[test]
+fn a_lost_cursor_hold_is_placed_again_beside_another_tools() {
+    let p = TestPool::new();
+    let pair = p.pair();
+    let s1 = pair.src.at("s1");
+    let d1 = format!("{}@s1", pair.dst.name());
+    pair.src.snap("s1");
+    pair.replicate(&["--no-snapshot"]).ok();
+    let holds = zfs(&["holds", "-H", &s1]);
+    let tag = holds.split('\t').nth(1).expect("a zrep hold").to_string();
+    zfs(&["release", &tag, &d1]);
+    zfs(&["hold", "keep", &d1]);
+    let j = pair.replicate_json(&["--no-snapshot"]);
+    assert!(j["error"].is_null(), "{j}");
+    for snap in [&s1, &d1] {
+        let h = zfs(&["holds", "-H", snap]);
+        assert!(h.contains(&tag), "{snap}: {h}");
+    }
+    assert!(zfs(&["holds", "-H", &d1]).contains("keep"));
+    zfs(&["release", "keep", &d1]);
+}
+
 #[test]
 fn recursive_continues_past_a_failing_child() {
     let p = TestPool::new();

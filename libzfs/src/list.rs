@@ -115,6 +115,9 @@ pub struct SnapshotInfo {
     pub written: u64,
     /// `userrefs`: the number of holds.
     pub userrefs: u64,
+    /// The tags of its holds, when the listing read `userrefs` (it counts them):
+    /// which holds are whose without one request per snapshot.
+    pub holds: Option<Vec<String>>,
 }
 
 /// The properties a listing reads; a field whose property is not read is 0 (or
@@ -214,19 +217,27 @@ local function names(csv)
     for p in string.gmatch(csv, "[^,%s]+") do table.insert(t, p) end
     return t
 end
--- A snapshot's userrefs counted from its holds: zfs.get_prop opens the snapshot's
--- objset (to check that the property applies), which zfs.list.holds does not.
-local function userrefs(snap)
-    local n = 0
-    for _ in zfs.list.holds(snap) do n = n + 1 end
-    return n
+-- A snapshot's userrefs counted from its holds, whose tags come along (when there
+-- are any): zfs.get_prop would open the snapshot's objset to check that the
+-- property applies, which zfs.list.holds does not.
+local function holds(snap, t)
+    local tags, n = {}, 0
+    for tag in zfs.list.holds(snap) do
+        tags[tag] = true
+        n = n + 1
+    end
+    t["userrefs"] = n
+    if n > 0 then t["holds"] = tags end
 end
 local function props(ds, names)
     local t = {}
     for _, p in ipairs(names) do
-        local v
-        if p == "userrefs" then v = userrefs(ds) else v = zfs.get_prop(ds, p) end
-        if v ~= nil then t[p] = v end
+        if p == "userrefs" then
+            holds(ds, t)
+        else
+            local v = zfs.get_prop(ds, p)
+            if v ~= nil then t[p] = v end
+        end
     end
     return t
 end
@@ -819,5 +830,10 @@ pub(crate) fn snapshot_info(name: &str, p: &NvListRef) -> Result<SnapshotInfo> {
         referenced: num(p, "referenced"),
         written: num(p, "written"),
         userrefs: num(p, "userrefs"),
+        holds: p.contains("userrefs").then(|| {
+            p.get_nvlist("holds")
+                .map(|h| h.iter().map(|(tag, _)| tag.to_string()).collect())
+                .unwrap_or_default()
+        }),
     })
 }

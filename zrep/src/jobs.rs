@@ -937,6 +937,7 @@ mod tests {
             createtxg: guid,
             creation: 0,
             userrefs,
+            holds: None,
         }
     }
 
@@ -1062,6 +1063,7 @@ mod tests {
             createtxg: d + 1,
             creation: 0,
             userrefs: 0,
+            holds: None,
         };
         let mut snaps: Vec<SnapEntry> = (0..40).map(daily).collect();
         for f in 0..20 {

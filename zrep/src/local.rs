@@ -112,13 +112,14 @@ pub fn send_flags(f: Flags) -> SendFlags {
     }
 }
 
-fn entry(name: &str, guid: u64, createtxg: u64, creation: u64, userrefs: u64) -> SnapEntry {
+fn entry(name: &str, guid: u64, createtxg: u64, creation: u64) -> SnapEntry {
     SnapEntry {
         name: name.to_string(),
         guid,
         createtxg,
         creation,
-        userrefs,
+        userrefs: 0,
+        holds: None,
     }
 }
 
@@ -160,7 +161,7 @@ pub fn listing(
             Vec::new()
         }
         .into_iter()
-        .map(|b| entry(b.name.short_name(), b.guid, b.createtxg, b.creation, 0))
+        .map(|b| entry(b.name.short_name(), b.guid, b.createtxg, b.creation))
         .collect();
         let token = d
             .receive_resume_token
@@ -172,9 +173,10 @@ pub fn listing(
             snapshots: l
                 .snapshots
                 .into_iter()
-                .map(|s| {
-                    let n = s.name.short_name();
-                    entry(n, s.guid, s.createtxg, s.creation, s.userrefs)
+                .map(|s| SnapEntry {
+                    userrefs: s.userrefs,
+                    holds: s.holds,
+                    ..entry(s.name.short_name(), s.guid, s.createtxg, s.creation)
                 })
                 .collect(),
             bookmarks,

@@ -290,6 +290,11 @@ pub struct SnapEntry {
     /// Number of holds (snapshots only).
     #[serde(default)]
     pub userrefs: u64,
+    /// The tags of those holds, when the listing read them (`None`: unknown, as from
+    /// a listing that did not read `userrefs`, or from an older zrep of the same
+    /// protocol, which leaves the field out).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub holds: Option<Vec<String>>,
 }
 
 /// The properties a listing reads: each one costs the kernel a lookup of its dataset
@@ -1127,6 +1132,7 @@ mod tests {
                 createtxg: i as u64,
                 creation: 1_700_000_000 + i as u64,
                 userrefs: 0,
+                holds: None,
             })
             .collect();
         DatasetState {

@@ -437,6 +437,7 @@ fn take_written(
             createtxg: t.createtxg,
             creation: t.creation,
             userrefs: 0,
+            holds: None,
         });
         d.written = 0;
     }
@@ -625,6 +626,7 @@ fn plan_as_if_taken(states: &mut [DatasetState], name: &str, fresh: &HashSet<Dat
                 createtxg: u64::MAX,
                 creation: 0,
                 userrefs: 0,
+                holds: None,
             });
         }
     }
@@ -1186,17 +1188,32 @@ impl Cursor {
                 tag: tag.clone(),
             })
         };
-        let held = |ds: &DatasetName, s: &SnapEntry| {
-            (s.userrefs > 0 && s.name != newest).then(|| hold(ds, &s.name))
+        // Where the listing names the holds, only ours count; where it only counts
+        // them (an older peer), any hold may be ours.
+        let ours = |s: &SnapEntry| match &s.holds {
+            Some(tags) => tags.contains(tag),
+            None => s.userrefs > 0,
+        };
+        let is_ours = |s: &SnapEntry| s.holds.as_ref().is_some_and(|t| t.contains(tag));
+        let release = |ds: &DatasetName, s: &SnapEntry| {
+            (ours(s) && s.name != newest).then(|| hold(ds, &s.name))
+        };
+        // A newest snapshot listed with our hold keeps it: no request, no transaction
+        // group (a dataset with nothing new).
+        let place = |ds: &DatasetName, snaps: &[SnapEntry]| -> Result<Vec<Hold>> {
+            match snaps.iter().any(|s| s.name == newest && is_ours(s)) {
+                true => Ok(Vec::new()),
+                false => Ok(vec![hold(ds, newest)?]),
+            }
         };
         let bm = format!("zrep-{id}-{newest}");
         let prefix = format!("zrep-{id}-");
         let mut src = CursorMove {
-            hold: vec![hold(&d.name, newest)?],
+            hold: place(&d.name, &d.snapshots)?,
             release: d
                 .snapshots
                 .iter()
-                .filter_map(|s| held(&d.name, s))
+                .filter_map(|s| release(&d.name, s))
                 .collect::<Result<_>>()?,
             destroy_bookmarks: d
                 .bookmarks
@@ -1206,29 +1223,30 @@ impl Cursor {
                 .collect::<Result<_, _>>()?,
             ..CursorMove::default()
         };
+        let no_snapshots = Vec::new();
+        let t_snaps = p.t.map_or(&no_snapshots, |t| &t.snapshots);
         let mut dst = CursorMove {
-            hold: vec![hold(target, newest)?],
+            hold: place(target, t_snaps)?,
             // Snapshots held before the transfer; a rollback may have destroyed some,
             // which release skips.
-            release: p
-                .t
-                .map(|t| {
-                    t.snapshots
-                        .iter()
-                        .filter(|s| !p.plan.destroy_on_target.contains(&s.name))
-                        .filter_map(|s| held(target, s))
-                        .collect::<Result<_>>()
-                })
-                .transpose()?
-                .unwrap_or_default(),
+            release: t_snaps
+                .iter()
+                .filter(|s| !p.plan.destroy_on_target.contains(&s.name))
+                .filter_map(|s| release(target, s))
+                .collect::<Result<_>>()?,
             ..CursorMove::default()
         };
-        // The hold this run placed on the common snapshot while sending (the listing
-        // above predates it); release skips it when it is not there.
+        // The holds [`hold_common`] placed while sending (the listing above predates
+        // them): on each side's name of the common snapshot, where it was unheld.
         if let Some(common) = p.plan.common.as_ref().filter(|c| *c != newest) {
-            for (ds, list) in [(&d.name, &mut src.release), (target, &mut dst.release)] {
-                let h = hold(ds, common)?;
-                if !list.contains(&h) {
+            let on_target = p.plan.rollback_to.as_ref().unwrap_or(common);
+            for (ds, snaps, name, list) in [
+                (&d.name, &d.snapshots, common, &mut src.release),
+                (target, t_snaps, on_target, &mut dst.release),
+            ] {
+                let unheld = snaps.iter().any(|s| s.name == *name && s.userrefs == 0);
+                let h = hold(ds, name)?;
+                if unheld && !list.contains(&h) {
                     list.push(h);
                 }
             }
@@ -1422,5 +1440,88 @@ mod tests {
         assert!(t("tank/ab").is_err());
         assert!(t("tank").is_err());
         assert!(t("other/a").is_err());
+    }
+
+    fn snap(name: &str, holds: Option<&[&str]>, userrefs: u64) -> SnapEntry {
+        SnapEntry {
+            name: name.into(),
+            guid: name.len() as u64,
+            createtxg: name.len() as u64,
+            creation: 0,
+            userrefs,
+            holds: holds.map(|h| h.iter().map(|t| t.to_string()).collect()),
+        }
+    }
+
+    fn cursor(src: &DatasetState, dst: &DatasetState, common: &str, newest: &str) -> Cursor {
+        let planned = Planned {
+            d: src,
+            target: dst.name.clone(),
+            t: Some(dst),
+            plan: Plan {
+                common: Some(common.into()),
+                ..Plan::default()
+            },
+            flags: Flags::default(),
+            estimate: 0,
+            tag: "zrep-r1".into(),
+        };
+        Cursor::new(&planned, newest, "r1").unwrap()
+    }
+
+    fn names(holds: &[Hold]) -> Vec<String> {
+        holds.iter().map(|h| h.snapshot.to_string()).collect()
+    }
+
+    /// Where the listing names the holds, a dataset with nothing new whose cursor
+    /// snapshot has our hold on both sides moves nothing (no request); a side whose
+    /// hold is someone else's gets ours; and only our holds are released.
+    #[test]
+    fn the_cursor_moves_only_what_the_listed_holds_need() {
+        let ours = Some(&["zrep-r1"][..]);
+        let src = DatasetState::filesystem("tank/a", vec![snap("s1", ours, 1)]);
+        let dst = DatasetState::filesystem("back/a", vec![snap("s1", ours, 1)]);
+        let c = cursor(&src, &dst, "s1", "s1");
+        assert!(c.src.hold.is_empty() && c.src.release.is_empty(), "{c:?}");
+        assert!(c.dst.hold.is_empty() && c.dst.release.is_empty(), "{c:?}");
+
+        let theirs = DatasetState::filesystem("back/a", vec![snap("s1", Some(&["keep"]), 1)]);
+        let c = cursor(&src, &theirs, "s1", "s1");
+        assert!(c.src.hold.is_empty(), "{c:?}");
+        assert_eq!(names(&c.dst.hold), ["back/a@s1"]);
+        assert!(c.dst.release.is_empty(), "{c:?}");
+
+        // A transfer from s1 to s2: s2 held, s1 released where ours; an older
+        // snapshot held by someone else is left alone.
+        let src = DatasetState::filesystem(
+            "tank/a",
+            vec![
+                snap("s0", Some(&["keep"]), 1),
+                snap("s1", ours, 1),
+                snap("s2", Some(&[]), 0),
+            ],
+        );
+        let c = cursor(&src, &theirs, "s1", "s2");
+        assert_eq!(names(&c.src.hold), ["tank/a@s2"]);
+        assert_eq!(names(&c.src.release), ["tank/a@s1"]);
+        assert_eq!(names(&c.dst.hold), ["back/a@s2"]);
+        assert!(c.dst.release.is_empty(), "{c:?}");
+    }
+
+    /// A listing that only counts holds (an older peer) leaves every held snapshot
+    /// possibly ours: the cursor is placed again and the held ones released, as
+    /// before holds were listed; a common snapshot that was unheld gets released
+    /// too (the run held it while sending).
+    #[test]
+    fn holds_only_counted_are_treated_as_possibly_ours() {
+        let src =
+            DatasetState::filesystem("tank/a", vec![snap("s1", None, 0), snap("s2", None, 0)]);
+        let dst = DatasetState::filesystem("back/a", vec![snap("s1", None, 1)]);
+        let c = cursor(&src, &dst, "s1", "s1");
+        assert_eq!(names(&c.dst.hold), ["back/a@s1"]);
+        let c = cursor(&src, &dst, "s1", "s2");
+        assert_eq!(names(&c.src.hold), ["tank/a@s2"]);
+        assert_eq!(names(&c.src.release), ["tank/a@s1"]);
+        assert_eq!(names(&c.dst.release), ["back/a@s1"]);
     }
 }

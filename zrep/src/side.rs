@@ -889,6 +889,7 @@ mod tests {
             createtxg: 3,
             creation: 4,
             userrefs: 0,
+            holds: None,
         }];
         DatasetState {
             guid: 1,

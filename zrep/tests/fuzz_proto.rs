@@ -80,6 +80,7 @@ fn corpus() -> Vec<Vec<u8>> {
         createtxg: 42,
         creation: 1_700_000_000,
         userrefs: 1,
+        holds: Some(vec!["zrep-abc".into()]),
     };
     let state = DatasetState {
         name: ds("tank/a b"),

@@ -213,6 +213,7 @@ mod tests {
             createtxg: txg,
             creation: DAY0 + txg,
             userrefs,
+            holds: None,
         }
     }
 
