@@ -928,7 +928,7 @@ impl Work<'_> {
             ));
             dst.rollback_to(&target.snapshot(rb)?, &p.tag)?;
         }
-        hold_common(p, src, dst);
+        let common_holds = hold_common(p, src, dst);
         let counter = Counter::default();
         let bar = ui.bar(d.name.as_str(), p.estimate);
         let tick = |n: u64| {
@@ -982,7 +982,7 @@ impl Work<'_> {
         result?;
         let newest = received.or_else(|| plan.common.clone());
         newest
-            .map(|newest| Cursor::new(p, &newest, &self.run.id))
+            .map(|newest| Cursor::new(p, &newest, &self.run.id, common_holds))
             .transpose()
     }
 
@@ -1134,31 +1134,42 @@ fn estimate(
 
 /// Keeps the common snapshot on both sides while we work. One that is held already
 /// (by the cursor, usually) cannot be destroyed either: a hold costs a transaction
-/// group, so none is added then. A failure only loses that protection.
-fn hold_common(p: &Planned<'_>, src: &mut Side, dst: &mut Side) {
-    let Some(c) = &p.plan.common else { return };
+/// group, so none is added then. A failure only loses that protection. Returns the
+/// holds placed, each side's, for the cursor's move to release.
+fn hold_common(p: &Planned<'_>, src: &mut Side, dst: &mut Side) -> (Vec<Hold>, Vec<Hold>) {
+    let Some(c) = &p.plan.common else {
+        return Default::default();
+    };
     let held = |st: &DatasetState, snap: &str| {
         st.snapshots
             .iter()
             .any(|s| s.name == snap && s.userrefs > 0)
     };
-    let hold = |ds: &DatasetName, snap: &str| {
-        ds.snapshot(snap).ok().map(|snapshot| Hold {
-            snapshot,
-            tag: p.tag.clone(),
-        })
+    let place = |side: &mut Side, ds: &DatasetName, snap: &str| {
+        let Ok(snapshot) = ds.snapshot(snap) else {
+            return Vec::new();
+        };
+        let m = CursorMove {
+            hold: vec![Hold {
+                snapshot,
+                tag: p.tag.clone(),
+            }],
+            ..CursorMove::default()
+        };
+        match side.move_cursor(&m) {
+            Ok(()) => m.hold,
+            Err(_) => Vec::new(),
+        }
     };
-    let only = |h: Option<Hold>| CursorMove {
-        hold: h.into_iter().collect(),
-        ..CursorMove::default()
-    };
+    let mut placed = (Vec::new(), Vec::new());
     if !held(p.d, c) {
-        let _ = src.move_cursor(&only(hold(&p.d.name, c)));
+        placed.0 = place(src, &p.d.name, c);
     }
     let tc = p.plan.rollback_to.as_ref().unwrap_or(c);
     if !p.t.is_some_and(|t| held(t, tc)) {
-        let _ = dst.move_cursor(&only(hold(&p.target, tc)));
+        placed.1 = place(dst, &p.target, tc);
     }
+    placed
 }
 
 fn base_name(ds: &DatasetName, b: Option<&Base>) -> Result<Option<SendSource>> {
@@ -1180,7 +1191,12 @@ struct Cursor {
 }
 
 impl Cursor {
-    fn new(p: &Planned<'_>, newest: &str, id: &str) -> Result<Cursor> {
+    fn new(
+        p: &Planned<'_>,
+        newest: &str,
+        id: &str,
+        common_holds: (Vec<Hold>, Vec<Hold>),
+    ) -> Result<Cursor> {
         let (d, target, tag) = (p.d, &p.target, &p.tag);
         let hold = |ds: &DatasetName, snap: &str| -> Result<Hold> {
             Ok(Hold {
@@ -1188,23 +1204,25 @@ impl Cursor {
                 tag: tag.clone(),
             })
         };
-        // Where the listing names the holds, only ours count; where it only counts
-        // them (an older peer), any hold may be ours.
-        let ours = |s: &SnapEntry| match &s.holds {
-            Some(tags) => tags.contains(tag),
-            None => s.userrefs > 0,
-        };
-        let is_ours = |s: &SnapEntry| s.holds.as_ref().is_some_and(|t| t.contains(tag));
+        // Whether the listing names our hold on `s`; `None` where it only counts
+        // holds (an older peer).
+        let listed_ours = |s: &SnapEntry| s.holds.as_ref().map(|tags| tags.contains(tag));
+        // Released: ours, and where unknown, any hold.
         let release = |ds: &DatasetName, s: &SnapEntry| {
-            (ours(s) && s.name != newest).then(|| hold(ds, &s.name))
+            let ours = listed_ours(s).unwrap_or(s.userrefs > 0);
+            (ours && s.name != newest).then(|| hold(ds, &s.name))
         };
         // A newest snapshot listed with our hold keeps it: no request, no transaction
         // group (a dataset with nothing new).
         let place = |ds: &DatasetName, snaps: &[SnapEntry]| -> Result<Vec<Hold>> {
-            match snaps.iter().any(|s| s.name == newest && is_ours(s)) {
-                true => Ok(Vec::new()),
-                false => Ok(vec![hold(ds, newest)?]),
-            }
+            let kept = snaps
+                .iter()
+                .any(|s| s.name == newest && listed_ours(s) == Some(true));
+            Ok(if kept {
+                Vec::new()
+            } else {
+                vec![hold(ds, newest)?]
+            })
         };
         let bm = format!("zrep-{id}-{newest}");
         let prefix = format!("zrep-{id}-");
@@ -1237,16 +1255,13 @@ impl Cursor {
             ..CursorMove::default()
         };
         // The holds [`hold_common`] placed while sending (the listing above predates
-        // them): on each side's name of the common snapshot, where it was unheld.
-        if let Some(common) = p.plan.common.as_ref().filter(|c| *c != newest) {
-            let on_target = p.plan.rollback_to.as_ref().unwrap_or(common);
-            for (ds, snaps, name, list) in [
-                (&d.name, &d.snapshots, common, &mut src.release),
-                (target, t_snaps, on_target, &mut dst.release),
-            ] {
-                let unheld = snaps.iter().any(|s| s.name == *name && s.userrefs == 0);
-                let h = hold(ds, name)?;
-                if unheld && !list.contains(&h) {
+        // them), unless one is the new cursor's.
+        for (placed, list) in [
+            (common_holds.0, &mut src.release),
+            (common_holds.1, &mut dst.release),
+        ] {
+            for h in placed {
+                if h.snapshot.short_name() != newest && !list.contains(&h) {
                     list.push(h);
                 }
             }
@@ -1454,6 +1469,17 @@ mod tests {
     }
 
     fn cursor(src: &DatasetState, dst: &DatasetState, common: &str, newest: &str) -> Cursor {
+        cursor_after(src, dst, common, newest, Default::default())
+    }
+
+    /// [`cursor`] after [`hold_common`] placed `common_holds`.
+    fn cursor_after(
+        src: &DatasetState,
+        dst: &DatasetState,
+        common: &str,
+        newest: &str,
+        common_holds: (Vec<Hold>, Vec<Hold>),
+    ) -> Cursor {
         let planned = Planned {
             d: src,
             target: dst.name.clone(),
@@ -1466,7 +1492,7 @@ mod tests {
             estimate: 0,
             tag: "zrep-r1".into(),
         };
-        Cursor::new(&planned, newest, "r1").unwrap()
+        Cursor::new(&planned, newest, "r1", common_holds).unwrap()
     }
 
     fn names(holds: &[Hold]) -> Vec<String> {
@@ -1510,16 +1536,21 @@ mod tests {
 
     /// A listing that only counts holds (an older peer) leaves every held snapshot
     /// possibly ours: the cursor is placed again and the held ones released, as
-    /// before holds were listed; a common snapshot that was unheld gets released
-    /// too (the run held it while sending).
+    /// before holds were listed; the hold the run placed on the common snapshot
+    /// while sending is released too, but not when it is the new cursor's.
     #[test]
     fn holds_only_counted_are_treated_as_possibly_ours() {
         let src =
             DatasetState::filesystem("tank/a", vec![snap("s1", None, 0), snap("s2", None, 0)]);
         let dst = DatasetState::filesystem("back/a", vec![snap("s1", None, 1)]);
-        let c = cursor(&src, &dst, "s1", "s1");
+        let common_hold = || Hold {
+            snapshot: SnapshotName::new("tank/a@s1").unwrap(),
+            tag: "zrep-r1".into(),
+        };
+        let c = cursor_after(&src, &dst, "s1", "s1", (vec![common_hold()], Vec::new()));
         assert_eq!(names(&c.dst.hold), ["back/a@s1"]);
-        let c = cursor(&src, &dst, "s1", "s2");
+        assert!(c.src.release.is_empty(), "{c:?}");
+        let c = cursor_after(&src, &dst, "s1", "s2", (vec![common_hold()], Vec::new()));
         assert_eq!(names(&c.src.hold), ["tank/a@s2"]);
         assert_eq!(names(&c.src.release), ["tank/a@s1"]);
         assert_eq!(names(&c.dst.release), ["back/a@s1"]);
